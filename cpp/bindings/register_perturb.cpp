@@ -1,0 +1,28 @@
+#include "../src/cpu_backend.hpp"
+#include "common.hpp"
+
+namespace scorekit {
+namespace bindings {
+
+void register_perturb(py::module_& m) {
+    m.def(
+        "perturb",
+        [](py::array x, py::array scale, py::array sigma, std::uint64_t seed, std::uint64_t counter,
+           py::array out) {
+            dispatch_float(x, [&](auto tag) {
+                using T = decltype(tag);
+                const std::int64_t B = x.shape(0);
+                const std::int64_t D = B == 0 ? 0 : static_cast<std::int64_t>(x.size()) / B;
+                const T* px = cdata_of<T>(x);
+                T* po = data_of<T>(out);
+                const RowParam<T> a = row_param<T>(scale), s = row_param<T>(sigma);
+                py::gil_scoped_release release;
+                cpu::perturb<T>(px, B, D, a, s, stream_of(seed, counter), po);
+            });
+        },
+        py::arg("x"), py::arg("scale"), py::arg("sigma"), py::arg("seed"), py::arg("counter"),
+        py::arg("out"));
+}
+
+}  // namespace bindings
+}  // namespace scorekit

@@ -1,0 +1,100 @@
+// Per-element and per-row math of the fused kernels. Backends only loop over
+// these; nothing here knows about threads, tiles or devices.
+#pragma once
+
+#include <cmath>
+
+#include "config.hpp"
+
+namespace scorekit {
+
+// A per-sample parameter: either one value for every sample or values[b].
+template <class T>
+struct RowParam {
+    const T* values;  // nullptr: use scalar
+    T scalar;
+    SCOREKIT_HD SCOREKIT_INLINE T operator()(std::int64_t b) const {
+        return values ? values[b] : scalar;
+    }
+};
+
+// perturb: x_tilde = scale * x + sigma * z
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE T perturb_value(T x, T z, T scale, T sigma) {
+    return scale * x + sigma * z;
+}
+
+// Unadjusted Langevin: x + step * score + sqrt(2 step) * z
+template <class T>
+struct LangevinRow {
+    T step;
+    T noise_scale;
+    SCOREKIT_HD SCOREKIT_INLINE explicit LangevinRow(T step_size) : step(step_size) {
+        using std::sqrt;
+        noise_scale = sqrt(T(2) * step_size);
+    }
+    SCOREKIT_HD SCOREKIT_INLINE T apply(T x, T score, T z) const {
+        return x + step * score + noise_scale * z;
+    }
+};
+
+// Deterministic sum of doubles: position p of a run goes to lane p % 8, and the
+// lanes are combined as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+struct LaneSum8 {
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    SCOREKIT_HD SCOREKIT_INLINE double total() const {
+        const double s0 = a[0] + a[4], s1 = a[1] + a[5], s2 = a[2] + a[6], s3 = a[3] + a[7];
+        return (s0 + s2) + (s1 + s3);
+    }
+};
+
+// Rows longer than this are summed in chunks of this many elements; the chunk
+// sums are then added left to right.
+constexpr std::int64_t kReduceChunk = 4096;
+
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE double lane_sum(const T* v, std::int64_t n) {
+    LaneSum8 acc;
+    std::int64_t p = 0;
+    for (; p + 8 <= n; p += 8)
+        for (int k = 0; k < 8; ++k) acc.a[k] += static_cast<double>(v[p + k]);
+    for (int k = 0; p < n; ++p, ++k) acc.a[k] += static_cast<double>(v[p]);
+    return acc.total();
+}
+
+// Denoising score matching, one sample b with noise scale sigma and weight w:
+//   r_j = score_j + z_j * (1 / sigma)          (in T)
+//   L_b = 0.5 * w * sum_j r_j^2                 (sum in double, LaneSum8 per chunk)
+//   grad_j = (T)(w * batch_scale) * r_j         (in T)
+template <class T>
+struct DsmRow {
+    T inv_sigma;
+    T grad_scale;
+    SCOREKIT_HD SCOREKIT_INLINE DsmRow(T sigma, double weight, double batch_scale)
+        : inv_sigma(T(1) / sigma), grad_scale(static_cast<T>(weight * batch_scale)) {}
+
+    SCOREKIT_HD SCOREKIT_INLINE T residual(T score, T z) const { return score + z * inv_sigma; }
+
+    // Sum of squared residuals over one run of at most kReduceChunk elements;
+    // writes the gradient when grad is not null.
+    SCOREKIT_HD SCOREKIT_INLINE double run(const T* score, const T* z, T* grad,
+                                           std::int64_t n) const {
+        LaneSum8 acc;
+        std::int64_t p = 0;
+        for (; p + 8 <= n; p += 8) {
+            for (int k = 0; k < 8; ++k) {
+                const T r = residual(score[p + k], z[p + k]);
+                if (grad) grad[p + k] = grad_scale * r;
+                acc.a[k] += static_cast<double>(r) * static_cast<double>(r);
+            }
+        }
+        for (int k = 0; p < n; ++p, ++k) {
+            const T r = residual(score[p], z[p]);
+            if (grad) grad[p] = grad_scale * r;
+            acc.a[k] += static_cast<double>(r) * static_cast<double>(r);
+        }
+        return acc.total();
+    }
+};
+
+}  // namespace scorekit

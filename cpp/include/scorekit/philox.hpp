@@ -1,0 +1,62 @@
+// Philox4x32-10 counter-based generator (Salmon, Moraes, Dror, Shaw 2011).
+//
+// Stream layout: key = (seed mod 2^32, seed >> 32); block j of stream `counter`
+// is Philox applied to the counter words (j mod 2^32, j >> 32,
+// counter mod 2^32, counter >> 32).
+#pragma once
+
+#include "config.hpp"
+
+namespace scorekit {
+
+struct Words4 {
+    std::uint32_t w[4];
+};
+
+namespace philox_detail {
+constexpr std::uint32_t kMul0 = 0xD2511F53u;
+constexpr std::uint32_t kMul1 = 0xCD9E8D57u;
+constexpr std::uint32_t kWeyl0 = 0x9E3779B9u;
+constexpr std::uint32_t kWeyl1 = 0xBB67AE85u;
+
+SCOREKIT_HD SCOREKIT_INLINE void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi,
+                                         std::uint32_t& lo) {
+    const std::uint64_t p = static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(b);
+    hi = static_cast<std::uint32_t>(p >> 32);
+    lo = static_cast<std::uint32_t>(p);
+}
+}  // namespace philox_detail
+
+// Ten rounds on counter c with key (k0, k1); the key is bumped between rounds.
+SCOREKIT_HD SCOREKIT_INLINE Words4 philox4x32_10(Words4 c, std::uint32_t k0, std::uint32_t k1) {
+    using namespace philox_detail;
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int round = 0; round < 10; ++round) {
+        std::uint32_t hi0, lo0, hi1, lo1;
+        mulhilo(kMul0, c.w[0], hi0, lo0);
+        mulhilo(kMul1, c.w[2], hi1, lo1);
+        const Words4 next = {{hi1 ^ c.w[1] ^ k0, lo1, hi0 ^ c.w[3] ^ k1, lo0}};
+        c = next;
+        k0 += kWeyl0;
+        k1 += kWeyl1;
+    }
+    return c;
+}
+
+// The position of one stream: everything a kernel needs to regenerate block j.
+struct Stream {
+    std::uint64_t seed;
+    std::uint64_t counter;
+
+    SCOREKIT_HD SCOREKIT_INLINE Words4 block(std::uint64_t j) const {
+        const Words4 c = {{static_cast<std::uint32_t>(j), static_cast<std::uint32_t>(j >> 32),
+                           static_cast<std::uint32_t>(counter),
+                           static_cast<std::uint32_t>(counter >> 32)}};
+        return philox4x32_10(c, static_cast<std::uint32_t>(seed),
+                             static_cast<std::uint32_t>(seed >> 32));
+    }
+};
+
+}  // namespace scorekit

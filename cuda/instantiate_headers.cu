@@ -1,0 +1,50 @@
+// Instantiates every function of cpp/include/scorekit in device code, so the
+// shared math keeps compiling under nvcc. Built when SCOREKIT_CUDA is ON.
+#include <cstdint>
+
+#include "scorekit/kernels.hpp"
+#include "scorekit/noise.hpp"
+
+namespace scorekit {
+namespace cuda_check {
+
+template <class Block, class T>
+__global__ void fill_kernel(Stream st, std::uint64_t offset, std::uint64_t n, T* out) {
+    const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+    const std::uint64_t first = i * Block::kPerBlock;
+    if (first >= n) return;
+    const std::uint64_t count = n - first < Block::kPerBlock ? n - first : Block::kPerBlock;
+    fill_range<Block>(st, offset + first, count, out + first);
+}
+
+template <class T>
+__global__ void elementwise_kernel(const T* x, const T* score, const T* z, std::int64_t n,
+                                   RowParam<T> a, RowParam<T> s, T* out, T* out2) {
+    const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= n) return;
+    out[i] = perturb_value(x[i], z[i], a(0), s(0));
+    out2[i] = LangevinRow<T>(s(0)).apply(x[i], score[i], z[i]);
+}
+
+template <class T>
+__global__ void dsm_kernel(const T* score, const T* z, std::int64_t n, T sigma, double* loss,
+                           T* grad) {
+    const DsmRow<T> row(sigma, 1.0, 1.0);
+    loss[0] = row.run(score, z, grad, n) + lane_sum(score, n);
+}
+
+template <class T>
+void instantiate() {
+    fill_kernel<NormalBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
+    fill_kernel<UniformBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
+    fill_kernel<RademacherBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
+    elementwise_kernel<T><<<1, 1>>>(nullptr, nullptr, nullptr, 0, RowParam<T>{nullptr, T(1)},
+                                    RowParam<T>{nullptr, T(1)}, nullptr, nullptr);
+    dsm_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, T(1), nullptr, nullptr);
+}
+
+template void instantiate<float>();
+template void instantiate<double>();
+
+}  // namespace cuda_check
+}  // namespace scorekit

@@ -1,0 +1,165 @@
+"""Argument checks shared by the public functions.
+
+Every check raises before any kernel runs, so a failed call leaves ``out``
+untouched. Errors name the argument, what was received and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_ACCEPTED = "float32 or float64"
+_U64 = 1 << 64
+
+
+def dtype_arg(dtype, name: str = "dtype") -> np.dtype:
+    """Normalise a requested dtype; TypeError unless float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be {_ACCEPTED}, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be {_ACCEPTED}, got {dt}")
+    return dt
+
+
+def float_array(value, name: str) -> np.ndarray:
+    """``value`` as a C-contiguous float32/float64 array (copied only if needed)."""
+    arr = np.asarray(value)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a {_ACCEPTED} array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def batch_array(value, name: str) -> np.ndarray:
+    """A float array of shape (B, ...) with at least one axis."""
+    arr = float_array(value, name)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have shape (B, ...) with at least one axis, got shape ()")
+    return arr
+
+
+def same_dtype(dtype: np.dtype, **arrays: np.ndarray) -> None:
+    """TypeError when arrays of one call mix dtypes."""
+    for name, arr in arrays.items():
+        if arr.dtype != dtype:
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} but the call's arrays are {dtype}: "
+                "all arrays of one call must share one dtype"
+            )
+
+
+def same_shape(shape: tuple, **arrays: np.ndarray) -> None:
+    for name, arr in arrays.items():
+        if arr.shape != shape:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+
+
+def uint64(value, name: str) -> int:
+    """A seed or counter: an integer in [0, 2**64)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer in [0, 2**64), got bool")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer in [0, 2**64), got {type(value).__name__}"
+        ) from None
+    if not 0 <= v < _U64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {v}")
+    return v
+
+
+def shape_arg(shape, name: str = "shape") -> tuple:
+    """A shape: a non-negative integer or a sequence of them."""
+    try:
+        dims = (operator.index(shape),)
+    except TypeError:
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            raise TypeError(f"{name} must be an int or a tuple of ints, got {shape!r}") from None
+    out = []
+    for d in dims:
+        if isinstance(d, (bool, np.bool_)):
+            raise TypeError(f"{name} must contain ints, got {shape!r}")
+        try:
+            d = operator.index(d)
+        except TypeError:
+            raise TypeError(f"{name} must contain ints, got {shape!r}") from None
+        if d < 0:
+            raise ValueError(f"{name} must not have negative dimensions, got {shape!r}")
+        out.append(d)
+    return tuple(out)
+
+
+def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool = False,
+               nonnegative: bool = False) -> np.ndarray:
+    """A scalar or a length-``batch`` parameter, cast to ``dtype``.
+
+    Returns a 0-d array (one value for every sample) or a contiguous (B,) array.
+    Values must be finite after the cast (and > 0 or >= 0 when asked).
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number or a length-B array, got bool")
+    if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
+        try:
+            v = float(value)
+        except OverflowError:
+            raise ValueError(f"{name} must be finite, got {value!r}") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{name} must be finite, got {v}")
+        with np.errstate(over="ignore"):
+            arr = np.asarray(v, dtype=dtype)
+    else:
+        arr = float_array(value, name)
+        same_dtype(dtype, **{name: arr})
+        if arr.shape != (batch,):
+            raise ValueError(
+                f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
+            )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
+    if positive and not np.all(arr > 0):
+        raise ValueError(f"{name} must be > 0 (in {dtype}), got {_worst(arr, arr <= 0)}")
+    if nonnegative and not np.all(arr >= 0):
+        raise ValueError(f"{name} must be >= 0, got {_worst(arr, arr < 0)}")
+    return arr
+
+
+def _worst(arr: np.ndarray, bad: np.ndarray):
+    return arr.flat[int(np.flatnonzero(bad)[0])] if arr.ndim else arr[()]
+
+
+def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """Check a user-supplied output array: exact shape and dtype, C-contiguous, writeable."""
+    if not isinstance(out, np.ndarray):
+        raise ValueError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    return out
+
+
+def unaliased(arr: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``arr``, or a copy of it when it overlaps ``out`` other than element for element."""
+    if arr is out or not np.may_share_memory(arr, out):
+        return arr
+    same = (
+        arr.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+        and arr.strides == out.strides
+        and arr.shape == out.shape
+    )
+    return arr if same else arr.copy()

@@ -1,0 +1,51 @@
+"""Unadjusted Langevin step: ``x + h * score + sqrt(2 h) * z``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import batch_array, out_array, per_sample, same_dtype, same_shape, uint64, unaliased
+
+
+def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
+    """One unadjusted Langevin step with noise regenerated from ``(seed, counter)``.
+
+    Computes ``x + step_size * score + sqrt(2 * step_size) * z`` with
+    ``z = scorekit.normal(x.shape, seed=seed, counter=counter, dtype=x.dtype)``,
+    in one pass over ``x`` and ``score``.
+
+    Parameters
+    ----------
+    x : array_like, float32 or float64, shape (B, ...)
+        Current samples.
+    score : array_like, same shape and dtype as ``x``
+        Score estimate at ``x``.
+    step_size : float or array_like of shape (B,)
+        Step size ``h`` per sample; finite and >= 0 (0 leaves ``x`` unchanged).
+    seed, counter : int
+        Noise stream, integers in ``[0, 2**64)``. Use a new counter per step.
+    out : numpy.ndarray, optional
+        Output of ``x``'s shape and dtype; ``out=x`` updates in place.
+
+    Returns
+    -------
+    numpy.ndarray
+        The next samples (``out`` when given).
+    """
+    x = batch_array(x, "x")
+    dt = x.dtype
+    score = batch_array(score, "score")
+    same_dtype(dt, score=score)
+    same_shape(x.shape, score=score)
+    step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True)
+    seed = uint64(seed, "seed")
+    counter = uint64(counter, "counter")
+    if out is None:
+        out = np.empty(x.shape, dtype=dt)
+    else:
+        out_array(out, "out", x.shape, dt)
+        x = unaliased(x, out)
+        score = unaliased(score, out)
+    _core.langevin_step(x, score, step, seed, counter, out)
+    return out

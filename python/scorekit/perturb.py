@@ -1,0 +1,49 @@
+"""Forward noising of a batch: ``x_tilde = scale * x + sigma * z``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import batch_array, out_array, per_sample, uint64, unaliased
+
+
+def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
+    """Perturb a batch with Gaussian noise regenerated from ``(seed, counter)``.
+
+    Computes ``scale * x + sigma * z`` with
+    ``z = scorekit.normal(x.shape, seed=seed, counter=counter, dtype=x.dtype)``,
+    in one pass and without storing ``z``.
+
+    Parameters
+    ----------
+    x : array_like, float32 or float64, shape (B, ...)
+        Clean samples. Non-contiguous inputs are accepted (copied).
+    sigma : float or array_like of shape (B,)
+        Noise standard deviation per sample; finite and > 0.
+    seed, counter : int
+        Noise stream, integers in ``[0, 2**64)``.
+    scale : float or array_like of shape (B,), optional
+        Signal scale (``alpha(t)`` for VP / sub-VP kernels); finite; default 1 (VE).
+    out : numpy.ndarray, optional
+        Output of ``x``'s shape and dtype; may be ``x`` itself for an in-place update.
+
+    Returns
+    -------
+    numpy.ndarray
+        The perturbed batch (``out`` when given).
+    """
+    x = batch_array(x, "x")
+    dt = x.dtype
+    batch = x.shape[0]
+    sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
+    scale_a = per_sample(1.0 if scale is None else scale, "scale", batch, dt)
+    seed = uint64(seed, "seed")
+    counter = uint64(counter, "counter")
+    if out is None:
+        out = np.empty(x.shape, dtype=dt)
+    else:
+        out_array(out, "out", x.shape, dt)
+        x = unaliased(x, out)
+    _core.perturb(x, scale_a, sigma_a, seed, counter, out)
+    return out

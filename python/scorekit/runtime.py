@@ -1,0 +1,46 @@
+"""Threads and build information."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _core
+
+
+def set_num_threads(n):
+    """Set the number of CPU threads the kernels use (an int >= 1).
+
+    Results do not depend on it: noise and reductions are fixed by the
+    element index, not by the split of work.
+    """
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError("n must be an int >= 1, got bool")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int >= 1, got {type(n).__name__}") from None
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+def get_num_threads():
+    """Number of CPU threads the kernels use."""
+    return _core.get_num_threads()
+
+
+def build_info():
+    """How this scorekit was built and what it runs on.
+
+    Returns
+    -------
+    dict
+        ``version``, ``compiler``, ``simd`` (the CPU code path in use),
+        ``openmp``, ``num_threads``, ``cuda_compiled`` (CUDA kernels built in)
+        and ``gpu_available`` (a usable GPU found at run time), plus ``numpy``.
+    """
+    info = dict(_core.build_info())
+    info["numpy"] = np.__version__
+    return info
