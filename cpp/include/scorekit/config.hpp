@@ -60,3 +60,28 @@ SCOREKIT_HD SCOREKIT_INLINE double double_of(std::uint64_t u) {
 }
 
 }  // namespace scorekit
+
+namespace scorekit {
+
+// Branch-free choice c ? a : b for floating-point values (the noise transforms
+// select on random data, where a branch would mispredict half the time).
+SCOREKIT_HD SCOREKIT_INLINE float select(bool c, float a, float b) {
+    const std::uint32_t m = 0u - static_cast<std::uint32_t>(c);
+    return float_of((bits_of(a) & m) | (bits_of(b) & ~m));
+}
+
+SCOREKIT_HD SCOREKIT_INLINE double select(bool c, double a, double b) {
+    const std::uint64_t m = 0ull - static_cast<std::uint64_t>(c);
+    return double_of((bits_of(a) & m) | (bits_of(b) & ~m));
+}
+
+// x with its sign flipped when c holds (exact).
+SCOREKIT_HD SCOREKIT_INLINE float flip_sign(bool c, float x) {
+    return float_of(bits_of(x) ^ (static_cast<std::uint32_t>(c) << 31));
+}
+
+SCOREKIT_HD SCOREKIT_INLINE double flip_sign(bool c, double x) {
+    return double_of(bits_of(x) ^ (static_cast<std::uint64_t>(c) << 63));
+}
+
+}  // namespace scorekit

@@ -22,13 +22,10 @@ namespace detmath {
 SCOREKIT_HD SCOREKIT_INLINE float log(float x) {
     const std::uint32_t ix = bits_of(x);
     int e = static_cast<int>((ix >> 23) & 0xffu) - 126;  // x = m * 2^e, m in [0.5, 1)
-    float m = float_of((ix & 0x007fffffu) | 0x3f000000u);
-    if (m < 0.707106781186547524f) {
-        e -= 1;
-        m = m + m - 1.0f;
-    } else {
-        m = m - 1.0f;
-    }
+    const float mant = float_of((ix & 0x007fffffu) | 0x3f000000u);
+    const bool low = mant < 0.707106781186547524f;  // then use 2m in [1, sqrt 2)
+    e -= static_cast<int>(low);
+    const float m = select(low, mant + mant, mant) - 1.0f;  // exact
     const float z = m * m;
     float p = 7.0376836292e-2f;
     p = p * m - 1.1514610310e-1f;
@@ -79,11 +76,10 @@ SCOREKIT_HD SCOREKIT_INLINE double log(double x) {
     constexpr double Lg7 = 1.479819860511658591e-01;
     const std::uint64_t ix = bits_of(x);
     int k = static_cast<int>((ix >> 52) & 0x7ffu) - 1023;  // x = m * 2^k, m in [1, 2)
-    double m = double_of((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
-    if (m > 1.41421356237309504880) {
-        m = m * 0.5;
-        k += 1;
-    }
+    const double mant = double_of((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    const bool high = mant > 1.41421356237309504880;  // then use m/2 in (sqrt 1/2, 1)
+    k += static_cast<int>(high);
+    const double m = select(high, mant * 0.5, mant);
     const double f = m - 1.0;
     const double s = f / (2.0 + f);
     const double dk = static_cast<double>(k);
@@ -146,12 +142,10 @@ SCOREKIT_HD SCOREKIT_INLINE void sincos_2pi(T u, T& s, T& c) {
     const T theta = t * TwoPi<T>::value;         // |theta| <= pi/4
     const T sk = sin_kernel(theta);
     const T ck = cos_kernel(theta);
-    switch (q & 3) {
-        case 0: s = sk; c = ck; break;
-        case 1: s = ck; c = -sk; break;
-        case 2: s = -sk; c = -ck; break;
-        default: s = -ck; c = sk; break;
-    }
+    // quadrant q: (s, c) = (sk, ck), (ck, -sk), (-sk, -ck), (-ck, sk)
+    const bool swap = (q & 1) != 0;
+    s = flip_sign((q & 2) != 0, select(swap, ck, sk));
+    c = flip_sign(((q + 1) & 2) != 0, select(swap, sk, ck));
 }
 
 }  // namespace detmath

@@ -25,8 +25,9 @@ SCOREKIT_HD SCOREKIT_INLINE float uniform_f32(std::uint32_t w) {
 }
 
 SCOREKIT_HD SCOREKIT_INLINE double uniform_f64(std::uint32_t a, std::uint32_t b) {
+    // 1 + m * 2^-52 by its bits, so no integer conversion is needed; every step is exact.
     const std::uint64_t m = (static_cast<std::uint64_t>(a) << 20) | (b >> 12);
-    return (static_cast<double>(m) + 0.5) * 2.220446049250313080847e-16;  // 2^-52
+    return (double_of(0x3ff0000000000000ull | m) - 1.0) + 1.1102230246251565404e-16;  // + 2^-53
 }
 
 template <class T>
@@ -44,26 +45,41 @@ SCOREKIT_HD SCOREKIT_INLINE void box_muller(T u_radius, T u_angle, T& z_cos, T& 
     z_sin = r * s;
 }
 
-// Per-block generators: kPerBlock values for elements kPerBlock*j ... of a stream.
+// Words of blocks [j0, j0 + nb): W[4 b + k] is word k of block j0 + b.
+SCOREKIT_HD SCOREKIT_INLINE void block_words(const Stream& st, std::uint64_t j0, std::int64_t nb,
+                                             std::uint32_t* W) {
+    for (std::int64_t b = 0; b < nb; ++b) {
+        const Words4 w = st.block(j0 + static_cast<std::uint64_t>(b));
+        for (int k = 0; k < 4; ++k) W[4 * b + k] = w.w[k];
+    }
+}
+
+// Transforms of whole blocks. from_words(W, nb, out) maps the words of nb
+// consecutive blocks to kPerBlock * nb values; its loops run over independent
+// lanes, so a compiler may vectorise them without changing a bit.
 template <class T>
 struct NormalBlock;
 
 template <>
 struct NormalBlock<float> {
     static constexpr int kPerBlock = 4;
-    SCOREKIT_HD SCOREKIT_INLINE static void make(const Stream& st, std::uint64_t j, float* z) {
-        const Words4 b = st.block(j);
-        box_muller(uniform_f32(b.w[0]), uniform_f32(b.w[1]), z[0], z[1]);
-        box_muller(uniform_f32(b.w[2]), uniform_f32(b.w[3]), z[2], z[3]);
+    // pair p = words (W[2p], W[2p+1]) -> z[2p] = r cos, z[2p+1] = r sin
+    SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
+                                                       float* z) {
+        for (std::int64_t p = 0; p < 2 * nb; ++p)
+            box_muller(uniform_f32(W[2 * p]), uniform_f32(W[2 * p + 1]), z[2 * p], z[2 * p + 1]);
     }
 };
 
 template <>
 struct NormalBlock<double> {
     static constexpr int kPerBlock = 2;
-    SCOREKIT_HD SCOREKIT_INLINE static void make(const Stream& st, std::uint64_t j, double* z) {
-        const Words4 b = st.block(j);
-        box_muller(uniform_f64(b.w[0], b.w[1]), uniform_f64(b.w[2], b.w[3]), z[0], z[1]);
+    // block b: u(W[4b], W[4b+1]) gives the radius, u(W[4b+2], W[4b+3]) the angle
+    SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
+                                                       double* z) {
+        for (std::int64_t b = 0; b < nb; ++b)
+            box_muller(uniform_f64(W[4 * b], W[4 * b + 1]), uniform_f64(W[4 * b + 2], W[4 * b + 3]),
+                       z[2 * b], z[2 * b + 1]);
     }
 };
 
@@ -73,30 +89,44 @@ struct UniformBlock;
 template <>
 struct UniformBlock<float> {
     static constexpr int kPerBlock = 4;
-    SCOREKIT_HD SCOREKIT_INLINE static void make(const Stream& st, std::uint64_t j, float* u) {
-        const Words4 b = st.block(j);
-        for (int k = 0; k < 4; ++k) u[k] = uniform_f32(b.w[k]);
+    SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
+                                                       float* u) {
+        for (std::int64_t i = 0; i < 4 * nb; ++i) u[i] = uniform_f32(W[i]);
     }
 };
 
 template <>
 struct UniformBlock<double> {
     static constexpr int kPerBlock = 2;
-    SCOREKIT_HD SCOREKIT_INLINE static void make(const Stream& st, std::uint64_t j, double* u) {
-        const Words4 b = st.block(j);
-        u[0] = uniform_f64(b.w[0], b.w[1]);
-        u[1] = uniform_f64(b.w[2], b.w[3]);
+    SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
+                                                       double* u) {
+        for (std::int64_t i = 0; i < 2 * nb; ++i) u[i] = uniform_f64(W[2 * i], W[2 * i + 1]);
     }
 };
 
 template <class T>
 struct RademacherBlock {
     static constexpr int kPerBlock = 4;
-    SCOREKIT_HD SCOREKIT_INLINE static void make(const Stream& st, std::uint64_t j, T* v) {
-        const Words4 b = st.block(j);
-        for (int k = 0; k < 4; ++k) v[k] = rademacher_of<T>(b.w[k]);
+    SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
+                                                       T* v) {
+        for (std::int64_t i = 0; i < 4 * nb; ++i) v[i] = rademacher_of<T>(W[i]);
     }
 };
+
+// The values of block j alone.
+template <class Block, class T>
+SCOREKIT_HD SCOREKIT_INLINE void make_block(const Stream& st, std::uint64_t j, T* out) {
+    std::uint32_t W[4];
+    block_words(st, j, 1, W);
+    Block::from_words(W, 1, out);
+}
+
+// Blocks per batch in fill_range: words of a batch stay in registers or L1.
+#if defined(__CUDA_ARCH__)
+constexpr std::int64_t kFillBatchBlocks = 1;
+#else
+constexpr std::int64_t kFillBatchBlocks = 64;
+#endif
 
 // Writes elements [start, start + n) of a stream into out[0 .. n). Handles a
 // start and an end that fall inside a block.
@@ -106,20 +136,26 @@ SCOREKIT_HD inline void fill_range(const Stream& st, std::uint64_t start, std::u
     if (n == 0) return;
     T tmp[Block::kPerBlock];
     std::uint64_t j = start / K;
-    std::uint64_t skip = start % K;
+    const std::uint64_t skip = start % K;
     std::uint64_t done = 0;
     if (skip != 0) {
-        Block::make(st, j, tmp);
+        make_block<Block>(st, j, tmp);
         for (std::uint64_t k = skip; k < K && done < n; ++k) out[done++] = tmp[k];
         ++j;
     }
-    while (n - done >= K) {
-        Block::make(st, j, out + done);
-        done += K;
-        ++j;
+    std::uint32_t W[4 * kFillBatchBlocks];
+    while ((n - done) / K > 0) {
+        const std::uint64_t full = (n - done) / K;
+        const std::int64_t nb =
+            full < static_cast<std::uint64_t>(kFillBatchBlocks) ? static_cast<std::int64_t>(full)
+                                                                : kFillBatchBlocks;
+        block_words(st, j, nb, W);
+        Block::from_words(W, nb, out + done);
+        done += static_cast<std::uint64_t>(nb) * K;
+        j += static_cast<std::uint64_t>(nb);
     }
     if (done < n) {
-        Block::make(st, j, tmp);
+        make_block<Block>(st, j, tmp);
         for (std::uint64_t k = 0; done < n; ++k) out[done++] = tmp[k];
     }
 }

@@ -1,0 +1,964 @@
+"""Benchmark harness for scorekit kernels against plain NumPy baselines.
+
+Run it with ``python -m scorekit bench`` (or ``python benchmarks/run.py``).
+Every kernel is timed interleaved with a NumPy implementation written the
+way a NumPy user would write it, and its throughput is compared with the
+memory copy bandwidth measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["KERNELS", "Kernel", "Inputs", "main"]
+
+PROG = "python -m scorekit bench"
+
+#: Seed of the noise streams (scorekit ``seed=`` and ``numpy.random.default_rng``).
+NOISE_SEED = 20240917
+#: Seed used to draw the benchmark inputs themselves.
+INPUT_SEED = 7
+
+DEFAULT_SIZES = (10_000, 1_000_000, 17_000_000)
+QUICK_SIZES = (10_000, 1_000_000)
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+#: Bytes of the array copied to measure memory bandwidth (at least).
+COPY_MIN_BYTES = 64 * 2**20
+COPY_MAX_BYTES = 512 * 2**20
+
+LANGEVIN_STEP = 1e-3
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+
+def batch_rows(n: int) -> int:
+    """Number of rows ``B`` used when ``n`` elements are laid out as ``(B, D)``.
+
+    Parameters
+    ----------
+    n : int
+        Total number of elements.
+
+    Returns
+    -------
+    int
+        The largest divisor of `n` not above ``min(1000, round(sqrt(n)))``,
+        so that 1e4 elements give ``B = 100`` and 1e6 or 1.7e7 elements
+        give ``B = 1000``.
+    """
+    b = max(1, min(1000, int(round(math.sqrt(n)))))
+    while n % b:
+        b -= 1
+    return b
+
+
+class Inputs:
+    """Lazily created benchmark inputs for one element count and dtype.
+
+    Parameters
+    ----------
+    n : int
+        Total number of elements.
+    dtype : numpy.dtype
+        Floating point dtype of every array.
+
+    Attributes
+    ----------
+    n, dtype, rows, cols : int, numpy.dtype, int, int
+        Element count, dtype, and the ``(rows, cols)`` batch layout with
+        ``rows * cols == n``.
+    """
+
+    def __init__(self, n: int, dtype: Any) -> None:
+        self.n = int(n)
+        self.dtype = np.dtype(dtype)
+        self.rows = batch_rows(self.n)
+        self.cols = self.n // self.rows
+        self._rng = np.random.default_rng(INPUT_SEED)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Batch shape ``(rows, cols)``."""
+        return (self.rows, self.cols)
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        """Standard normal samples of shape :attr:`shape`."""
+        return self._rng.standard_normal(self.shape, dtype=self.dtype)
+
+    @cached_property
+    def score(self) -> np.ndarray:
+        """Standard normal score values of shape :attr:`shape`."""
+        return self._rng.standard_normal(self.shape, dtype=self.dtype)
+
+    @cached_property
+    def sigma(self) -> np.ndarray:
+        """Per-sample noise levels, geometric in ``[0.01, 0.99]``, length ``rows``."""
+        return np.geomspace(0.01, 0.99, self.rows).astype(self.dtype)
+
+    @cached_property
+    def scale(self) -> np.ndarray:
+        """Per-sample signal scale ``sqrt(1 - sigma**2)``, length ``rows``."""
+        return np.sqrt(1 - self.sigma.astype(np.float64) ** 2).astype(self.dtype)
+
+    @cached_property
+    def z(self) -> np.ndarray:
+        """Stored noise for the DSM baseline, drawn before any timing."""
+        rng = np.random.default_rng(NOISE_SEED)
+        return rng.standard_normal(self.shape, dtype=self.dtype)
+
+    def out(self, shape: Sequence[int] | None = None) -> np.ndarray:
+        """Return a fresh, already touched output buffer.
+
+        Parameters
+        ----------
+        shape : sequence of int, optional
+            Buffer shape; :attr:`shape` by default.
+
+        Returns
+        -------
+        numpy.ndarray
+            Zero-filled array of this dtype (pages are faulted in).
+        """
+        return np.zeros(self.shape if shape is None else tuple(shape), dtype=self.dtype)
+
+
+# --------------------------------------------------------------------------
+# Kernels: scorekit callables and NumPy baselines
+# --------------------------------------------------------------------------
+
+
+def _sk_noise(fname: str) -> Callable[[Any, Inputs], Callable[[], Any]]:
+    def factory(sk: Any, inp: Inputs) -> Callable[[], Any]:
+        fn = getattr(sk, fname)
+        shape = (inp.n,)
+        out = inp.out(shape)
+        dtype = inp.dtype.type
+        counter = itertools.count()
+
+        def call() -> Any:
+            return fn(shape, seed=NOISE_SEED, counter=next(counter), dtype=dtype, out=out)
+
+        return call
+
+    return factory
+
+
+def _np_normal(inp: Inputs) -> Callable[[], Any]:
+    rng = np.random.default_rng(NOISE_SEED)
+    n, dtype = inp.n, inp.dtype
+
+    def call() -> Any:
+        return rng.standard_normal(n, dtype=dtype)
+
+    return call
+
+
+def _np_uniform(inp: Inputs) -> Callable[[], Any]:
+    rng = np.random.default_rng(NOISE_SEED)
+    n, dtype = inp.n, inp.dtype
+
+    def call() -> Any:
+        return rng.random(n, dtype=dtype)
+
+    return call
+
+
+def _np_rademacher(inp: Inputs) -> Callable[[], Any]:
+    rng = np.random.default_rng(NOISE_SEED)
+    n, dtype = inp.n, inp.dtype
+
+    def call() -> Any:
+        return (rng.integers(0, 2, size=n, dtype=np.int8) * 2 - 1).astype(dtype)
+
+    return call
+
+
+def _sk_perturb(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    x, sigma, scale, out = inp.x, inp.sigma, inp.scale, inp.out()
+    counter = itertools.count()
+
+    def call() -> Any:
+        return sk.perturb(x, sigma, seed=NOISE_SEED, counter=next(counter), scale=scale, out=out)
+
+    return call
+
+
+def _np_perturb(inp: Inputs) -> Callable[[], Any]:
+    rng = np.random.default_rng(NOISE_SEED)
+    x = inp.x
+    sigma = inp.sigma[:, None]
+    scale = inp.scale[:, None]
+
+    def call() -> Any:
+        return scale * x + sigma * rng.standard_normal(x.shape, dtype=x.dtype)
+
+    return call
+
+
+def _sk_dsm_loss(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    score, sigma = inp.score, inp.sigma
+    counter = itertools.count()
+
+    def call() -> Any:
+        return sk.dsm_loss(score, sigma, seed=NOISE_SEED, counter=next(counter), return_grad=True)
+
+    return call
+
+
+def _np_dsm_loss(inp: Inputs) -> Callable[[], Any]:
+    score, z, sigma = inp.score, inp.z, inp.sigma
+    sig = sigma[:, None]
+    batch = score.shape[0]
+
+    def call() -> Any:
+        residual = score + z / sig
+        loss = (0.5 * sigma**2 * np.sum(residual**2, axis=1)).mean()
+        grad = sig**2 * residual / batch
+        return loss, grad
+
+    return call
+
+
+def _sk_langevin(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    x, score, out = inp.x, inp.score, inp.out()
+    step = LANGEVIN_STEP
+    counter = itertools.count()
+
+    def call() -> Any:
+        return sk.langevin_step(x, score, step, seed=NOISE_SEED, counter=next(counter), out=out)
+
+    return call
+
+
+def _np_langevin(inp: Inputs) -> Callable[[], Any]:
+    rng = np.random.default_rng(NOISE_SEED)
+    x, score = inp.x, inp.score
+    step = LANGEVIN_STEP
+    noise_scale = math.sqrt(2 * step)
+
+    def call() -> Any:
+        return x + step * score + noise_scale * rng.standard_normal(x.shape, dtype=x.dtype)
+
+    return call
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One benchmarked operation.
+
+    Attributes
+    ----------
+    name : str
+        Kernel name as shown in the table and accepted by ``--kernels``.
+    scorekit : callable
+        ``scorekit(module, inputs) -> call``; builds a zero-argument callable
+        running the scorekit kernel once.
+    numpy : callable
+        ``numpy(inputs) -> call``; builds the zero-argument NumPy baseline.
+    bytes_moved : callable
+        ``bytes_moved(n, itemsize) -> int``; bytes the kernel must read and
+        write at minimum.
+    uses_out : bool
+        Whether the scorekit call writes into a preallocated ``out=`` buffer.
+    batched : bool
+        Whether the operands have the ``(rows, cols)`` batch layout of
+        :class:`Inputs` (otherwise they are flat ``(n,)`` arrays).
+    """
+
+    name: str
+    scorekit: Callable[[Any, Inputs], Callable[[], Any]]
+    numpy: Callable[[Inputs], Callable[[], Any]]
+    bytes_moved: Callable[[int, int], int]
+    uses_out: bool
+    batched: bool
+
+
+KERNELS: tuple[Kernel, ...] = (
+    Kernel("normal", _sk_noise("normal"), _np_normal, lambda n, s: n * s, True, False),
+    Kernel("uniform", _sk_noise("uniform"), _np_uniform, lambda n, s: n * s, True, False),
+    Kernel("rademacher", _sk_noise("rademacher"), _np_rademacher, lambda n, s: n * s, True, False),
+    Kernel("perturb", _sk_perturb, _np_perturb, lambda n, s: 2 * n * s, True, True),
+    Kernel("dsm_loss", _sk_dsm_loss, _np_dsm_loss, lambda n, s: 2 * n * s, False, True),
+    Kernel("langevin_step", _sk_langevin, _np_langevin, lambda n, s: 3 * n * s, True, True),
+)
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """How long and how often each measurement runs.
+
+    Attributes
+    ----------
+    target_s : float
+        Wall time aimed at for one interleaved measurement (both sides).
+    min_reps, max_reps : int
+        Bounds on the number of timed repeats per side.
+    """
+
+    target_s: float
+    min_reps: int
+    max_reps: int
+
+
+FULL_POLICY = TimingPolicy(target_s=0.3, min_reps=5, max_reps=20_000)
+QUICK_POLICY = TimingPolicy(target_s=0.08, min_reps=5, max_reps=2_000)
+
+
+def _once(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def time_interleaved(
+    fa: Callable[[], Any], fb: Callable[[], Any], policy: TimingPolicy
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time two callables alternately and return every sample.
+
+    Each callable must already have been warmed up. One more call of each
+    sizes the repeat count ``R`` so that the whole measurement takes about
+    ``policy.target_s``; then ``R`` rounds run, each timing `fa` and `fb`
+    once, with the order swapped every round.
+
+    Parameters
+    ----------
+    fa, fb : callable
+        Zero-argument callables to compare.
+    policy : TimingPolicy
+        Target duration and repeat bounds.
+
+    Returns
+    -------
+    ta, tb : numpy.ndarray
+        Per-call wall times in seconds, ``R`` each.
+    """
+    per_round = _once(fa) + _once(fb)
+    reps = math.ceil(policy.target_s / max(per_round, 1e-9))
+    reps = max(policy.min_reps, min(policy.max_reps, reps))
+    ta = np.empty(reps)
+    tb = np.empty(reps)
+    clock = time.perf_counter
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(reps):
+            if i & 1:
+                t0 = clock()
+                fb()
+                t1 = clock()
+                fa()
+                t2 = clock()
+                tb[i], ta[i] = t1 - t0, t2 - t1
+            else:
+                t0 = clock()
+                fa()
+                t1 = clock()
+                fb()
+                t2 = clock()
+                ta[i], tb[i] = t1 - t0, t2 - t1
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return ta, tb
+
+
+def copy_bandwidth(nbytes: int, policy: TimingPolicy) -> dict[str, float]:
+    """Measure memory copy bandwidth with ``np.copyto`` on float32 arrays.
+
+    Parameters
+    ----------
+    nbytes : int
+        Size of the source array in bytes.
+    policy : TimingPolicy
+        Target duration and repeat bounds.
+
+    Returns
+    -------
+    dict
+        ``bytes`` (array size), ``median_s`` (median copy time) and
+        ``bytes_per_s``, counting ``2 * nbytes`` moved per copy (read and
+        write).
+    """
+    n = max(1, nbytes // 4)
+    src = np.ones(n, dtype=np.float32)
+    dst = np.zeros(n, dtype=np.float32)
+    np.copyto(dst, src)
+    first = _once(lambda: np.copyto(dst, src))
+    reps = max(2 * policy.min_reps, min(policy.max_reps, math.ceil(policy.target_s / max(first, 1e-9))))
+    samples = np.empty(reps)
+    clock = time.perf_counter
+    for i in range(reps):
+        t0 = clock()
+        np.copyto(dst, src)
+        samples[i] = clock() - t0
+    med = float(np.median(samples))
+    return {"bytes": float(src.nbytes), "median_s": med, "bytes_per_s": 2.0 * src.nbytes / med}
+
+
+def _check_finite(name: str, result: Any) -> None:
+    parts = result if isinstance(result, (tuple, list)) else (result,)
+    for part in parts:
+        if part is None:
+            continue
+        if not np.all(np.isfinite(np.asarray(part))):
+            raise RuntimeError(f"scorekit.{name} returned non-finite values for finite inputs")
+
+
+# --------------------------------------------------------------------------
+# Machine information
+# --------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """Return the CPU model name.
+
+    Returns
+    -------
+    str
+        From ``/proc/cpuinfo`` when present, else ``platform.processor()``
+        or ``platform.machine()``.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            fields: dict[str, str] = {}
+            for line in fh:
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip().lower(), value.strip())
+        for key in ("model name", "cpu model", "model", "hardware", "cpu"):
+            if fields.get(key):
+                return fields[key]
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def available_cpus() -> int:
+    """Return the number of CPUs this process may run on (what ``nproc`` prints)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _build_info_summary(info: Any) -> str:
+    if not isinstance(info, dict):
+        return str(info)
+    return ", ".join(f"{k}={v}" for k, v in info.items() if k != "version")
+
+
+# --------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------
+
+
+def _fmt_count(n: int) -> str:
+    s = f"{n:.4g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        s = f"{mant}e{int(exp)}"
+    return s if float(s) == n else f"{n:,}"
+
+
+def _fmt_time(t: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"
+
+
+def _fmt_rate(r: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if r >= scale:
+            return f"{r / scale:.3g} {unit}/s"
+    return f"{r:.3g} /s"
+
+
+COLUMNS = (
+    "kernel",
+    "dtype",
+    "N",
+    "threads",
+    "scorekit median",
+    "scorekit elem/s",
+    "NumPy elem/s",
+    "speed-up",
+    "% copy BW",
+)
+
+
+def _row_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["kernel"],
+        row["dtype"],
+        _fmt_count(row["n"]),
+        str(row["threads"]),
+        _fmt_time(row["scorekit_median_s"]),
+        _fmt_rate(row["scorekit_elems_per_s"]),
+        _fmt_rate(row["numpy_elems_per_s"]),
+        f"{row['speedup']:.2f}x",
+        f"{100 * row['copy_bw_fraction']:.0f}%",
+    ]
+
+
+def _header_lines(machine: dict[str, Any]) -> list[tuple[str, str]]:
+    bw = machine["copy_bandwidth"]
+    return [
+        ("scorekit", f"{machine['scorekit_version']} ({_build_info_summary(machine['build_info'])})"),
+        ("numpy", machine["numpy_version"]),
+        ("python", machine["python_version"]),
+        ("CPU", machine["cpu_model"]),
+        ("nproc", str(machine["nproc"])),
+        (
+            "copy bandwidth",
+            f"{bw['bytes_per_s'] / 1e9:.2f} GB/s (np.copyto, {bw['bytes'] / 2**20:.0f} MiB float32, "
+            "read + write, one thread)",
+        ),
+        ("scorekit threads", f"{machine['default_threads']} by default"),
+    ]
+
+
+def _footer_lines(rows: list[dict[str, Any]]) -> list[str]:
+    with_out = sorted({r["kernel"] for r in rows if r["out_preallocated"]}, key=_kernel_order)
+    without = sorted({r["kernel"] for r in rows if not r["out_preallocated"]}, key=_kernel_order)
+    lines = [
+        "Times are medians over interleaved repeats (scorekit and NumPy alternate).",
+        "speed-up = NumPy median / scorekit median; "
+        "% copy BW = (bytes that must move / scorekit median) / copy bandwidth.",
+    ]
+    if with_out:
+        lines.append("scorekit writes into a preallocated out= buffer: " + ", ".join(with_out) + ".")
+    if without:
+        lines.append("scorekit allocates its result: " + ", ".join(without) + ".")
+    return lines
+
+
+def format_text(machine: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Render machine info and rows as a plain-text table.
+
+    Parameters
+    ----------
+    machine : dict
+        Machine information as collected by :func:`run`.
+    rows : list of dict
+        Result rows as produced by :func:`run`.
+
+    Returns
+    -------
+    str
+        The report, ending with a newline.
+    """
+    out = [f"{key}: {value}" for key, value in _header_lines(machine)]
+    out.append("")
+    cells = [list(COLUMNS)] + [_row_cells(r) for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    left = {0, 1}
+
+    def fmt(line: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+
+    out.append(fmt(cells[0]))
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(fmt(c) for c in cells[1:])
+    out.append("")
+    out.extend(_footer_lines(rows))
+    return "\n".join(out) + "\n"
+
+
+def format_markdown(machine: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Render machine info and rows as Markdown.
+
+    Parameters
+    ----------
+    machine : dict
+        Machine information as collected by :func:`run`.
+    rows : list of dict
+        Result rows as produced by :func:`run`.
+
+    Returns
+    -------
+    str
+        A bullet list of machine facts followed by a Markdown table.
+    """
+    out = [f"- **{key}**: {value}" for key, value in _header_lines(machine)]
+    out.append("")
+    out.append("| " + " | ".join(COLUMNS) + " |")
+    out.append("|" + "|".join(":---" if i < 2 else "---:" for i in range(len(COLUMNS))) + "|")
+    for r in rows:
+        out.append("| " + " | ".join(_row_cells(r)) + " |")
+    out.append("")
+    out.extend(_footer_lines(rows))
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------
+# Progress bar
+# --------------------------------------------------------------------------
+
+
+class Progress:
+    """Single-line text progress bar redrawn in place on a stream.
+
+    Parameters
+    ----------
+    total : int
+        Number of steps.
+    enabled : bool
+        Draw nothing when false.
+    stream : file object, optional
+        Where to draw; ``sys.stderr`` by default.
+    """
+
+    def __init__(self, total: int, enabled: bool, stream: Any = None) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self.enabled = enabled
+        self.stream = sys.stderr if stream is None else stream
+        self._width = 0
+
+    def show(self, label: str) -> None:
+        """Redraw the bar with `label` describing the current step."""
+        if not self.enabled:
+            return
+        frac = self.done / self.total
+        filled = int(round(24 * frac))
+        line = f"[{'#' * filled}{'.' * (24 - filled)}] {self.done}/{self.total} {label}"
+        line = line[:100]
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        self.stream.write("\r" + line + " " * pad)
+        self.stream.flush()
+
+    def advance(self) -> None:
+        """Count one finished step."""
+        self.done += 1
+
+    def close(self) -> None:
+        """Erase the bar."""
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+
+# --------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------
+
+
+def _kernel_order(name: str) -> int:
+    names = [k.name for k in KERNELS]
+    return names.index(name) if name in names else len(names)
+
+
+def _load_scorekit() -> Any:
+    import scorekit
+
+    return scorekit
+
+
+def plan(
+    sizes: Sequence[int],
+    dtypes: Sequence[str],
+    kernels: Sequence[Kernel],
+    threads: Sequence[int | None] | None,
+    default_threads: int,
+) -> list[tuple[str, int, Kernel, int]]:
+    """List the measurements to make.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Element counts.
+    dtypes : sequence of str
+        ``"float32"`` and/or ``"float64"``.
+    kernels : sequence of Kernel
+        Kernels to run.
+    threads : sequence of int or None, or None
+        Thread counts for every size (``None`` entries mean the scorekit
+        default). When `threads` itself is None, every size runs with the
+        default and the largest size additionally with one thread.
+    default_threads : int
+        ``scorekit.get_num_threads()`` before the run.
+
+    Returns
+    -------
+    list of tuple
+        ``(dtype, n, kernel, threads)`` in execution order.
+    """
+    largest = max(sizes)
+    jobs = []
+    for dtype in dtypes:
+        for n in sizes:
+            if threads is None:
+                wanted: list[int | None] = [None] + ([1] if n == largest else [])
+            else:
+                wanted = list(threads)
+            counts: list[int] = []
+            for t in wanted:
+                t = default_threads if t is None else t
+                if t not in counts:
+                    counts.append(t)
+            for kernel in kernels:
+                for t in counts:
+                    jobs.append((dtype, n, kernel, t))
+    return jobs
+
+
+def run(
+    sk: Any,
+    sizes: Sequence[int],
+    dtypes: Sequence[str],
+    kernels: Sequence[Kernel],
+    threads: Sequence[int | None] | None,
+    policy: TimingPolicy,
+    progress: bool = False,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the benchmark.
+
+    Parameters
+    ----------
+    sk : module
+        The scorekit module (or any object with the same API).
+    sizes, dtypes, kernels, threads
+        See :func:`plan`.
+    policy : TimingPolicy
+        Target duration and repeat bounds of each measurement.
+    progress : bool, default False
+        Draw a progress bar on stderr.
+
+    Returns
+    -------
+    machine : dict
+        Versions, build info, CPU, ``nproc``, default thread count and copy
+        bandwidth.
+    rows : list of dict
+        One entry per measurement with the raw medians, rates, speed-up and
+        fraction of copy bandwidth.
+    """
+    default_threads = int(sk.get_num_threads())
+    jobs = plan(sizes, dtypes, kernels, threads, default_threads)
+    largest_bytes = max(n * np.dtype(DTYPES[d]).itemsize for d in dtypes for n in sizes)
+    copy_bytes = min(COPY_MAX_BYTES, max(COPY_MIN_BYTES, largest_bytes))
+
+    bar = Progress(len(jobs) + 1, progress)
+    rows: list[dict[str, Any]] = []
+    try:
+        bar.show(f"copy bandwidth ({copy_bytes / 2**20:.0f} MiB)")
+        bw = copy_bandwidth(copy_bytes, policy)
+        bar.advance()
+        machine = {
+            "scorekit_version": str(getattr(sk, "__version__", "unknown")),
+            "build_info": sk.build_info(),
+            "numpy_version": np.__version__,
+            "python_version": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu_model": cpu_model(),
+            "nproc": available_cpus(),
+            "cpu_count": os.cpu_count(),
+            "default_threads": default_threads,
+            "copy_bandwidth": bw,
+            "timing": {"target_s": policy.target_s, "min_reps": policy.min_reps, "max_reps": policy.max_reps},
+        }
+        current: tuple[str, int] | None = None
+        inputs: Inputs | None = None
+        for dtype_name, n, kernel, nthreads in jobs:
+            if current != (dtype_name, n):
+                inputs = None
+                gc.collect()
+                inputs = Inputs(n, DTYPES[dtype_name])
+                current = (dtype_name, n)
+            assert inputs is not None
+            bar.show(f"{kernel.name} {dtype_name} N={_fmt_count(n)} threads={nthreads}")
+            sk.set_num_threads(nthreads)
+            f_sk = kernel.scorekit(sk, inputs)
+            f_np = kernel.numpy(inputs)
+            _check_finite(kernel.name, f_sk())
+            f_np()
+            t_sk, t_np = time_interleaved(f_sk, f_np, policy)
+            f_sk = f_np = None
+            med_sk = float(np.median(t_sk))
+            med_np = float(np.median(t_np))
+            nbytes = kernel.bytes_moved(inputs.n, inputs.dtype.itemsize)
+            rows.append(
+                {
+                    "kernel": kernel.name,
+                    "dtype": dtype_name,
+                    "n": inputs.n,
+                    "shape": list(inputs.shape) if kernel.batched else [inputs.n],
+                    "threads": int(sk.get_num_threads()),
+                    "reps": int(t_sk.size),
+                    "scorekit_median_s": med_sk,
+                    "scorekit_min_s": float(t_sk.min()),
+                    "numpy_median_s": med_np,
+                    "numpy_min_s": float(t_np.min()),
+                    "scorekit_elems_per_s": inputs.n / med_sk,
+                    "numpy_elems_per_s": inputs.n / med_np,
+                    "speedup": med_np / med_sk,
+                    "bytes_moved": nbytes,
+                    "scorekit_bytes_per_s": nbytes / med_sk,
+                    "copy_bw_fraction": nbytes / med_sk / bw["bytes_per_s"],
+                    "out_preallocated": kernel.uses_out,
+                }
+            )
+            bar.advance()
+    finally:
+        sk.set_num_threads(default_threads)
+        bar.close()
+    return machine, rows
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_integer() or value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(value)
+
+
+def _comma_list(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    def parser(text: str) -> list[Any]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("empty list")
+        return [parse(t) for t in items]
+
+    return parser
+
+
+def _thread_count(text: str) -> int | None:
+    if text.lower() in ("all", "default", "0"):
+        return None
+    return _positive_int(text)
+
+
+def _kernel_name(text: str) -> str:
+    names = [k.name for k in KERNELS]
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"unknown kernel {text!r} (choose from {', '.join(names)})")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line parser of the benchmark."""
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Time scorekit kernels against NumPy baselines and the machine's copy bandwidth.",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="sizes 1e4 and 1e6, float32 only, shorter measurements",
+    )
+    p.add_argument("--json", metavar="PATH", help="also write machine info and all rows as JSON to PATH")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument(
+        "--sizes",
+        type=_comma_list(_positive_int),
+        metavar="N[,N...]",
+        help="element counts, e.g. 1e4,1e6,1.7e7 (default: 1e4,1e6,1.7e7; quick: 1e4,1e6)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64", "both"),
+        help="element types (default: both; quick: float32)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_comma_list(_thread_count),
+        metavar="T[,T...]",
+        help="scorekit thread counts for every size, 'all' meaning the default "
+        "(default: all threads everywhere, plus 1 thread at the largest size)",
+    )
+    p.add_argument(
+        "--kernels",
+        type=_comma_list(_kernel_name),
+        metavar="K[,K...]",
+        help="only these kernels (" + ", ".join(k.name for k in KERNELS) + ")",
+    )
+    p.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="progress bar on stderr (auto: only when stderr is a terminal)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        Process exit status.
+    """
+    args = build_parser().parse_args(argv)
+    sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    sizes = sorted(set(sizes))
+    dtype_opt = args.dtype or ("float32" if args.quick else "both")
+    dtypes = ["float32", "float64"] if dtype_opt == "both" else [dtype_opt]
+    wanted = args.kernels
+    kernels = [k for k in KERNELS if wanted is None or k.name in wanted]
+    policy = QUICK_POLICY if args.quick else FULL_POLICY
+    if args.progress == "auto":
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    else:
+        progress = args.progress == "always"
+
+    try:
+        sk = _load_scorekit()
+    except ImportError as exc:
+        print(f"{PROG}: cannot import scorekit: {exc}", file=sys.stderr)
+        return 1
+
+    machine, rows = run(sk, sizes, dtypes, kernels, args.threads, policy, progress=progress)
+    report = format_markdown(machine, rows) if args.markdown else format_text(machine, rows)
+    sys.stdout.write(report)
+    sys.stdout.flush()
+    if args.json:
+        payload = {
+            "machine": machine,
+            "config": {
+                "quick": bool(args.quick),
+                "sizes": sizes,
+                "dtypes": dtypes,
+                "kernels": [k.name for k in kernels],
+                "threads": args.threads,
+            },
+            "rows": rows,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, default=str)
+            fh.write("\n")
+    return 0
