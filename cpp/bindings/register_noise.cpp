@@ -1,5 +1,6 @@
 #include "../src/cpu_backend.hpp"
 #include "common.hpp"
+#include "scorekit/noise.hpp"
 
 namespace scorekit {
 namespace bindings {
@@ -15,6 +16,21 @@ void fill(cpu::NoiseKind kind, py::array out, std::uint64_t seed, std::uint64_t 
         cpu::fill_noise<T>(kind, stream_of(seed, counter), offset, n, p);
     });
 }
+// The normal transform applied to given Philox words: (nb, 4) uint32 -> out.
+void normal_from_words(py::array_t<std::uint32_t, py::array::c_style> words, py::array out) {
+    if (words.ndim() != 2 || words.shape(1) != 4)
+        throw py::value_error("words must have shape (nb, 4)");
+    dispatch_float(out, [&](auto tag) {
+        using T = decltype(tag);
+        const std::int64_t nb = words.shape(0);
+        if (out.size() != nb * NormalBlock<T>::kPerBlock)
+            throw py::value_error("out must hold kPerBlock values per block");
+        const std::uint32_t* w = words.data();
+        T* p = data_of<T>(out);
+        py::gil_scoped_release release;
+        NormalBlock<T>::from_words(w, nb, p);
+    });
+}
 }  // namespace
 
 void register_noise(py::module_& m) {
@@ -28,6 +44,8 @@ void register_noise(py::module_& m) {
     m.def("rademacher", [](py::array out, std::uint64_t seed, std::uint64_t counter, std::uint64_t offset) {
         fill(cpu::NoiseKind::Rademacher, out, seed, counter, offset);
     }, py::arg("out"), py::arg("seed"), py::arg("counter"), py::arg("offset"), doc);
+    m.def("normal_from_words", &normal_from_words, py::arg("words"), py::arg("out"),
+          "Box-Muller transform of given Philox words (testing the transform alone).");
 }
 
 }  // namespace bindings

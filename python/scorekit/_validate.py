@@ -33,7 +33,7 @@ def float_array(value, name: str) -> np.ndarray:
     arr = np.asarray(value)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a {_ACCEPTED} array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
 
 def batch_array(value, name: str) -> np.ndarray:

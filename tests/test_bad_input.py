@@ -1,0 +1,177 @@
+"""Bad input: the exception type, a message naming the argument, and nothing written."""
+
+import numpy as np
+import pytest
+
+import scorekit
+
+X = np.ones((4, 3), dtype=np.float32)
+
+
+def ok_kwargs(kernel):
+    x = X.copy()
+    return {
+        "perturb": dict(x=x, sigma=0.5, seed=1),
+        "langevin_step": dict(x=x, score=x.copy(), step_size=0.1, seed=1),
+        "dsm_loss": dict(score=x, sigma=0.5, seed=1),
+        "normal": dict(shape=(4, 3), seed=1),
+    }[kernel]
+
+
+def call(kernel, **overrides):
+    kw = ok_kwargs(kernel)
+    kw.update(overrides)
+    fn = getattr(scorekit, kernel)
+    if kernel == "normal":
+        return fn(kw.pop("shape"), **kw)
+    first = "score" if kernel == "dsm_loss" else "x"
+    return fn(kw.pop(first), **kw)
+
+
+BAD_ARRAYS = [
+    np.ones((4, 3), dtype=np.int64),
+    np.ones((4, 3), dtype=np.bool_),
+    np.ones((4, 3), dtype=np.complex128),
+    np.ones((4, 3), dtype=np.float16),
+    np.ones((4, 3), dtype=object),
+]
+
+
+@pytest.mark.parametrize("arr", BAD_ARRAYS, ids=lambda a: a.dtype.name)
+@pytest.mark.parametrize("kernel,arg", [("perturb", "x"), ("langevin_step", "x"),
+                                        ("langevin_step", "score"), ("dsm_loss", "score"),
+                                        ("dsm_loss", "noise")])
+def test_unsupported_dtypes_raise_type_error(kernel, arg, arr):
+    kw = {arg: arr}
+    if arg == "noise":
+        kw["seed"] = None
+    with pytest.raises(TypeError, match=rf"{arg}.*{arr.dtype.name}|{arr.dtype.name}.*{arg}"):
+        call(kernel, **kw)
+
+
+@pytest.mark.parametrize("kernel,overrides,arg", [
+    ("langevin_step", dict(score=X.astype(np.float64)), "score"),
+    ("perturb", dict(sigma=np.full(4, 0.5)), "sigma"),
+    ("perturb", dict(scale=np.full(4, 0.5)), "scale"),
+    ("langevin_step", dict(step_size=np.full(4, 0.1)), "step_size"),
+    ("dsm_loss", dict(weight=np.ones(4)), "weight"),
+    ("dsm_loss", dict(seed=None, noise=X.astype(np.float64)), "noise"),
+])
+def test_mixed_dtypes_raise_type_error(kernel, overrides, arg):
+    with pytest.raises(TypeError, match=rf"{arg} has dtype float64 but the call's arrays are float32"):
+        call(kernel, **overrides)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, "int64", np.float16, np.complex64, object, "U3"])
+def test_noise_dtype_must_be_float(dtype):
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        scorekit.normal(3, seed=0, dtype=dtype)
+
+
+@pytest.mark.parametrize("kernel,overrides,pattern", [
+    ("langevin_step", dict(score=np.ones((4, 2), np.float32)), r"score must have shape \(4, 3\), got \(4, 2\)"),
+    ("dsm_loss", dict(seed=None, noise=np.ones((3, 3), np.float32)), r"noise must have shape \(4, 3\)"),
+    ("perturb", dict(sigma=np.ones(3, np.float32)), r"sigma must be a scalar or have shape \(B,\) = \(4,\), got shape \(3,\)"),
+    ("perturb", dict(sigma=np.ones((4, 1), np.float32)), r"sigma .*got shape \(4, 1\)"),
+    ("perturb", dict(scale=np.ones(5, np.float32)), r"scale .*\(4,\)"),
+    ("langevin_step", dict(step_size=np.ones(2, np.float32)), r"step_size .*\(4,\)"),
+    ("dsm_loss", dict(weight=np.ones(5, np.float32)), r"weight .*\(4,\)"),
+    ("perturb", dict(sigma=0.0), r"sigma must be > 0"),
+    ("perturb", dict(sigma=-1.0), r"sigma must be > 0"),
+    ("perturb", dict(sigma=np.array([1, 1, 0, 1], np.float32)), r"sigma must be > 0"),
+    ("perturb", dict(sigma=1e-50), r"sigma must be > 0 \(in float32\)"),
+    ("perturb", dict(sigma=float("nan")), r"sigma must be finite"),
+    ("perturb", dict(sigma=float("inf")), r"sigma must be finite"),
+    ("perturb", dict(sigma=1e39), r"sigma must be finite \(in float32\)"),
+    ("perturb", dict(scale=float("nan")), r"scale must be finite"),
+    ("dsm_loss", dict(sigma=np.array([1, np.nan, 1, 1], np.float32)), r"sigma must be finite"),
+    ("langevin_step", dict(step_size=-0.1), r"step_size must be >= 0"),
+    ("langevin_step", dict(step_size=float("inf")), r"step_size must be finite"),
+    ("langevin_step", dict(step_size=np.array([0.1, -1, 0.1, 0.1], np.float32)), r"step_size must be >= 0"),
+    ("dsm_loss", dict(weight=-1.0), r"weight must be >= 0"),
+    ("dsm_loss", dict(weight="sigma"), r"weight must be 'sigma2', 'none'"),
+    ("dsm_loss", dict(reduction="avg"), r"reduction must be one of"),
+    ("dsm_loss", dict(seed=None), r"exactly one of seed= and noise="),
+    ("dsm_loss", dict(noise=X), r"exactly one of seed= and noise="),
+    ("dsm_loss", dict(seed=None, noise=X, counter=3), r"counter .* only with seed="),
+    ("perturb", dict(x=np.float32(1.0)), r"x must have shape \(B, \.\.\.\)"),
+    ("dsm_loss", dict(score=np.ones((), np.float32)), r"score must have shape \(B, \.\.\.\)"),
+])
+def test_value_errors_name_the_argument(kernel, overrides, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call(kernel, **overrides)
+
+
+@pytest.mark.parametrize("arg", ["seed", "counter"])
+@pytest.mark.parametrize("value", [-1, 2**64, 2**70])
+@pytest.mark.parametrize("kernel", ["normal", "perturb", "langevin_step", "dsm_loss"])
+def test_seed_and_counter_out_of_range(kernel, arg, value):
+    with pytest.raises(ValueError, match=rf"{arg} must be in \[0, 2\*\*64\), got {value}"):
+        call(kernel, **{arg: value})
+
+
+@pytest.mark.parametrize("value", [1.5, "3", None, True])
+def test_seed_of_the_wrong_type(value):
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        scorekit.normal(3, seed=value)
+
+
+def test_seed_edges_are_accepted():
+    a = scorekit.normal(5, seed=2**64 - 1, counter=2**64 - 1)
+    b = scorekit.normal(5, seed=np.uint64(2**64 - 1), counter=np.uint64(2**64 - 1))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape,exc", [((-1, 3), ValueError), ((2.5,), TypeError), ("ab", TypeError),
+                                       (None, TypeError)])
+def test_bad_shapes(shape, exc):
+    with pytest.raises(exc, match="shape"):
+        scorekit.normal(shape, seed=0)
+
+
+def _bad_outs():
+    ro = np.zeros((4, 3), np.float32)
+    ro.flags.writeable = False
+    return [
+        (np.zeros((4, 4), np.float32), r"out must have shape \(4, 3\), got \(4, 4\)"),
+        (np.zeros((4, 3), np.float64), r"out must have dtype float32, got float64"),
+        (ro, r"out is read-only"),
+        (np.zeros((3, 4), np.float32).T, r"out must be C-contiguous"),
+        ([[0.0] * 3] * 4, r"out must be a numpy.ndarray"),
+    ]
+
+
+@pytest.mark.parametrize("kernel", ["normal", "perturb", "langevin_step"])
+@pytest.mark.parametrize("case", range(5))
+def test_bad_out(kernel, case):
+    out, pattern = _bad_outs()[case]
+    kw = {} if kernel == "normal" else {}
+    if kernel == "normal" and case == 1:
+        kw["dtype"] = np.float32
+    with pytest.raises(ValueError, match=pattern):
+        call(kernel, out=out, **kw)
+
+
+@pytest.mark.parametrize("kernel,overrides", [
+    ("perturb", dict(sigma=-1.0)),
+    ("perturb", dict(seed=-1)),
+    ("langevin_step", dict(step_size=float("nan"))),
+    ("langevin_step", dict(score=np.ones((4, 3), np.int32))),
+    ("normal", dict(counter=2**64)),
+])
+def test_out_is_untouched_on_error(kernel, overrides):
+    out = np.full((4, 3), 7.0, dtype=np.float32)
+    with pytest.raises((TypeError, ValueError)):
+        call(kernel, out=out, **overrides)
+    assert np.all(out == 7.0)
+
+
+def test_return_grad_must_be_bool():
+    with pytest.raises(TypeError, match="return_grad must be a bool"):
+        scorekit.dsm_loss(X, 0.5, seed=0, return_grad="yes")
+
+
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_set_num_threads_rejects(n, exc, threads):
+    with pytest.raises(exc, match="n must be"):
+        scorekit.set_num_threads(n)
