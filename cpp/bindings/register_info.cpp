@@ -1,6 +1,7 @@
 #include <string>
 
 #include "../src/cpu_backend.hpp"
+#include "../src/simd.hpp"
 #include "common.hpp"
 
 #ifndef SCOREKIT_VERSION
@@ -23,29 +24,37 @@ std::string compiler_name() {
 #endif
 }
 
-std::string simd_level() {
-#if defined(__AVX512F__)
-    return "scalar (compiled for avx512f)";
-#elif defined(__AVX2__)
-    return "scalar (compiled for avx2)";
-#elif defined(__x86_64__) || defined(_M_X64)
-    return "scalar (x86-64 baseline)";
+std::string target_arch() {
+#if defined(__x86_64__) || defined(_M_X64)
+    return "x86-64";
 #elif defined(__aarch64__)
-    return "scalar (aarch64)";
+    return "aarch64";
 #else
-    return "scalar";
+    return "other";
 #endif
+}
+
+cpu::Simd simd_from_name(const std::string& name) {
+    if (name == "scalar") return cpu::Simd::Scalar;
+    if (name == "avx2") return cpu::Simd::Avx2;
+    throw py::value_error("simd level must be 'scalar' or 'avx2', got '" + name + "'");
 }
 }  // namespace
 
 void register_info(py::module_& m) {
     m.def("set_num_threads", &cpu::set_num_threads, py::arg("n"));
     m.def("get_num_threads", &cpu::get_num_threads);
+    m.def(
+        "set_simd",
+        [](const std::string& name) { return std::string(cpu::simd_name(cpu::set_simd(simd_from_name(name)))); },
+        py::arg("level"), "Use this instruction-set level (or the best supported below it); returns the one in use.");
     m.def("build_info", []() {
         py::dict d;
         d["version"] = SCOREKIT_VERSION;
         d["compiler"] = compiler_name();
-        d["simd"] = simd_level();
+        d["arch"] = target_arch();
+        d["simd"] = cpu::simd_name(cpu::simd());
+        d["simd_supported"] = cpu::simd_name(cpu::simd_supported());
         d["openmp"] = cpu::openmp_enabled();
         d["num_threads"] = cpu::get_num_threads();
 #if defined(SCOREKIT_WITH_CUDA)

@@ -5,6 +5,7 @@
 
 #include "cpu_backend.hpp"
 #include "parallel.hpp"
+#include "simd.hpp"
 #include "scorekit/noise.hpp"
 
 namespace scorekit {
@@ -37,7 +38,7 @@ struct DsmArgs {
     // z for elements [first, first + count): the stored noise or `tile`, filled.
     const T* noise_at(std::int64_t first, std::int64_t count, T* tile) const {
         if (noise) return noise + first;
-        fill_range<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
+        fill_tile<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(count), tile);
         return tile;
     }

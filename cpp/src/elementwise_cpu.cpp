@@ -3,6 +3,7 @@
 
 #include "cpu_backend.hpp"
 #include "parallel.hpp"
+#include "simd.hpp"
 #include "scorekit/noise.hpp"
 
 namespace scorekit {
@@ -16,7 +17,7 @@ void noisy_row_segments(Stream st, std::int64_t B, std::int64_t D, Seg&& seg) {
     const std::int64_t n = B * D;
     for_each_tile(n, kTile, [&](std::int64_t first, std::int64_t count) {
         alignas(64) T z[kTile];
-        fill_range<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
+        fill_tile<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(count), z);
         const std::int64_t end = first + count;
         std::int64_t b = first / D;

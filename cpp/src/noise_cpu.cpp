@@ -1,5 +1,6 @@
 #include "cpu_backend.hpp"
 #include "parallel.hpp"
+#include "simd.hpp"
 #include "scorekit/noise.hpp"
 
 namespace scorekit {
@@ -9,7 +10,7 @@ namespace {
 template <class Block, class T>
 void fill(Stream st, std::uint64_t offset, std::int64_t n, T* out) {
     for_each_tile(n, kTile, [&](std::int64_t first, std::int64_t count) {
-        fill_range<Block>(st, offset + static_cast<std::uint64_t>(first),
+        fill_tile<Block>(st, offset + static_cast<std::uint64_t>(first),
                           static_cast<std::uint64_t>(count), out + first);
     });
 }

@@ -75,14 +75,15 @@ SCOREKIT_HD SCOREKIT_INLINE double log(double x) {
     constexpr double Lg6 = 1.531383769920937332e-01;
     constexpr double Lg7 = 1.479819860511658591e-01;
     const std::uint64_t ix = bits_of(x);
-    int k = static_cast<int>((ix >> 52) & 0x7ffu) - 1023;  // x = m * 2^k, m in [1, 2)
+    // x = mant * 2^k with mant in [1, 2); the exponent field is read as a double
+    // through its bits (2^52 + e - 2^52), so no integer conversion is needed.
+    const double e = double_of(0x4330000000000000ull | (ix >> 52)) - 4503599627370496.0;
     const double mant = double_of((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
     const bool high = mant > 1.41421356237309504880;  // then use m/2 in (sqrt 1/2, 1)
-    k += static_cast<int>(high);
+    const double dk = e - select(high, 1022.0, 1023.0);
     const double m = select(high, mant * 0.5, mant);
     const double f = m - 1.0;
     const double s = f / (2.0 + f);
-    const double dk = static_cast<double>(k);
     const double z = s * s;
     const double w = z * z;
     const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));

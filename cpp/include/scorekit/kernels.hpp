@@ -79,18 +79,24 @@ struct DsmRow {
     // writes the gradient when grad is not null.
     SCOREKIT_HD SCOREKIT_INLINE double run(const T* score, const T* z, T* grad,
                                            std::int64_t n) const {
+        return grad ? run_impl<true>(score, z, grad, n) : run_impl<false>(score, z, grad, n);
+    }
+
+    template <bool kGrad>
+    SCOREKIT_HD SCOREKIT_INLINE double run_impl(const T* score, const T* z, T* grad,
+                                                std::int64_t n) const {
         LaneSum8 acc;
         std::int64_t p = 0;
         for (; p + 8 <= n; p += 8) {
             for (int k = 0; k < 8; ++k) {
                 const T r = residual(score[p + k], z[p + k]);
-                if (grad) grad[p + k] = grad_scale * r;
+                if constexpr (kGrad) grad[p + k] = grad_scale * r;
                 acc.a[k] += static_cast<double>(r) * static_cast<double>(r);
             }
         }
         for (int k = 0; p < n; ++p, ++k) {
             const T r = residual(score[p], z[p]);
-            if (grad) grad[p] = grad_scale * r;
+            if constexpr (kGrad) grad[p] = grad_scale * r;
             acc.a[k] += static_cast<double>(r) * static_cast<double>(r);
         }
         return acc.total();

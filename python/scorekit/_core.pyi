@@ -1,0 +1,43 @@
+"""Compiled kernels (internal; the public API validates and calls these)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+def build_info() -> dict[str, Any]: ...
+def normal(out: npt.NDArray[np.floating], seed: int, counter: int, offset: int) -> None: ...
+def uniform(out: npt.NDArray[np.floating], seed: int, counter: int, offset: int) -> None: ...
+def rademacher(out: npt.NDArray[np.floating], seed: int, counter: int, offset: int) -> None: ...
+def normal_from_words(words: npt.NDArray[np.uint32], out: npt.NDArray[np.floating]) -> None: ...
+def perturb(
+    x: npt.NDArray[np.floating],
+    scale: npt.NDArray[np.floating],
+    sigma: npt.NDArray[np.floating],
+    seed: int,
+    counter: int,
+    out: npt.NDArray[np.floating],
+) -> None: ...
+def langevin_step(
+    x: npt.NDArray[np.floating],
+    score: npt.NDArray[np.floating],
+    step_size: npt.NDArray[np.floating],
+    seed: int,
+    counter: int,
+    out: npt.NDArray[np.floating],
+) -> None: ...
+def dsm_loss(
+    score: npt.NDArray[np.floating],
+    noise: npt.NDArray[np.floating] | None,
+    sigma: npt.NDArray[np.floating],
+    weight: npt.NDArray[np.floating] | None,
+    batch_scale: float,
+    seed: int,
+    counter: int,
+    row_loss: npt.NDArray[np.float64],
+    grad: npt.NDArray[np.floating] | None,
+) -> None: ...
+def sum(values: npt.NDArray[np.float64]) -> float: ...
+def set_simd(level: str) -> str: ...
