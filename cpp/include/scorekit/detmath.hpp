@@ -137,16 +137,18 @@ struct TwoPi<double> {
 // u - q/4 is representable for every u the uniform transforms produce.
 template <class T>
 SCOREKIT_HD SCOREKIT_INLINE void sincos_2pi(T u, T& s, T& c) {
-    const int q = static_cast<int>(u >= T(0.125)) + static_cast<int>(u >= T(0.375)) +
-                  static_cast<int>(u >= T(0.625)) + static_cast<int>(u >= T(0.875));
-    const T t = u - static_cast<T>(q) * T(0.25);  // |t| <= 1/8, exact
-    const T theta = t * TwoPi<T>::value;         // |theta| <= pi/4
+    // quadrant q in {0, .., 4} (4 is 0 again), held in T so the whole
+    // transform stays in one register type
+    const T q = select(u >= T(0.125), T(1), T(0)) + select(u >= T(0.375), T(1), T(0)) +
+                select(u >= T(0.625), T(1), T(0)) + select(u >= T(0.875), T(1), T(0));
+    const T t = u - q * T(0.25);          // |t| <= 1/8, exact
+    const T theta = t * TwoPi<T>::value;  // |theta| <= pi/4
     const T sk = sin_kernel(theta);
     const T ck = cos_kernel(theta);
     // quadrant q: (s, c) = (sk, ck), (ck, -sk), (-sk, -ck), (-ck, sk)
-    const bool swap = (q & 1) != 0;
-    s = flip_sign((q & 2) != 0, select(swap, ck, sk));
-    c = flip_sign(((q + 1) & 2) != 0, select(swap, sk, ck));
+    const bool odd = (q == T(1)) | (q == T(3));
+    s = flip_sign((q == T(2)) | (q == T(3)), select(odd, ck, sk));
+    c = flip_sign((q == T(1)) | (q == T(2)), select(odd, sk, ck));
 }
 
 }  // namespace detmath
