@@ -37,7 +37,10 @@ def build_info():
     Returns
     -------
     dict
-        ``version``, ``compiler``, ``simd`` (the CPU code path in use),
+        ``version``, ``compiler``, ``arch``, ``simd`` (the CPU noise path in
+        use: "avx2" or "scalar"; the environment variable
+        ``SCOREKIT_SIMD=scalar`` forces the portable path, which gives the same
+        bits), ``simd_supported`` (the best this CPU and build offer),
         ``openmp``, ``num_threads``, ``cuda_compiled`` (CUDA kernels built in)
         and ``gpu_available`` (a usable GPU found at run time), plus ``numpy``.
     """
