@@ -43,6 +43,16 @@ decltype(auto) dispatch_float(const py::array& a, F&& f) {
                          std::string(py::str(a.dtype())));
 }
 
+// (B, D) of a C-contiguous array of shape (B, ...): B rows of D elements.
+struct BatchDims {
+    std::int64_t B;
+    std::int64_t D;
+};
+inline BatchDims batch_dims(const py::array& a) {
+    const std::int64_t B = a.shape(0);
+    return {B, B == 0 ? 0 : static_cast<std::int64_t>(a.size()) / B};
+}
+
 inline Stream stream_of(std::uint64_t seed, std::uint64_t counter) { return Stream{seed, counter}; }
 
 void register_info(py::module_& m);

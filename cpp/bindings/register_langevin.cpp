@@ -11,14 +11,13 @@ void register_langevin(py::module_& m) {
            std::uint64_t counter, py::array out) {
             dispatch_float(x, [&](auto tag) {
                 using T = decltype(tag);
-                const std::int64_t B = x.shape(0);
-                const std::int64_t D = B == 0 ? 0 : static_cast<std::int64_t>(x.size()) / B;
+                const BatchDims bd = batch_dims(x);
                 const T* px = cdata_of<T>(x);
                 const T* ps = cdata_of<T>(score);
                 T* po = data_of<T>(out);
                 const RowParam<T> h = row_param<T>(step_size);
                 py::gil_scoped_release release;
-                cpu::langevin_step<T>(px, ps, B, D, h, stream_of(seed, counter), po);
+                cpu::langevin_step<T>(px, ps, bd.B, bd.D, h, stream_of(seed, counter), po);
             });
         },
         py::arg("x"), py::arg("score"), py::arg("step_size"), py::arg("seed"), py::arg("counter"),

@@ -12,8 +12,7 @@ void register_losses(py::module_& m) {
            py::object grad) {
             dispatch_float(score, [&](auto tag) {
                 using T = decltype(tag);
-                const std::int64_t B = score.shape(0);
-                const std::int64_t D = B == 0 ? 0 : static_cast<std::int64_t>(score.size()) / B;
+                const BatchDims bd = batch_dims(score);
                 const T* ps = cdata_of<T>(score);
                 const T* pz = noise.is_none() ? nullptr : cdata_of<T>(noise.cast<py::array>());
                 const bool sigma2 = weight.is_none();
@@ -27,7 +26,7 @@ void register_losses(py::module_& m) {
                     pg = data_of<T>(g);
                 }
                 py::gil_scoped_release release;
-                cpu::dsm_loss<T>(ps, pz, B, D, s, sigma2, w, batch_scale,
+                cpu::dsm_loss<T>(ps, pz, bd.B, bd.D, s, sigma2, w, batch_scale,
                                  stream_of(seed, counter), pl, pg);
             });
         },

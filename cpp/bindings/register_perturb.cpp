@@ -11,13 +11,12 @@ void register_perturb(py::module_& m) {
            py::array out) {
             dispatch_float(x, [&](auto tag) {
                 using T = decltype(tag);
-                const std::int64_t B = x.shape(0);
-                const std::int64_t D = B == 0 ? 0 : static_cast<std::int64_t>(x.size()) / B;
+                const BatchDims bd = batch_dims(x);
                 const T* px = cdata_of<T>(x);
                 T* po = data_of<T>(out);
                 const RowParam<T> a = row_param<T>(scale), s = row_param<T>(sigma);
                 py::gil_scoped_release release;
-                cpu::perturb<T>(px, B, D, a, s, stream_of(seed, counter), po);
+                cpu::perturb<T>(px, bd.B, bd.D, a, s, stream_of(seed, counter), po);
             });
         },
         py::arg("x"), py::arg("scale"), py::arg("sigma"), py::arg("seed"), py::arg("counter"),

@@ -60,19 +60,27 @@ def same_shape(shape: tuple, **arrays: np.ndarray) -> None:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
 
 
+def integer(value, name: str, accepted: str) -> int:
+    """``value`` as a Python int; TypeError for bools and non-integers."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {accepted}, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}") from None
+
+
 def uint64(value, name: str) -> int:
     """A seed or counter: an integer in [0, 2**64)."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer in [0, 2**64), got bool")
-    try:
-        v = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer in [0, 2**64), got {type(value).__name__}"
-        ) from None
+    v = integer(value, name, "an integer in [0, 2**64)")
     if not 0 <= v < _U64:
         raise ValueError(f"{name} must be in [0, 2**64), got {v}")
     return v
+
+
+def stream(seed, counter) -> tuple[int, int]:
+    """Validated (seed, counter) of a noise stream."""
+    return uint64(seed, "seed"), uint64(counter, "counter")
 
 
 def shape_arg(shape, name: str = "shape") -> tuple:
@@ -151,6 +159,13 @@ def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
     return out
+
+
+def output(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A new C-contiguous array, or the user's ``out`` once checked."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    return out_array(out, "out", shape, dtype)
 
 
 def unaliased(arr: np.ndarray, out: np.ndarray) -> np.ndarray:

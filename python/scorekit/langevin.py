@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _core
-from ._validate import batch_array, out_array, per_sample, same_dtype, same_shape, uint64, unaliased
+from ._validate import batch_array, output, per_sample, same_dtype, same_shape, stream, unaliased
 
 
 def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
@@ -39,13 +37,9 @@ def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
     same_dtype(dt, score=score)
     same_shape(x.shape, score=score)
     step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True)
-    seed = uint64(seed, "seed")
-    counter = uint64(counter, "counter")
-    if out is None:
-        out = np.empty(x.shape, dtype=dt)
-    else:
-        out_array(out, "out", x.shape, dt)
-        x = unaliased(x, out)
-        score = unaliased(score, out)
+    seed, counter = stream(seed, counter)
+    out = output(out, x.shape, dt)
+    x = unaliased(x, out)
+    score = unaliased(score, out)
     _core.langevin_step(x, score, step, seed, counter, out)
     return out

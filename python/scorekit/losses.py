@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import batch_array, per_sample, same_dtype, same_shape, uint64
+from ._validate import batch_array, per_sample, same_dtype, same_shape, stream, uint64
 
 _REDUCTIONS = ("mean", "sum", "none")
 _WEIGHTS = ("sigma2", "none")
@@ -67,8 +67,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
             raise ValueError("counter selects a noise stream: it applies only with seed=, not noise=")
         seed_v = counter_v = 0
     else:
-        seed_v = uint64(seed, "seed")
-        counter_v = uint64(counter, "counter")
+        seed_v, counter_v = stream(seed, counter)
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     if isinstance(weight, str):
         if weight not in _WEIGHTS:

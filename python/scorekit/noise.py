@@ -13,21 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import dtype_arg, out_array, shape_arg, uint64
+from ._validate import dtype_arg, output, shape_arg, stream
 
 
 def _fill(kernel, shape, seed, counter, dtype, out):
     shape = shape_arg(shape)
-    seed = uint64(seed, "seed")
-    counter = uint64(counter, "counter")
+    seed, counter = stream(seed, counter)
     if dtype is None:
         dt = out.dtype if isinstance(out, np.ndarray) else np.dtype(np.float32)
     else:
         dt = dtype_arg(dtype)
-    if out is None:
-        out = np.empty(shape, dtype=dt)
-    else:
-        out_array(out, "out", shape, dt)
+    out = output(out, shape, dt)
     kernel(out, seed, counter, 0)
     return out
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _core
-from ._validate import batch_array, out_array, per_sample, uint64, unaliased
+from ._validate import batch_array, output, per_sample, stream, unaliased
 
 
 def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
@@ -38,12 +36,8 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
     batch = x.shape[0]
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     scale_a = per_sample(1.0 if scale is None else scale, "scale", batch, dt)
-    seed = uint64(seed, "seed")
-    counter = uint64(counter, "counter")
-    if out is None:
-        out = np.empty(x.shape, dtype=dt)
-    else:
-        out_array(out, "out", x.shape, dt)
-        x = unaliased(x, out)
+    seed, counter = stream(seed, counter)
+    out = output(out, x.shape, dt)
+    x = unaliased(x, out)
     _core.perturb(x, scale_a, sigma_a, seed, counter, out)
     return out

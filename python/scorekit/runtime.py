@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import operator
-
 import numpy as np
 
 from . import _core
+from ._validate import integer
 
 
 def set_num_threads(n):
@@ -15,12 +14,7 @@ def set_num_threads(n):
     Results do not depend on it: noise and reductions are fixed by the
     element index, not by the split of work.
     """
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError("n must be an int >= 1, got bool")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"n must be an int >= 1, got {type(n).__name__}") from None
+    n = integer(n, "n", "an int >= 1")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     _core.set_num_threads(n)
