@@ -175,3 +175,23 @@ def test_return_grad_must_be_bool():
 def test_set_num_threads_rejects(n, exc, threads):
     with pytest.raises(exc, match="n must be"):
         scorekit.set_num_threads(n)
+
+
+def test_masked_arrays_are_rejected():
+    masked = np.ma.masked_array(np.ones((4, 3), np.float32), mask=np.zeros((4, 3), bool))
+    with pytest.raises(TypeError, match="x is a masked array"):
+        scorekit.perturb(masked, 0.5, seed=0)
+    with pytest.raises(TypeError, match="sigma is a masked array"):
+        scorekit.perturb(X, np.ma.masked_array(np.ones(4, np.float32)), seed=0)
+
+
+@pytest.mark.parametrize("value,exc,pattern", [
+    (["a", "b", "c", "d"], TypeError, "sigma must be a real number or a length-B array"),
+    ([1 + 1j] * 4, TypeError, "sigma must be a real number or a length-B array"),
+    ([1.0, 2.0], ValueError, r"sigma must be a scalar or have shape \(B,\) = \(4,\)"),
+    ([1.0, 1e39, 1.0, 1.0], ValueError, r"sigma must be finite \(in float32\)"),
+    (np.array(True), TypeError, "sigma must be a real number"),
+])
+def test_sequences_of_parameters(value, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        scorekit.perturb(X, value, seed=0)

@@ -274,3 +274,17 @@ def test_concurrent_calls_from_python_threads(dtype):
     for a, b in zip(serial, parallel):
         for u, v in zip(a, b):
             np.testing.assert_array_equal(u, v)
+
+
+def test_byte_swapped_inputs_and_sequences_of_parameters(dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 5)).astype(dtype)
+    swapped = x.astype(x.dtype.newbyteorder(">" if x.dtype.isnative and np.little_endian else "<"))
+    assert not swapped.dtype.isnative
+    sig = np.array([0.5, 1.0, 2.0], dtype=dtype)
+    want = scorekit.perturb(x, sig, seed=3)
+    np.testing.assert_array_equal(scorekit.perturb(swapped, [0.5, 1, 2], seed=3), want)
+    np.testing.assert_array_equal(scorekit.langevin_step(swapped, swapped, (0.1, 0.2, 0.3), seed=3),
+                                  scorekit.langevin_step(x, x, np.array([0.1, 0.2, 0.3], dtype), seed=3))
+    got = scorekit.dsm_loss(swapped, [0.5, 1, 2], seed=3, reduction="none")
+    np.testing.assert_array_equal(got[0], scorekit.dsm_loss(x, sig, seed=3, reduction="none")[0])

@@ -37,8 +37,8 @@ RowParam<T> row_param(const py::array& a) {
 // Calls f(T{}) with T the element type of `a` (float32 or float64).
 template <class F>
 decltype(auto) dispatch_float(const py::array& a, F&& f) {
-    if (a.dtype().is(py::dtype::of<float>())) return f(float{});
-    if (a.dtype().is(py::dtype::of<double>())) return f(double{});
+    if (a.dtype().equal(py::dtype::of<float>())) return f(float{});
+    if (a.dtype().equal(py::dtype::of<double>())) return f(double{});
     throw py::type_error("scorekit: expected a float32 or float64 array, got " +
                          std::string(py::str(a.dtype())));
 }

@@ -29,8 +29,13 @@ def dtype_arg(dtype, name: str = "dtype") -> np.dtype:
 
 
 def float_array(value, name: str) -> np.ndarray:
-    """``value`` as a C-contiguous float32/float64 array (copied only if needed)."""
+    """``value`` as a C-contiguous, native-order float32/float64 array (copied only if needed)."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
+                        "(e.g. .filled(...))")
     arr = np.asarray(value)
+    if arr.dtype.kind == "f" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.type)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a {_ACCEPTED} array, got dtype {arr.dtype}")
     return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
@@ -127,8 +132,16 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
         with np.errstate(over="ignore"):
             arr = np.asarray(v, dtype=dtype)
     else:
-        arr = float_array(value, name)
-        same_dtype(dtype, **{name: arr})
+        if isinstance(value, (np.ndarray, np.ma.MaskedArray)):
+            arr = float_array(value, name)
+            same_dtype(dtype, **{name: arr})
+        else:  # a sequence: its values take the call's dtype
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must be a real number or a length-B array, "
+                                f"got values of dtype {arr.dtype}")
+            with np.errstate(over="ignore"):
+                arr = arr.astype(dtype)
         if arr.shape != (batch,):
             raise ValueError(
                 f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
