@@ -181,3 +181,33 @@ def test_empty_and_zero_d_shapes(dtype):
     assert scorekit.normal((0, 4), seed=0, dtype=dtype).shape == (0, 4)
     z = scorekit.normal((), seed=0, dtype=dtype)
     assert z.shape == () and z == scorekit.normal(1, seed=0, dtype=dtype)[0]
+
+
+# Random123 kat_vectors, philox4x32 with 10 rounds: counter, key -> output
+KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+
+
+@pytest.mark.parametrize("counter,key,expected", KAT)
+def test_philox_known_answers(counter, key, expected):
+    assert tuple(_core.philox4x32_10(counter, key)) == expected
+
+
+@given(counter=st.tuples(*[st.integers(0, 2**32 - 1)] * 4), key=st.tuples(*[st.integers(0, 2**32 - 1)] * 2))
+def test_philox_matches_reference(counter, key):
+    want = ref.philox4x32_10(np.array(counter, np.uint32), np.array(key, np.uint32))
+    assert tuple(_core.philox4x32_10(counter, key)) == tuple(int(w) for w in want)
+
+
+def test_stream_layout_seed_and_counter_words():
+    """Block j of (seed, counter) is Philox of (j lo, j hi, counter lo, counter hi) with key (seed lo, seed hi)."""
+    seed, counter, j = 0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x1_0000_0003
+    words = _core.philox4x32_10((j & 0xFFFFFFFF, j >> 32, counter & 0xFFFFFFFF, counter >> 32),
+                                (seed & 0xFFFFFFFF, seed >> 32))
+    u = np.empty(4, np.float32)
+    _core.uniform(u, seed, counter, 4 * j)
+    np.testing.assert_array_equal(u, ((np.array(words, np.uint32) >> 9) + 0.5).astype(np.float32) * 2.0**-23)

@@ -1,3 +1,7 @@
+#include <pybind11/stl.h>
+
+#include <array>
+
 #include "../src/cpu_backend.hpp"
 #include "common.hpp"
 #include "scorekit/noise.hpp"
@@ -44,6 +48,13 @@ void register_noise(py::module_& m) {
     m.def("rademacher", [](py::array out, std::uint64_t seed, std::uint64_t counter, std::uint64_t offset) {
         fill(cpu::NoiseKind::Rademacher, out, seed, counter, offset);
     }, py::arg("out"), py::arg("seed"), py::arg("counter"), py::arg("offset"), doc);
+    m.def(
+        "philox4x32_10",
+        [](std::array<std::uint32_t, 4> ctr, std::array<std::uint32_t, 2> key) {
+            const Words4 w = philox4x32_10(Words4{{ctr[0], ctr[1], ctr[2], ctr[3]}}, key[0], key[1]);
+            return std::array<std::uint32_t, 4>{w.w[0], w.w[1], w.w[2], w.w[3]};
+        },
+        py::arg("counter"), py::arg("key"), "The Philox4x32-10 bijection on one counter (for tests).");
     m.def("normal_from_words", &normal_from_words, py::arg("words"), py::arg("out"),
           "Box-Muller transform of given Philox words (testing the transform alone).");
 }
