@@ -15,6 +15,7 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ACCEPTED = "float32 or float64"
 _U64 = 1 << 64
+_FINITE_MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
 
 
 def dtype_arg(dtype, name: str = "dtype") -> np.dtype:
@@ -123,35 +124,44 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
-        try:
-            v = float(value)
-        except OverflowError:
-            raise ValueError(f"{name} must be finite, got {value!r}") from None
-        if not math.isfinite(v):
-            raise ValueError(f"{name} must be finite, got {v}")
+        return _scalar(value, name, dtype, positive, nonnegative)
+    if isinstance(value, (np.ndarray, np.ma.MaskedArray)):
+        arr = float_array(value, name)
+        same_dtype(dtype, **{name: arr})
+    else:  # a sequence: its values take the call's dtype
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real number or a length-B array, "
+                            f"got values of dtype {arr.dtype}")
         with np.errstate(over="ignore"):
-            arr = np.asarray(v, dtype=dtype)
-    else:
-        if isinstance(value, (np.ndarray, np.ma.MaskedArray)):
-            arr = float_array(value, name)
-            same_dtype(dtype, **{name: arr})
-        else:  # a sequence: its values take the call's dtype
-            arr = np.asarray(value)
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"{name} must be a real number or a length-B array, "
-                                f"got values of dtype {arr.dtype}")
-            with np.errstate(over="ignore"):
-                arr = arr.astype(dtype)
-        if arr.shape != (batch,):
-            raise ValueError(
-                f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
-            )
+            arr = arr.astype(dtype)
+    if arr.shape != (batch,):
+        raise ValueError(
+            f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
     if positive and not np.all(arr > 0):
         raise ValueError(f"{name} must be > 0 (in {dtype}), got {_worst(arr, arr <= 0)}")
     if nonnegative and not np.all(arr >= 0):
         raise ValueError(f"{name} must be >= 0, got {_worst(arr, arr < 0)}")
+    return arr
+
+
+def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
+    """One value for every sample, checked with Python floats (the cheap path)."""
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
+    if not (math.isfinite(v) and abs(v) <= _FINITE_MAX[dtype]):
+        raise ValueError(f"{name} must be finite (in {dtype}), got {v}")
+    arr = np.array(v, dtype=dtype)
+    c = float(arr)
+    if positive and not c > 0:
+        raise ValueError(f"{name} must be > 0 (in {dtype}), got {c}")
+    if nonnegative and not c >= 0:
+        raise ValueError(f"{name} must be >= 0, got {c}")
     return arr
 
 
