@@ -138,18 +138,47 @@ def _bad_outs():
         (ro, r"out is read-only"),
         (np.zeros((3, 4), np.float32).T, r"out must be C-contiguous"),
         ([[0.0] * 3] * 4, r"out must be a numpy.ndarray"),
+        (np.ma.masked_array(np.zeros((4, 3), np.float32)), r"out must be a numpy.ndarray"),
+        (_unaligned((4, 3), np.float32), r"out must be aligned"),
     ]
 
 
+def _unaligned(shape, dtype):
+    """A C-contiguous array of ``dtype`` whose data starts one byte off alignment."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    arr = np.zeros(n + 1, np.uint8)[1:].view(dtype).reshape(shape)
+    assert not arr.flags.aligned and arr.flags.c_contiguous
+    return arr
+
+
 @pytest.mark.parametrize("kernel", ["normal", "perturb", "langevin_step"])
-@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("case", range(7))
 def test_bad_out(kernel, case):
     out, pattern = _bad_outs()[case]
-    kw = {} if kernel == "normal" else {}
-    if kernel == "normal" and case == 1:
-        kw["dtype"] = np.float32
+    kw = {"dtype": np.float32} if kernel == "normal" else {}
     with pytest.raises(ValueError, match=pattern):
         call(kernel, out=out, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.float16, ">f4", np.complex64])
+@pytest.mark.parametrize("kernel", ["normal", "uniform", "rademacher"])
+def test_noise_out_dtype_names_out(kernel, dtype):
+    out = np.zeros((4, 3), dtype)
+    with pytest.raises(ValueError, match=r"out must have dtype float32 or float64"):
+        getattr(scorekit, kernel)((4, 3), seed=0, out=out)
+    assert np.all(out == 0)
+
+
+def test_unaligned_inputs_are_copied():
+    x = _unaligned((4, 3), np.float64)
+    x[...] = np.arange(12.0).reshape(4, 3)
+    got = scorekit.perturb(x, 0.5, seed=3)
+    np.testing.assert_array_equal(got, scorekit.perturb(np.ascontiguousarray(x), 0.5, seed=3))
+
+
+def test_huge_shape_names_shape():
+    with pytest.raises(ValueError, match=r"shape .* more elements than an array can hold"):
+        scorekit.normal((2**40, 2**40), seed=0)
 
 
 @pytest.mark.parametrize("kernel,overrides", [
@@ -171,7 +200,8 @@ def test_return_grad_must_be_bool():
         scorekit.dsm_loss(X, 0.5, seed=0, return_grad="yes")
 
 
-@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("n,exc", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                   (True, TypeError), (10**6, ValueError), (2**70, ValueError)])
 def test_set_num_threads_rejects(n, exc, threads):
     with pytest.raises(exc, match="n must be"):
         scorekit.set_num_threads(n)
@@ -183,6 +213,25 @@ def test_masked_arrays_are_rejected():
         scorekit.perturb(masked, 0.5, seed=0)
     with pytest.raises(TypeError, match="sigma is a masked array"):
         scorekit.perturb(X, np.ma.masked_array(np.ones(4, np.float32)), seed=0)
+    with pytest.raises(TypeError, match="sigma is a masked array"):
+        scorekit.perturb(X, np.ma.masked_array(0.5), seed=0)
+
+
+@pytest.mark.parametrize("value", [-1e-50, [0.1, -1e-50, 0.1, 0.1], -0.0])
+@pytest.mark.parametrize("kernel,arg", [("langevin_step", "step_size"), ("dsm_loss", "weight")])
+def test_negative_values_that_round_to_zero_are_rejected(kernel, arg, value):
+    if value == -0.0 and not isinstance(value, list):
+        call(kernel, **{arg: value})  # -0.0 is >= 0
+        return
+    with pytest.raises(ValueError, match=rf"{arg} must be >= 0"):
+        call(kernel, **{arg: value})
+
+
+def test_sigma_that_rounds_to_zero_is_rejected():
+    with pytest.raises(ValueError, match=r"sigma must be > 0 \(in float32\), got 0.0"):
+        scorekit.perturb(X, 1e-50, seed=0)
+    with pytest.raises(ValueError, match=r"sigma must be > 0"):
+        scorekit.perturb(X, [0.5, 1e-50, 0.5, 0.5], seed=0)
 
 
 @pytest.mark.parametrize("value,exc,pattern", [

@@ -288,3 +288,45 @@ def test_byte_swapped_inputs_and_sequences_of_parameters(dtype):
                                   scorekit.langevin_step(x, x, np.array([0.1, 0.2, 0.3], dtype), seed=3))
     got = scorekit.dsm_loss(swapped, [0.5, 1, 2], seed=3, reduction="none")
     np.testing.assert_array_equal(got[0], scorekit.dsm_loss(x, sig, seed=3, reduction="none")[0])
+
+
+@pytest.mark.parametrize("kernel", ["perturb", "langevin_step"])
+def test_per_sample_parameters_inside_out(kernel, dtype):
+    """A parameter array that is a view into out is read before out is written."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 4)).astype(dtype)
+    score = rng.standard_normal((4, 4)).astype(dtype)
+    out = np.zeros((4, 4), dtype)
+    param = out[0]  # the first row of out doubles as the per-sample parameter
+    param[...] = np.array([0.1, 0.2, 0.3, 0.4], dtype)
+    if kernel == "perturb":
+        want = scorekit.perturb(x, param.copy(), seed=4)
+        scorekit.perturb(x, param, seed=4, out=out)
+    else:
+        want = scorekit.langevin_step(x, score, param.copy(), seed=4)
+        scorekit.langevin_step(x, score, param, seed=4, out=out)
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("weight", ["sigma2", "none"])
+@pytest.mark.parametrize("dtype,sigma", [(np.float32, 1e20), (np.float32, 1e-25),
+                                         (np.float32, 1e-36), (np.float64, 1e160),
+                                         (np.float64, 1e-160)])
+def test_dsm_loss_with_extreme_sigma(dtype, sigma, weight):
+    """A near-optimal score at a huge or tiny sigma: finite, and as the reference."""
+    shape = (3, 50)
+    z = scorekit.normal(shape, seed=6, dtype=dtype).astype(np.float64)
+    u = np.random.default_rng(2).uniform(0.5, 1.5, shape)
+    score = ((u - z) / sigma).astype(dtype)  # sigma * score + z = u, up to rounding
+    with np.errstate(over="ignore"):  # weight "none" at a tiny sigma: the loss overflows
+        loss, grad = scorekit.dsm_loss(score, sigma, seed=6, weight=weight, reduction="none")
+        want_loss, want_grad = ref.dsm_loss(score, sigma, seed=6, weight=weight, reduction="none")
+    assert np.isfinite(np.asarray(want_grad, dtype=dtype)).all()
+    assert np.isfinite(grad).all()
+    assert_close(grad, want_grad, dtype)
+    with np.errstate(over="ignore"):
+        want_loss = np.asarray(want_loss).astype(dtype)
+    if np.isfinite(want_loss).all():
+        assert_close(loss, want_loss, dtype)
+    else:
+        np.testing.assert_array_equal(loss, want_loss)  # inf where the loss overflows

@@ -25,15 +25,9 @@ struct DsmArgs {
     Stream st;
     T* grad;
 
-    double weight_of(std::int64_t b) const {
-        if (weight_is_sigma2) {
-            const double s = static_cast<double>(sigma(b));
-            return s * s;
-        }
-        return static_cast<double>(weight(b));
-    }
     DsmRow<T> row(std::int64_t b) const {
-        return DsmRow<T>(sigma(b), weight_of(b), batch_scale);
+        return DsmRow<T>(sigma(b), weight_is_sigma2,
+                         weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
     }
     // z for elements [first, first + count): the stored noise or `tile`, filled.
     const T* noise_at(std::int64_t first, std::int64_t count, T* tile) const {
@@ -58,7 +52,7 @@ void short_rows(const DsmArgs<T>& a, std::int64_t B, double* row_loss) {
         for (std::int64_t b = b0; b < b1; ++b) {
             const DsmRow<T> r = a.row(b);
             const std::int64_t off = (b - b0) * a.D;
-            row_loss[b] = 0.5 * a.weight_of(b) * a.run(r, first + off, a.D, z + off);
+            row_loss[b] = 0.5 * r.loss_scale * a.run(r, first + off, a.D, z + off);
         }
     });
 }
@@ -79,7 +73,7 @@ void long_rows(const DsmArgs<T>& a, std::int64_t B, double* row_loss) {
     for (std::int64_t b = 0; b < B; ++b) {
         double s = 0.0;
         for (std::int64_t c = 0; c < chunks; ++c) s += partial[static_cast<std::size_t>(b * chunks + c)];
-        row_loss[b] = 0.5 * a.weight_of(b) * s;
+        row_loss[b] = 0.5 * a.row(b).loss_scale * s;
     }
 }
 

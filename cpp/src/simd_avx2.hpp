@@ -1,13 +1,14 @@
 // AVX2 noise path for x86-64 (GCC or Clang). simd_avx2.cpp is the one file
-// compiled with -mavx2; it includes the shared headers under a namespace of
-// its own, so none of its inline code can stand in for the baseline copies.
+// compiled with -mavx2, and CMake defines SCOREKIT_HAVE_AVX2_PATH exactly when
+// it adds that flag. The file includes the shared headers under a namespace of
+// its own, so none of their inline functions can stand in for the baseline
+// copies; the headers call compiler builtins rather than std:: math (whose
+// out-of-line copies are shared by every file) for the same reason.
 #pragma once
 
 #include <cstdint>
 
-#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
-#define SCOREKIT_HAVE_AVX2_PATH 1
-
+#if defined(SCOREKIT_HAVE_AVX2_PATH)
 // kind: 0 normal, 1 uniform, 2 rademacher. Fills elements [start, start + n)
 // of stream (seed, counter), the same bits as fill_range.
 void scorekit_avx2_fill_f32(int kind, std::uint64_t seed, std::uint64_t counter,

@@ -15,6 +15,7 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ACCEPTED = "float32 or float64"
 _U64 = 1 << 64
+_MAX_ELEMENTS = np.iinfo(np.intp).max // 8
 _FINITE_MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
 
 
@@ -39,7 +40,9 @@ def float_array(value, name: str) -> np.ndarray:
         arr = arr.astype(arr.dtype.type)
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must be a {_ACCEPTED} array, got dtype {arr.dtype}")
-    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+    if arr.flags.c_contiguous and arr.flags.aligned:
+        return arr
+    return np.array(arr, order="C", copy=True)
 
 
 def batch_array(value, name: str) -> np.ndarray:
@@ -109,6 +112,8 @@ def shape_arg(shape, name: str = "shape") -> tuple:
         if d < 0:
             raise ValueError(f"{name} must not have negative dimensions, got {shape!r}")
         out.append(d)
+    if math.prod(out) > _MAX_ELEMENTS:
+        raise ValueError(f"{name} {tuple(out)} has more elements than an array can hold")
     return tuple(out)
 
 
@@ -116,36 +121,47 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
                nonnegative: bool = False) -> np.ndarray:
     """A scalar or a length-``batch`` parameter, cast to ``dtype``.
 
-    Returns a 0-d array (one value for every sample) or a contiguous (B,) array.
-    Values must be finite after the cast (and > 0 or >= 0 when asked).
+    A scalar (Python or NumPy number, or 0-d array) and a sequence take the
+    call's dtype; a (B,) ndarray must already have it. Returns a 0-d array (one
+    value for every sample) or a contiguous (B,) array. Values must be finite
+    after the cast, and > 0 (before and after it) or >= 0 when asked.
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a length-B array, got bool")
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
+                        "(e.g. .filled(...))")
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
         return _scalar(value, name, dtype, positive, nonnegative)
-    if isinstance(value, (np.ndarray, np.ma.MaskedArray)):
+    if isinstance(value, np.ndarray):
         arr = float_array(value, name)
         same_dtype(dtype, **{name: arr})
     else:  # a sequence: its values take the call's dtype
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "fiu":
+        given = np.asarray(value)
+        if given.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number or a length-B array, "
-                            f"got values of dtype {arr.dtype}")
-        with np.errstate(over="ignore"):
-            arr = arr.astype(dtype)
+                            f"got values of dtype {given.dtype}")
+        _sign(given, name, positive, nonnegative)  # before rounding can make -1e-50 into -0.0
+        with np.errstate(over="ignore", under="ignore"):
+            arr = given.astype(dtype)
     if arr.shape != (batch,):
         raise ValueError(
             f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
         )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
-    if positive and not np.all(arr > 0):
-        raise ValueError(f"{name} must be > 0 (in {dtype}), got {_worst(arr, arr <= 0)}")
-    if nonnegative and not np.all(arr >= 0):
-        raise ValueError(f"{name} must be >= 0, got {_worst(arr, arr < 0)}")
+    _sign(arr, name, positive, nonnegative, dtype)
     return arr
+
+
+def _sign(arr, name, positive, nonnegative, dtype=None) -> None:
+    where = f" (in {dtype})" if dtype is not None else ""
+    if positive and not np.all(arr > 0):
+        raise ValueError(f"{name} must be > 0{where}, got {_worst(arr, ~(arr > 0))}")
+    if nonnegative and not np.all(arr >= 0):
+        raise ValueError(f"{name} must be >= 0, got {_worst(arr, ~(arr >= 0))}")
 
 
 def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
@@ -156,12 +172,12 @@ def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
         raise ValueError(f"{name} must be finite, got {value!r}") from None
     if not (math.isfinite(v) and abs(v) <= _FINITE_MAX[dtype]):
         raise ValueError(f"{name} must be finite (in {dtype}), got {v}")
+    if nonnegative and not v >= 0:  # checked before rounding can make -1e-50 into -0.0
+        raise ValueError(f"{name} must be >= 0, got {v}")
     arr = np.array(v, dtype=dtype)
     c = float(arr)
-    if positive and not c > 0:
-        raise ValueError(f"{name} must be > 0 (in {dtype}), got {c}")
-    if nonnegative and not c >= 0:
-        raise ValueError(f"{name} must be >= 0, got {c}")
+    if positive and not (v > 0 and c > 0):
+        raise ValueError(f"{name} must be > 0 (in {dtype}), got {c if v > 0 else v}")
     return arr
 
 
@@ -171,7 +187,7 @@ def _worst(arr: np.ndarray, bad: np.ndarray):
 
 def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """Check a user-supplied output array: exact shape and dtype, C-contiguous, writeable."""
-    if not isinstance(out, np.ndarray):
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise ValueError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:
         raise ValueError(f"{name} must have dtype {dtype}, got {out.dtype}")
@@ -179,6 +195,8 @@ def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
     if not out.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.aligned:
+        raise ValueError(f"{name} must be aligned to its dtype's size")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
     return out
@@ -189,6 +207,11 @@ def output(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
     return out_array(out, "out", shape, dtype)
+
+
+def param_unaliased(param: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A per-sample parameter, copied when it lies in ``out`` (which the kernel overwrites)."""
+    return param.copy() if param.ndim and np.may_share_memory(param, out) else param
 
 
 def unaliased(arr: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import _core
-from ._validate import batch_array, output, per_sample, same_dtype, same_shape, stream, unaliased
+from ._validate import (batch_array, output, param_unaliased, per_sample, same_dtype, same_shape,
+                        stream, unaliased)
 
 
 def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
@@ -20,7 +21,8 @@ def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
     score : array_like, same shape and dtype as ``x``
         Score estimate at ``x``.
     step_size : float or array_like of shape (B,)
-        Step size ``h`` per sample; finite and >= 0 (0 leaves ``x`` unchanged).
+        Step size ``h`` per sample; finite and >= 0 (0 gives ``x + 0 * score``:
+        ``x`` itself wherever ``score`` is finite).
     seed, counter : int
         Noise stream, integers in ``[0, 2**64)``. Use a new counter per step.
     out : numpy.ndarray, optional
@@ -41,5 +43,6 @@ def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
     out = output(out, x.shape, dt)
     x = unaliased(x, out)
     score = unaliased(score, out)
+    step = param_unaliased(step, out)
     _core.langevin_step(x, score, step, seed, counter, out)
     return out

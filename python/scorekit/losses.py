@@ -22,7 +22,9 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     where ``z`` is the noise that :func:`scorekit.perturb` drew with the same
     ``(seed, counter)`` (regenerated in the kernel, never stored), or the
     ``noise`` array. One pass over ``score``: noise, residual, gradient and the
-    per-sample sums are fused. Sums accumulate in float64 in a fixed order, so
+    per-sample sums are fused. The kernel forms ``q = sigma_b * score + z`` and
+    computes ``L_b = 0.5 * (w_b / sigma_b**2) * sum q**2`` (the same loss), so a
+    tiny or huge sigma does not overflow ``z / sigma`` or ``sigma**2``. Sums accumulate in float64 in a fixed order, so
     results are identical for any number of threads.
 
     Parameters
@@ -51,7 +53,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         "mean" and 0.0 for "sum"); for "none" a (B,) array of score's dtype.
     grad : numpy.ndarray
         Only when ``return_grad``: ``d loss / d score``, score's shape and dtype;
-        ``w_b * (score + z / sigma_b)``, divided by B for "mean". For "none"
+        ``w_b * (score + z / sigma_b)``, computed as ``(w_b / sigma_b) * q``,
+        divided by B for "mean". For "none"
         row b holds ``d L_b / d score[b]``.
     """
     score = batch_array(score, "score")

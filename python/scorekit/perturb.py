@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import _core
-from ._validate import batch_array, output, per_sample, stream, unaliased
+from ._validate import batch_array, output, param_unaliased, per_sample, stream, unaliased
 
 
 def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
@@ -39,5 +39,7 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
     seed, counter = stream(seed, counter)
     out = output(out, x.shape, dt)
     x = unaliased(x, out)
+    sigma_a = param_unaliased(sigma_a, out)
+    scale_a = param_unaliased(scale_a, out)
     _core.perturb(x, scale_a, sigma_a, seed, counter, out)
     return out

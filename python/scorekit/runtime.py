@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import _core
@@ -11,13 +13,20 @@ from ._validate import integer
 def set_num_threads(n):
     """Set the number of CPU threads the kernels use (an int >= 1).
 
-    Results do not depend on it: noise and reductions are fixed by the
-    element index, not by the split of work.
+    At most ``max(256, 8 * os.cpu_count())``: more threads than that only
+    cost memory. Results do not depend on it: noise and reductions are fixed
+    by the element index, not by the split of work.
     """
     n = integer(n, "n", "an int >= 1")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    limit = _max_threads()
+    if not 1 <= n <= limit:
+        raise ValueError(f"n must be in [1, {limit}], got {n}")
     _core.set_num_threads(n)
+
+
+def _max_threads():
+    """The largest value :func:`set_num_threads` accepts on this machine."""
+    return max(256, 8 * (os.cpu_count() or 1))
 
 
 def get_num_threads():
@@ -35,8 +44,11 @@ def build_info():
         use: "avx2" or "scalar"; the environment variable
         ``SCOREKIT_SIMD=scalar`` forces the portable path, which gives the same
         bits), ``simd_supported`` (the best this CPU and build offer),
-        ``openmp``, ``num_threads``, ``cuda_compiled`` (CUDA kernels built in)
-        and ``gpu_available`` (a usable GPU found at run time), plus ``numpy``.
+        ``openmp``, ``num_threads``, ``cuda_compiled`` and ``gpu_available``,
+        plus ``numpy``. This version has no CUDA backend in the module (the
+        ``SCOREKIT_CUDA`` build option only checks that the shared kernel
+        headers compile with nvcc), so ``cuda_compiled`` and
+        ``gpu_available`` are always False.
     """
     info = dict(_core.build_info())
     info["numpy"] = np.__version__

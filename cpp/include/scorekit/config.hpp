@@ -1,6 +1,7 @@
 // Portability macros shared by the host and device compilers.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -73,6 +74,30 @@ SCOREKIT_HD SCOREKIT_INLINE float select(bool c, float a, float b) {
 SCOREKIT_HD SCOREKIT_INLINE double select(bool c, double a, double b) {
     const std::uint64_t m = 0ull - static_cast<std::uint64_t>(c);
     return double_of((bits_of(a) & m) | (bits_of(b) & ~m));
+}
+
+// Correctly rounded square root (IEEE 754 requires it of every backend). The
+// host path uses the compiler builtin, inlined as one instruction, so no
+// out-of-line std::sqrt is ever shared between files built for different
+// instruction sets.
+SCOREKIT_HD SCOREKIT_INLINE float sqrt_of(float x) {
+#if defined(__CUDA_ARCH__)
+    return ::sqrtf(x);
+#elif defined(__GNUC__) || defined(__clang__)
+    return __builtin_sqrtf(x);
+#else
+    return std::sqrt(x);
+#endif
+}
+
+SCOREKIT_HD SCOREKIT_INLINE double sqrt_of(double x) {
+#if defined(__CUDA_ARCH__)
+    return ::sqrt(x);
+#elif defined(__GNUC__) || defined(__clang__)
+    return __builtin_sqrt(x);
+#else
+    return std::sqrt(x);
+#endif
 }
 
 // x with its sign flipped when c holds (exact).

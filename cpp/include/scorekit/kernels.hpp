@@ -29,10 +29,8 @@ template <class T>
 struct LangevinRow {
     T step;
     T noise_scale;
-    SCOREKIT_HD SCOREKIT_INLINE explicit LangevinRow(T step_size) : step(step_size) {
-        using std::sqrt;
-        noise_scale = sqrt(T(2) * step_size);
-    }
+    SCOREKIT_HD SCOREKIT_INLINE explicit LangevinRow(T step_size)
+        : step(step_size), noise_scale(sqrt_of(T(2) * step_size)) {}
     SCOREKIT_HD SCOREKIT_INLINE T apply(T x, T score, T z) const {
         return x + step * score + noise_scale * z;
     }
@@ -62,18 +60,33 @@ SCOREKIT_HD SCOREKIT_INLINE double lane_sum(const T* v, std::int64_t n) {
     return acc.total();
 }
 
-// Denoising score matching, one sample b with noise scale sigma and weight w:
-//   r_j = score_j + z_j * (1 / sigma)          (in T)
-//   L_b = 0.5 * w * sum_j r_j^2                 (sum in double, LaneSum8 per chunk)
-//   grad_j = (T)(w * batch_scale) * r_j         (in T)
+// Denoising score matching, one sample b with noise scale sigma and weight w.
+// The residual is formed multiplied by sigma, so it stays finite for every
+// sigma whose loss is finite (a tiny sigma does not overflow z / sigma):
+//   q_j    = sigma * score_j + z_j                 (in T; = sigma (score_j + z_j / sigma))
+//   L_b    = 0.5 * loss_scale * sum_j q_j^2        (sum in double, LaneSum8 per chunk)
+//   grad_j = grad_scale * q_j                      (in T)
+// with loss_scale = w / sigma^2 and grad_scale = (T)(w * batch_scale / sigma),
+// which are exactly 1 and (T)(sigma * batch_scale) for the weight w = sigma^2.
 template <class T>
 struct DsmRow {
-    T inv_sigma;
+    T sigma;
     T grad_scale;
-    SCOREKIT_HD SCOREKIT_INLINE DsmRow(T sigma, double weight, double batch_scale)
-        : inv_sigma(T(1) / sigma), grad_scale(static_cast<T>(weight * batch_scale)) {}
+    double loss_scale;
+    SCOREKIT_HD SCOREKIT_INLINE DsmRow(T sigma_b, bool weight_is_sigma2, double weight,
+                                       double batch_scale)
+        : sigma(sigma_b) {
+        const double s = static_cast<double>(sigma_b);
+        if (weight_is_sigma2) {
+            loss_scale = 1.0;
+            grad_scale = static_cast<T>(s * batch_scale);
+        } else {
+            loss_scale = (weight / s) / s;
+            grad_scale = static_cast<T>((weight / s) * batch_scale);
+        }
+    }
 
-    SCOREKIT_HD SCOREKIT_INLINE T residual(T score, T z) const { return score + z * inv_sigma; }
+    SCOREKIT_HD SCOREKIT_INLINE T residual(T score, T z) const { return sigma * score + z; }
 
     // Sum of squared residuals over one run of at most kReduceChunk elements;
     // writes the gradient when grad is not null.

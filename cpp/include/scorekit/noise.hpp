@@ -37,8 +37,7 @@ SCOREKIT_HD SCOREKIT_INLINE T rademacher_of(std::uint32_t w) {
 
 template <class T>
 SCOREKIT_HD SCOREKIT_INLINE void box_muller(T u_radius, T u_angle, T& z_cos, T& z_sin) {
-    using std::sqrt;
-    const T r = sqrt(T(-2) * detmath::log(u_radius));
+    const T r = sqrt_of(T(-2) * detmath::log(u_radius));
     T s, c;
     detmath::sincos_2pi(u_angle, s, c);
     z_cos = r * c;
