@@ -29,8 +29,9 @@ __global__ void elementwise_kernel(const T* x, const T* score, const T* z, std::
 template <class T>
 __global__ void dsm_kernel(const T* score, const T* z, std::int64_t n, T sigma, double* loss,
                            T* grad) {
-    const DsmRow<T> row(sigma, 1.0, 1.0);
-    loss[0] = row.run(score, z, grad, n) + lane_sum(score, n);
+    const DsmRow<T> sigma2(sigma, true, 0.0, 1.0), weighted(sigma, false, 2.0, 1.0);
+    loss[0] = sigma2.loss_scale * sigma2.run(score, z, grad, n) +
+              weighted.loss_scale * weighted.run(score, z, nullptr, n) + lane_sum(score, n);
 }
 
 template <class T>
