@@ -60,6 +60,7 @@ void register_noise(py::module_& m);
 void register_perturb(py::module_& m);
 void register_langevin(py::module_& m);
 void register_losses(py::module_& m);
+void register_trace(py::module_& m);
 
 }  // namespace bindings
 }  // namespace scorekit

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     scorekit::bindings::register_perturb(m);
     scorekit::bindings::register_langevin(m);
     scorekit::bindings::register_losses(m);
+    scorekit::bindings::register_trace(m);
 }

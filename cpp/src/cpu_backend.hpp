@@ -5,6 +5,7 @@
 
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
+#include "scorekit/trace.hpp"
 
 namespace scorekit {
 namespace cpu {
@@ -36,6 +37,39 @@ template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
               double* row_loss, T* grad);
+
+// Probes: out holds B * m rows of D elements; row (b, i) is probe k0 + i of
+// sample b, which is row b * K + k0 + i of the stream viewed as rows of D.
+template <class T>
+void fill_probes(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::int64_t D,
+                 std::int64_t K, std::int64_t k0, T* out);
+
+// Hutchinson samples t = v . (A v) for the B * m rows (b, i) of V and AV, into
+// t[b * m + i]; samples with active[b] != 0 add theirs, in order, to
+// moments[b]. active may be null (every sample active).
+template <class T>
+void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                   const std::uint8_t* active, double* t, RunningMoments* moments);
+
+// Diagonal samples v * (A v), elementwise: moments of element (b, j) in
+// mean[b * D + j] and m2[b * D + j], all after `count` earlier probes.
+template <class T>
+void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                      double count, double* mean, double* m2);
+
+// Sliced score matching with probes regenerated from st (probe k of sample b
+// is stream row b * K + k): per-sample losses into row_loss; grad_score and
+// grad_jvp (each may be null) get the gradients of batch_scale * sum_b L_b.
+template <class T>
+void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int64_t B,
+              std::int64_t K, std::int64_t D, bool variance_reduced, double batch_scale,
+              double* row_loss, T* grad_score, T* grad_jvp);
+
+// Implicit score matching: row_loss[b] = |s_b|^2 / 2 + trace[b]; grad_score
+// (may be null) = batch_scale * score.
+template <class T>
+void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
+              double* row_loss, T* grad_score);
 
 // Deterministic LaneSum8 sum of v[0 .. n).
 double sum(const double* v, std::int64_t n);

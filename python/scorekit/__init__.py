@@ -1,30 +1,48 @@
 """scorekit: fused kernels for score-based generative models.
 
-Counter-based noise (:func:`normal`, :func:`uniform`, :func:`rademacher`),
-forward perturbation (:func:`perturb`), the denoising score matching loss with
-its gradient (:func:`dsm_loss`) and Langevin steps (:func:`langevin_step`),
-on NumPy float32 / float64 arrays. :mod:`scorekit.reference` holds a pure-NumPy
+Counter-based noise (:func:`normal`, :func:`uniform`, :func:`rademacher`,
+:func:`probes`), forward perturbation (:func:`perturb`), the denoising, sliced
+and implicit score matching losses with their gradients (:func:`dsm_loss`,
+:func:`ssm_loss`, :func:`ism_loss`), Langevin steps (:func:`langevin_step`),
+and trace estimation over batches of operators (:func:`hutchinson`,
+:func:`hutchpp`, :func:`xtrace`, :func:`diagonal`, :func:`divergence`), on
+NumPy float32 / float64 arrays. :mod:`scorekit.reference` holds a pure-NumPy
 version of each for testing and benchmarking.
 """
 
 from __future__ import annotations
 
+from .divergence import divergence
 from .langevin import langevin_step
 from .losses import dsm_loss
 from .noise import normal, rademacher, uniform
 from .perturb import perturb
+from .probes import probes
 from .runtime import build_info, get_num_threads, set_num_threads
+from .score_matching import ism_loss, ssm_loss
+from .trace import DiagonalEstimate, TraceEstimate, diagonal, hutchinson
+from .trace_sketch import hutchpp, xtrace
 
 __version__ = build_info()["version"]
 
 __all__ = [
+    "DiagonalEstimate",
+    "TraceEstimate",
     "build_info",
+    "diagonal",
+    "divergence",
     "dsm_loss",
     "get_num_threads",
+    "hutchinson",
+    "hutchpp",
+    "ism_loss",
     "langevin_step",
     "normal",
     "perturb",
+    "probes",
     "rademacher",
     "set_num_threads",
+    "ssm_loss",
     "uniform",
+    "xtrace",
 ]

@@ -224,3 +224,34 @@ def unaliased(arr: np.ndarray, out: np.ndarray) -> np.ndarray:
         and arr.shape == out.shape
     )
     return arr if same else arr.copy()
+
+
+def count(value, name: str, minimum: int = 1) -> int:
+    """An integer count >= ``minimum``."""
+    v = integer(value, name, f"an int >= {minimum}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def choice(value, name: str, options: tuple) -> str:
+    """One of the strings ``options``."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def nonnegative_float(value, name: str) -> float:
+    """A finite float >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be finite and >= 0, got {v}")
+    return v
+
+
+def flag(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)

@@ -1,0 +1,72 @@
+// Per-row math of trace estimation and sliced / implicit score matching:
+// deterministic dot products, running moments, probe scaling and the SSM / ISM
+// terms. Backends only loop over these.
+#pragma once
+
+#include <cstdint>
+
+#include "config.hpp"
+#include "kernels.hpp"
+
+namespace scorekit {
+
+// Dot product of a[0 .. n) and b[0 .. n) in double, in the fixed order of the
+// reductions: products summed with LaneSum8 over chunks of kReduceChunk
+// elements, chunk sums added left to right.
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE double chunked_dot(const T* a, const T* b, std::int64_t n) {
+    double total = 0.0;
+    for (std::int64_t c0 = 0; c0 < n; c0 += kReduceChunk) {
+        const std::int64_t m = n - c0 < kReduceChunk ? n - c0 : kReduceChunk;
+        LaneSum8 acc;
+        std::int64_t p = 0;
+        for (; p + 8 <= m; p += 8)
+            for (int k = 0; k < 8; ++k)
+                acc.a[k] += static_cast<double>(a[c0 + p + k]) * static_cast<double>(b[c0 + p + k]);
+        for (int k = 0; p < m; ++p, ++k)
+            acc.a[k] += static_cast<double>(a[c0 + p]) * static_cast<double>(b[c0 + p]);
+        total += acc.total();
+    }
+    return total;
+}
+
+// Welford's running mean and sum of squared deviations (m2) of a sequence.
+struct RunningMoments {
+    double count;
+    double mean;
+    double m2;
+    SCOREKIT_HD SCOREKIT_INLINE void add(double x) {
+        count += 1.0;
+        const double delta = x - mean;
+        mean += delta / count;
+        m2 += delta * (x - mean);
+    }
+};
+
+// Probe kinds. A sphere probe is a Gaussian row g rescaled to norm sqrt(D):
+// v_j = (T)(g_j * sqrt(D / sum g^2)), the factor and product in double.
+enum class ProbeKind : int { Rademacher = 0, Gaussian = 1, Sphere = 2 };
+
+SCOREKIT_HD SCOREKIT_INLINE double sphere_factor(double sum_squares, std::int64_t D) {
+    return sum_squares > 0.0 ? sqrt_of(static_cast<double>(D) / sum_squares) : 0.0;
+}
+
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE void scale_row(T* v, std::int64_t D, double factor) {
+    for (std::int64_t j = 0; j < D; ++j) v[j] = static_cast<T>(static_cast<double>(v[j]) * factor);
+}
+
+// Sliced score matching for one probe v of one sample, from
+//   a = v . (J v),  c = v . s,  ss = |s|^2:
+//   SSM:    L = a + c^2 / 2        SSM-VR: L = a + ss / 2
+// The loss of a sample is the mean of L over its K probes. Gradients of
+// scale * (that mean): d/d(Jv) = (scale / K) v; d/ds = (scale / K) sum_k c_k v_k
+// (SSM) or scale * s (SSM-VR).
+SCOREKIT_HD SCOREKIT_INLINE double ssm_term(double a, double c, double ss, bool variance_reduced) {
+    return variance_reduced ? a + 0.5 * ss : a + 0.5 * c * c;
+}
+
+// Implicit score matching for one sample: L = |s|^2 / 2 + tr(J).
+SCOREKIT_HD SCOREKIT_INLINE double ism_term(double ss, double trace) { return 0.5 * ss + trace; }
+
+}  // namespace scorekit

@@ -1,0 +1,60 @@
+"""Random probe vectors for trace estimation and sliced score matching."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+from ._validate import choice, count, dtype_arg, shape_arg, stream
+
+PROBE_KINDS = ("rademacher", "gaussian", "sphere")
+
+
+def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None):
+    """Probe vectors ``v`` with ``E[v v^T] = I``, one (or ``num_probes``) per sample.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(B, ...)``: B samples, each probe of ``D = prod(shape[1:])`` elements.
+    kind : {"rademacher", "gaussian", "sphere"}
+        Random signs ±1; standard normals; or each probe's normals rescaled to
+        Euclidean norm ``sqrt(D)`` (uniform on that sphere). Every kind has
+        identity second moment, so ``v^T A v`` is an unbiased estimate of
+        ``tr(A)`` with no further scaling.
+    seed, counter : int
+        Noise stream, integers in ``[0, 2**64)``.
+    dtype : {numpy.float32, numpy.float64}
+    num_probes : int, optional
+        ``K`` probes per sample: the result has shape ``(B, K, ...)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Viewed as ``B * K`` rows of ``D`` elements (``K = 1`` without
+        ``num_probes``), row ``r = b * K + k`` (probe ``k`` of sample ``b``)
+        holds elements ``[r * D, (r + 1) * D)`` of the stream ``(seed,
+        counter)``: those of :func:`scorekit.rademacher` or
+        :func:`scorekit.normal` of the same dtype, and for "sphere" the
+        normals times ``sqrt(D / sum(g**2))`` (factor and product in float64,
+        rounded once). Kernels that take ``seed`` regenerate the same probes.
+    """
+    shape = shape_arg(shape)
+    if not shape:
+        raise ValueError("shape must have at least one axis (B, ...), got ()")
+    kind = choice(kind, "kind", PROBE_KINDS)
+    seed, counter = stream(seed, counter)
+    dt = dtype_arg(dtype)
+    K = 1 if num_probes is None else count(num_probes, "num_probes")
+    out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
+    out = np.empty(out_shape, dtype=dt)
+    draw(kind, out, shape[0], K, math.prod(shape[1:]), K, 0, seed, counter)
+    return out
+
+
+def draw(kind, out, B, m, D, K, k0, seed, counter):
+    """Probes ``k0 .. k0 + m`` of ``B`` samples (layout ``K`` per sample) into ``out``."""
+    _core.probes(kind, out, B, m, D, K, k0, seed, counter)
+    return out

@@ -1,0 +1,129 @@
+"""Sliced and implicit score matching losses, fused with their gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import batch_array, choice, flag, same_dtype, stream
+from .probes import PROBE_KINDS
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction=True,
+             reduction="mean", return_grad=True):
+    """Sliced score matching (Song et al. 2019) with probes regenerated from the seed.
+
+    For sample ``b`` with score ``s`` (flattened, ``D`` elements) and probes
+    ``v_k`` drawn by ``scorekit.probes(score.shape, kind=kind, seed=seed,
+    counter=counter, dtype=score.dtype, num_probes=K)``::
+
+        SSM:    L_b = mean_k [ v_k . (J v_k) + (v_k . s)**2 / 2 ]
+        SSM-VR: L_b = mean_k [ v_k . (J v_k) ] + |s|**2 / 2
+
+    Probes have ``E[v v^T] = I`` for every kind ("sphere" probes have norm
+    ``sqrt(D)``), so both are unbiased for ``tr(J) + |s|^2 / 2`` (the implicit
+    score matching objective) with no rescaling.
+
+    Parameters
+    ----------
+    score : array_like, float32 or float64, shape (B, ...)
+        The model's score at the samples.
+    jvp : array_like, same dtype
+        ``J v`` (the score's Jacobian times each probe): of score's shape for
+        one probe per sample, or ``(B, K) + score.shape[1:]`` for ``K``.
+    seed, counter : int
+        The probes' stream.
+    kind : {"gaussian", "rademacher", "sphere"}
+    variance_reduction : bool
+        SSM-VR (True) or SSM.
+    reduction : {"mean", "sum", "none"}
+    return_grad : bool
+
+    Returns
+    -------
+    loss : float or numpy.ndarray
+        A float for "mean" (nan for an empty batch) and "sum"; for "none" the
+        (B,) losses in score's dtype. Sums run in float64 in a fixed order.
+    grad_score, grad_jvp : numpy.ndarray
+        Only with ``return_grad``: gradients of the reduced loss,
+        ``d/d jvp = v / K`` and ``d/d score = mean_k (v_k . s) v_k`` (SSM) or
+        ``s`` (SSM-VR), times ``1/B`` for "mean".
+    """
+    score = batch_array(score, "score")
+    jvp = batch_array(jvp, "jvp")
+    same_dtype(score.dtype, jvp=jvp)
+    B, rest = score.shape[0], score.shape[1:]
+    if jvp.shape == score.shape:
+        K = 1
+    elif jvp.ndim == score.ndim + 1 and jvp.shape[0] == B and jvp.shape[2:] == rest \
+            and jvp.shape[1] >= 1:
+        K = jvp.shape[1]
+    else:
+        raise ValueError(f"jvp must have score's shape {score.shape} or (B, K) + "
+                         f"{rest} for K probes, got {jvp.shape}")
+    seed, counter = stream(seed, counter)
+    kind = choice(kind, "kind", PROBE_KINDS)
+    vr = flag(variance_reduction, "variance_reduction")
+    reduction, return_grad = _reduction_args(reduction, return_grad)
+    row_loss = np.empty(B)
+    grad_score = np.empty_like(score) if return_grad else None
+    grad_jvp = np.empty_like(jvp) if return_grad else None
+    _core.ssm_loss(kind, score, jvp, K, vr, _batch_scale(reduction, B), seed, counter, row_loss,
+                   grad_score, grad_jvp)
+    loss = _reduce(row_loss, reduction, score.dtype)
+    return (loss, grad_score, grad_jvp) if return_grad else loss
+
+
+def ism_loss(score, jac_trace, *, reduction="mean", return_grad=True):
+    """Implicit score matching (Hyvärinen 2005): ``L_b = |s_b|**2 / 2 + tr(J_b)``.
+
+    Parameters
+    ----------
+    score : array_like, float32 or float64, shape (B, ...)
+    jac_trace : array_like, shape (B,), same dtype
+        The trace of each score's Jacobian (exact, or an estimate such as
+        :func:`scorekit.hutchinson`'s).
+    reduction : {"mean", "sum", "none"}
+    return_grad : bool
+
+    Returns
+    -------
+    loss : float or numpy.ndarray
+        As in :func:`ssm_loss`.
+    grad_score, grad_jac_trace : numpy.ndarray
+        Only with ``return_grad``: ``s`` and ones, times ``1/B`` for "mean".
+    """
+    score = batch_array(score, "score")
+    jac_trace = batch_array(jac_trace, "jac_trace")
+    same_dtype(score.dtype, jac_trace=jac_trace)
+    B = score.shape[0]
+    if jac_trace.shape != (B,):
+        raise ValueError(f"jac_trace must have shape (B,) = ({B},), got {jac_trace.shape}")
+    reduction, return_grad = _reduction_args(reduction, return_grad)
+    scale = _batch_scale(reduction, B)
+    row_loss = np.empty(B)
+    grad_score = np.empty_like(score) if return_grad else None
+    _core.ism_loss(score, jac_trace, scale, row_loss, grad_score)
+    loss = _reduce(row_loss, reduction, score.dtype)
+    if not return_grad:
+        return loss
+    return loss, grad_score, np.full(B, scale, dtype=score.dtype)
+
+
+def _reduction_args(reduction, return_grad):
+    return choice(reduction, "reduction", _REDUCTIONS), flag(return_grad, "return_grad")
+
+
+def _batch_scale(reduction, B):
+    return 1.0 / B if (reduction == "mean" and B > 0) else 1.0
+
+
+def _reduce(row_loss, reduction, dtype):
+    if reduction == "none":
+        return row_loss.astype(dtype)
+    total = _core.sum(row_loss)
+    if reduction == "sum":
+        return total
+    return total / row_loss.shape[0] if row_loss.shape[0] else float("nan")

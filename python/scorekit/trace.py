@@ -1,0 +1,196 @@
+"""Hutchinson trace and diagonal estimation over a batch of operators.
+
+Every estimator takes ``matvec``, a function that maps a ``(B, ...)`` array of
+vectors (one per sample) to the ``(B, ...)`` array of products ``A_b v_b``; with
+``batched=True`` it maps ``(B, m, ...)`` (``m`` vectors per sample) to the same
+shape instead, which saves Python calls. Probes come from
+:func:`scorekit.probes`: probe ``k`` of sample ``b`` is row ``b * K + k`` of
+the stream, with ``K`` the probe budget per sample, so results are
+reproducible from the seed whatever the block size or stopping point.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._validate import choice, count, dtype_arg, flag, nonnegative_float, shape_arg, stream
+from .probes import PROBE_KINDS, draw
+
+
+class TraceEstimate(NamedTuple):
+    """Per-sample trace estimates: float64 ``(B,)`` arrays."""
+
+    estimate: np.ndarray
+    stderr: np.ndarray
+    num_matvecs: np.ndarray  # products A v used per sample (for Hutchinson: probes)
+
+
+class DiagonalEstimate(NamedTuple):
+    """Per-element diagonal estimates: float64 arrays of the operator's shape."""
+
+    estimate: np.ndarray
+    stderr: np.ndarray
+
+
+def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, atol=0.0,
+               rtol=0.0, max_probes=None, block=None, batched=False, dtype=np.float64):
+    """Hutchinson's estimate of ``tr(A_b)`` for each sample, with standard errors.
+
+    ``t = v^T A v`` over probes ``v`` (:func:`scorekit.probes`); the estimate
+    is the mean of the samples ``t`` and the standard error their standard
+    deviation (ddof=1) over ``sqrt(n)``. Dot products, running means and
+    variances are computed in fused kernels (float64, fixed order).
+
+    Parameters
+    ----------
+    matvec : callable
+        ``(B, ...)`` probes to ``(B, ...)`` products (``(B, m, ...)`` with
+        ``batched=True``). Its input is read-only; its output must be a float
+        array of the input's shape, finite.
+    shape : tuple of int
+        ``(B, ...)``: the batch and the shape of one vector.
+    num_probes : int
+        Probes per sample. With a tolerance: the number drawn before the first
+        stopping check (>= 2).
+    kind : {"rademacher", "gaussian", "sphere"}
+    seed, counter : int
+        Probe stream.
+    atol, rtol : float
+        Stop a sample once ``stderr <= atol + rtol * |estimate|`` (checked
+        after every block once ``num_probes`` probes are in). 0 and 0 (the
+        default): exactly ``num_probes`` probes.
+    max_probes : int, optional
+        Cap per sample with a tolerance (default ``10 * num_probes``). It also
+        fixes the layout ``K``: probe ``k`` of sample ``b`` is stream row
+        ``b * K + k`` with ``K = max_probes`` (``num_probes`` when neither a
+        tolerance nor ``max_probes`` is given).
+    block : int, optional
+        Probes drawn and handed to ``matvec`` per round (default
+        ``min(num_probes, 32)``); memory is ``B * block`` vectors.
+    batched : bool
+        ``matvec`` takes ``(B, m, ...)``.
+    dtype : {numpy.float64, numpy.float32}
+        Probe dtype (what ``matvec`` receives).
+
+    Returns
+    -------
+    TraceEstimate
+        ``estimate``, ``stderr`` (nan with one probe) and ``num_matvecs``
+        (probes used) per sample.
+    """
+    B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
+    n0 = count(num_probes, "num_probes")
+    atol = nonnegative_float(atol, "atol")
+    rtol = nonnegative_float(rtol, "rtol")
+    adaptive = atol > 0 or rtol > 0
+    if adaptive and n0 < 2:
+        raise ValueError("num_probes must be >= 2 when a tolerance is set "
+                         "(a standard error needs two probes)")
+    if max_probes is None:
+        K = 10 * n0 if adaptive else n0
+    else:
+        K = count(max_probes, "max_probes")
+        if K < n0:
+            raise ValueError(f"max_probes must be >= num_probes = {n0}, got {K}")
+    limit = K if adaptive else n0
+    block = min(n0, 32) if block is None else count(block, "block")
+    batched = flag(batched, "batched")
+
+    moments = np.zeros((B, 3))  # count, mean, m2 per sample
+    active = np.ones(B, dtype=np.uint8)
+    used = 0
+    while used < limit and active.any():
+        m = min(block, limit - used)
+        V = draw(kind, np.empty((B, m) + rest, dt), B, m, D, K, used, seed, counter)
+        AV = apply(matvec, V, batched)
+        t = np.empty((B, m))
+        _core.trace_moments(V, AV, active, t, moments)
+        _check_finite(t, used)
+        used += m
+        if adaptive and used >= n0:
+            se = _stderr(moments)
+            active[se <= atol + rtol * np.abs(moments[:, 1])] = 0
+    return TraceEstimate(moments[:, 1].copy(), _stderr(moments), moments[:, 0].astype(np.int64))
+
+
+def diagonal(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, block=None,
+             batched=False, dtype=np.float64):
+    """Estimate of the diagonal of each ``A_b``: the mean of ``v * (A v)`` over probes.
+
+    Parameters as in :func:`hutchinson` (a fixed budget of ``num_probes``;
+    probe ``k`` of sample ``b`` is stream row ``b * num_probes + k``).
+    Rademacher probes are exact for a diagonal ``A``.
+
+    Returns
+    -------
+    DiagonalEstimate
+        ``estimate`` and ``stderr`` (standard deviation over probes, ddof=1,
+        over ``sqrt(num_probes)``; nan with one probe), float64, of ``shape``.
+    """
+    B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
+    K = count(num_probes, "num_probes")
+    block = min(K, 32) if block is None else count(block, "block")
+    batched = flag(batched, "batched")
+    mean = np.zeros((B,) + rest)
+    m2 = np.zeros((B,) + rest)
+    for used in range(0, K, block):
+        m = min(block, K - used)
+        V = draw(kind, np.empty((B, m) + rest, dt), B, m, D, K, used, seed, counter)
+        AV = apply(matvec, V, batched)
+        _core.diagonal_moments(V, AV, float(used), mean, m2)
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("matvec returned non-finite values")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stderr = np.sqrt(m2 / (K - 1) / K) if K > 1 else np.full_like(mean, np.nan)
+    return DiagonalEstimate(mean, stderr)
+
+
+def _setup(shape, kind, seed, counter, dtype):
+    shape = shape_arg(shape)
+    if not shape:
+        raise ValueError("shape must have at least one axis (B, ...), got ()")
+    kind = choice(kind, "kind", PROBE_KINDS)
+    seed, counter = stream(seed, counter)
+    return shape[0], math.prod(shape[1:]), shape[1:], dtype_arg(dtype), kind, seed, counter
+
+
+def apply(matvec, V, batched, name="matvec"):
+    """``A v`` for the ``(B, m, ...)`` vectors ``V``, as a contiguous array of V's dtype."""
+    if not callable(matvec):
+        raise TypeError(f"{name} must be callable, got {type(matvec).__name__}")
+    view = V.view()
+    view.flags.writeable = False
+    if batched:
+        return _product(matvec, view, V.dtype, name)
+    AV = np.empty_like(V)
+    for i in range(V.shape[1]):
+        v = np.ascontiguousarray(V[:, i]) if V.shape[1] > 1 else view[:, 0]
+        v.flags.writeable = False
+        AV[:, i] = _product(matvec, v, V.dtype, name)
+    return AV
+
+
+def _product(matvec, v, dtype, name):
+    res = np.asarray(matvec(v))
+    if res.shape != v.shape:
+        raise ValueError(f"{name} returned shape {res.shape}, expected {v.shape}")
+    if res.dtype.kind != "f":
+        raise TypeError(f"{name} must return a float array, got dtype {res.dtype}")
+    return np.ascontiguousarray(res, dtype=dtype)
+
+
+def _check_finite(t, first):
+    bad = ~np.isfinite(t)
+    if bad.any():
+        b, i = np.argwhere(bad)[0]
+        raise ValueError(f"matvec returned non-finite values (sample {b}, probe {first + i})")
+
+
+def _stderr(moments):
+    n = moments[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 1, np.sqrt(moments[:, 2] / (n - 1) / n), np.nan)
