@@ -4,6 +4,7 @@
 
 #include "scorekit/kernels.hpp"
 #include "scorekit/noise.hpp"
+#include "scorekit/trace.hpp"
 
 namespace scorekit {
 namespace cuda_check {
@@ -35,6 +36,15 @@ __global__ void dsm_kernel(const T* score, const T* z, std::int64_t n, T sigma, 
 }
 
 template <class T>
+__global__ void trace_kernel(T* v, const T* av, std::int64_t n, RunningMoments* moments,
+                             double* out) {
+    scale_row(v, n, sphere_factor(chunked_dot(v, v, n), n));
+    const double t = chunked_dot(v, av, n);
+    moments->add(t);
+    out[0] = ssm_term(t, t, t, true) + ssm_term(t, t, t, false) + ism_term(t, t);
+}
+
+template <class T>
 void instantiate() {
     fill_kernel<NormalBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
     fill_kernel<UniformBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
@@ -42,6 +52,7 @@ void instantiate() {
     elementwise_kernel<T><<<1, 1>>>(nullptr, nullptr, nullptr, 0, RowParam<T>{nullptr, T(1)},
                                     RowParam<T>{nullptr, T(1)}, nullptr, nullptr);
     dsm_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, T(1), nullptr, nullptr);
+    trace_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, nullptr, nullptr);
 }
 
 template void instantiate<float>();

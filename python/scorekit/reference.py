@@ -606,3 +606,613 @@ def langevin_step(x, score, step_size, *, seed, counter=0):
     eps = _per_sample(step_size, x.ndim, ct)
     out = x.astype(ct) + eps * np.asarray(score).astype(ct) + np.sqrt(2 * eps) * z
     return out.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------
+# Trace estimation and sliced / implicit score matching
+# ---------------------------------------------------------------------------
+#
+# Probe vectors come from the same counter-based stream as the rest of the
+# module.  A request for ``K`` probes of ``B`` samples with ``D`` elements
+# each is viewed as ``R = B * K`` rows of ``D`` stream elements; row
+# ``r = b * K + k`` (probe ``k`` of sample ``b``) holds stream elements
+# ``[r * D, (r + 1) * D)``.  Every probe kind satisfies ``E[v v^T] = I``.
+
+__all__ += [
+    "probes",
+    "hutchinson",
+    "diagonal",
+    "hutchpp",
+    "xtrace",
+    "divergence",
+    "ssm_loss",
+    "ism_loss",
+]
+
+_PROBE_KINDS = ("rademacher", "gaussian", "sphere")
+
+
+def _check_kind(kind):
+    """Return ``kind`` if it names a probe distribution, else raise ValueError."""
+    if not isinstance(kind, str) or kind not in _PROBE_KINDS:
+        raise ValueError(f"kind must be one of {_PROBE_KINDS}, got {kind!r}")
+    return kind
+
+
+def _check_count(value, name, minimum):
+    """Return ``value`` as a Python int, checking it is an integer ``>= minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if v < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {v}")
+    return v
+
+
+def _check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def _batch_shape(shape):
+    """Validate a ``(B, ...)`` shape and return it as a tuple of ints."""
+    try:
+        shape, _ = _shape_size(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of integers, got {shape!r}") from None
+    if len(shape) < 1:
+        raise ValueError("shape must have at least one (batch) axis")
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape must be non-negative, got {shape}")
+    return shape
+
+
+def _real_array(value, name):
+    """``value`` as a float64 array; TypeError unless it holds real numbers."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _layout_array(value, name):
+    """Check that ``value`` is a float32/float64 array with a batch axis.
+
+    Returns the array and its canonical dtype, which selects the noise
+    layout of the probes drawn for it.
+    """
+    a = np.asarray(value)
+    if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{name} must be a float32 or float64 array (its dtype selects the noise "
+            f"layout), got dtype {a.dtype}"
+        )
+    if a.ndim < 1:
+        raise ValueError(f"{name} must have a batch axis")
+    return a, np.dtype(np.float32 if a.dtype.itemsize == 4 else np.float64)
+
+
+def _square_batch(A):
+    """``A`` as a float64 array of shape (B, D, D)."""
+    a = _real_array(A, "A")
+    if a.ndim != 3 or a.shape[1] != a.shape[2]:
+        raise ValueError(f"A must have shape (B, D, D), got {a.shape}")
+    return a
+
+
+def _mean_stderr(t):
+    """Mean over axis 1 and its standard error ``std(ddof=1) / sqrt(K)``.
+
+    The standard error is NaN when axis 1 has a single entry.
+    """
+    k = t.shape[1]
+    mean = t.mean(axis=1)
+    if k == 1:
+        return mean, np.full(mean.shape, np.nan)
+    return mean, t.std(axis=1, ddof=1) / np.sqrt(k)
+
+
+def _reduce(per_sample, reduction):
+    """Reduced loss and the divisor applied to the per-sample gradients."""
+    batch = per_sample.shape[0]
+    if reduction == "none":
+        return per_sample, 1
+    if reduction == "sum":
+        return float(per_sample.sum()), 1
+    if batch:
+        return float(per_sample.sum() / batch), batch
+    return math.nan, 1
+
+
+def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None):
+    """Probe vectors with identity second moment, ``E[v v^T] = I``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(B, ...)``: the batch size followed by the shape of one sample,
+        which has ``D = prod(shape[1:])`` elements.
+    kind : {"rademacher", "gaussian", "sphere"}
+        ``"rademacher"``: the :func:`rademacher` stream (entries ``+-1``).
+        ``"gaussian"``: the :func:`normal` stream, taken with
+        ``precise=True`` and rounded to float64.
+        ``"sphere"``: each Gaussian row ``g`` scaled to Euclidean norm
+        ``sqrt(D)``, ``v = g * sqrt(D / sum(g ** 2))``, in float64.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Stream layout the probes are drawn from.
+    num_probes : int, optional
+        Number ``K >= 1`` of probes per sample.  When omitted, one probe per
+        sample is drawn and the output has shape ``shape``.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Shape ``shape`` when ``num_probes`` is None, else
+        ``(B, K, *shape[1:])``.  Viewed as ``B * K`` rows of ``D`` elements,
+        row ``r = b * K + k`` (probe ``k`` of sample ``b``) is built from
+        stream elements ``[r * D, (r + 1) * D)`` of ``(seed, counter)``.
+    """
+    shape = _batch_shape(shape)
+    kind = _check_kind(kind)
+    seed = _as_u64(seed, "seed")
+    counter = _as_u64(counter, "counter")
+    dt = _check_dtype(dtype)
+    k = 1 if num_probes is None else _check_count(num_probes, "num_probes", 1)
+    batch, dim = shape[0], math.prod(shape[1:])
+    n = batch * k * dim
+    if kind == "rademacher":
+        flat = rademacher(n, seed=seed, counter=counter, dtype=dt)
+    else:
+        flat = normal(n, seed=seed, counter=counter, dtype=dt, precise=True)
+    rows = flat.astype(np.float64).reshape(batch * k, dim)
+    if kind == "sphere" and dim:
+        rows = rows * np.sqrt(dim / np.sum(rows**2, axis=1, keepdims=True))
+    out_shape = shape if num_probes is None else (batch, k) + shape[1:]
+    return rows.reshape(out_shape)
+
+
+def hutchinson(A, *, num_probes, kind, seed, counter=0, dtype=np.float32):
+    """Girard-Hutchinson trace estimates of a batch of square matrices.
+
+    For each sample ``b`` the ``K`` probes ``v_k`` (see :func:`probes`)
+    give the terms ``t_k = v_k^T A_b v_k``, whose mean is an unbiased
+    estimate of ``trace(A_b)``.
+
+    Parameters
+    ----------
+    A : array_like, shape (B, D, D)
+        Matrices, not necessarily symmetric.
+    num_probes : int
+        Number ``K >= 1`` of probes per sample.
+    kind : {"rademacher", "gaussian", "sphere"}
+        Probe distribution.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Stream layout of the probes, which are
+        ``probes((B, D), kind=kind, seed=seed, counter=counter, dtype=dtype,
+        num_probes=K)``.
+
+    Returns
+    -------
+    estimate : numpy.ndarray of float64, shape (B,)
+        ``mean_k t_k``.
+    stderr : numpy.ndarray of float64, shape (B,)
+        ``std(t, ddof=1) / sqrt(K)``; NaN when ``K == 1``.
+    """
+    a = _square_batch(A)
+    k = _check_count(num_probes, "num_probes", 1)
+    batch, dim, _ = a.shape
+    v = probes((batch, dim), kind=kind, seed=seed, counter=counter, dtype=dtype, num_probes=k)
+    av = np.einsum("bij,bkj->bki", a, v)
+    t = np.sum(v * av, axis=2)
+    return _mean_stderr(t)
+
+
+def diagonal(A, *, num_probes, kind, seed, counter=0, dtype=np.float32):
+    """Stochastic estimates of the diagonals of a batch of square matrices.
+
+    With the probes of :func:`hutchinson`, the terms are the elementwise
+    products ``v_k * (A_b v_k)``, whose mean is an unbiased estimate of
+    ``diag(A_b)``.
+
+    Parameters
+    ----------
+    A : array_like, shape (B, D, D)
+        Matrices, not necessarily symmetric.
+    num_probes : int
+        Number ``K >= 1`` of probes per sample.
+    kind : {"rademacher", "gaussian", "sphere"}
+        Probe distribution.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Stream layout of the probes.
+
+    Returns
+    -------
+    estimate : numpy.ndarray of float64, shape (B, D)
+        ``mean_k v_k * (A_b v_k)``.
+    stderr : numpy.ndarray of float64, shape (B, D)
+        Elementwise ``std(ddof=1) / sqrt(K)`` over the probes; NaN when
+        ``K == 1``.
+    """
+    a = _square_batch(A)
+    k = _check_count(num_probes, "num_probes", 1)
+    batch, dim, _ = a.shape
+    v = probes((batch, dim), kind=kind, seed=seed, counter=counter, dtype=dtype, num_probes=k)
+    av = np.einsum("bij,bkj->bki", a, v)
+    return _mean_stderr(v * av)
+
+
+def hutchpp(A, *, num_matvecs, kind, seed, counter=0, dtype=np.float32):
+    """Hutch++ trace estimates (Meyer, Musco, Musco and Woodruff, 2021).
+
+    With a budget of ``m`` matrix-vector products per sample, ``s = m // 3``
+    sketch vectors and ``g = m - 2 * s`` residual probes are drawn as
+    ``probes((B, D), ..., num_probes=s + g)``: probes ``k < s`` are the
+    columns of the sketch ``S`` (D x s), the others those of ``G`` (D x g).
+    For each sample, with ``Q`` the orthonormal factor of the reduced QR
+    decomposition of ``A S`` and ``P = I - Q Q^T``::
+
+        estimate = trace(Q^T A Q) + (1 / g) * sum_k (P g_k)^T A (P g_k)
+
+    Parameters
+    ----------
+    A : array_like, shape (B, D, D)
+        Matrices, not necessarily symmetric.
+    num_matvecs : int
+        Budget ``m >= 3`` of matrix-vector products per sample.
+    kind : {"rademacher", "gaussian", "sphere"}
+        Probe distribution.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Stream layout of the probes.
+
+    Returns
+    -------
+    estimate : numpy.ndarray of float64, shape (B,)
+        The Hutch++ estimates.
+    stderr : numpy.ndarray of float64, shape (B,)
+        ``std(ddof=1) / sqrt(g)`` of the ``g`` residual terms
+        ``(P g_k)^T A (P g_k)``; NaN when ``g == 1``.
+    """
+    a = _square_batch(A)
+    m = _check_count(num_matvecs, "num_matvecs", 3)
+    s = m // 3
+    g = m - 2 * s
+    batch, dim, _ = a.shape
+    v = probes((batch, dim), kind=kind, seed=seed, counter=counter, dtype=dtype, num_probes=s + g)
+    estimate = np.empty(batch)
+    terms = np.empty((batch, g))
+    for b in range(batch):
+        ab = a[b]
+        sketch = v[b, :s].T
+        resid = v[b, s:].T
+        q, _ = np.linalg.qr(ab @ sketch, mode="reduced")
+        z = resid - q @ (q.T @ resid)
+        terms[b] = np.sum(z * (ab @ z), axis=0)
+        estimate[b] = np.trace(q.T @ ab @ q) + terms[b].mean()
+    return estimate, _mean_stderr(terms)[1]
+
+
+def xtrace(A, *, num_matvecs, kind="sphere", seed, counter=0, dtype=np.float32):
+    """XTrace trace estimates with the improved normalisation.
+
+    XTrace is the exchangeable trace estimator of Epperly, Tropp and
+    Webber ("XTrace: making the most of every sample in stochastic trace
+    estimation", SIAM J. Matrix Anal. Appl., 2024), here with the
+    normalisation of their section 2.3.  With a budget of ``m``
+    matrix-vector products, ``s = m // 2`` test vectors
+    ``Omega = [omega_1, ..., omega_s]`` are drawn per sample as
+    ``probes((B, D), ..., num_probes=s)``.  For each ``i``, ``Q_i`` is the
+    orthonormal factor (D x (s - 1)) of the reduced QR decomposition of
+    ``A Omega`` without column ``i``, ``P_i = I - Q_i Q_i^T`` and
+    ``r_i = P_i omega_i``; the ``i``-th estimate is::
+
+        t_i = trace(Q_i^T A Q_i) + (D - s + 1) / ||r_i||^2 * r_i^T A r_i
+
+    Each ``t_i`` is evaluated directly from this definition.  For sphere
+    and Gaussian test vectors the direction ``r_i / ||r_i||`` is uniform on
+    the unit sphere of ``range(P_i)``, of dimension ``D - s + 1``, so every
+    ``t_i`` is unbiased, and Gaussian and sphere test vectors from the same
+    stream give the same estimates.  ``t_i`` is undefined when ``omega_i``
+    lies in ``range(Q_i)``, which has positive probability only for
+    Rademacher test vectors (e.g. ``omega_i = +-omega_j``); the computed
+    ``r_i`` is then rounding noise, and the second term is taken as 0 only
+    when ``r_i`` is exactly zero.
+
+    Parameters
+    ----------
+    A : array_like, shape (B, D, D)
+        Matrices, not necessarily symmetric.
+    num_matvecs : int
+        Budget ``m >= 4`` of matrix-vector products per sample; the number
+        of test vectors ``m // 2`` must not exceed ``D``.
+    kind : {"sphere", "gaussian", "rademacher"}, optional
+        Test vector distribution.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    dtype : {numpy.float32, numpy.float64}, optional
+        Stream layout of the test vectors.
+
+    Returns
+    -------
+    estimate : numpy.ndarray of float64, shape (B,)
+        ``mean_i t_i``.
+    error : numpy.ndarray of float64, shape (B,)
+        The error estimate ``std(t, ddof=1) / sqrt(s)``.
+    """
+    a = _square_batch(A)
+    m = _check_count(num_matvecs, "num_matvecs", 4)
+    s = m // 2
+    batch, dim, _ = a.shape
+    if s > dim:
+        raise ValueError(
+            f"num_matvecs // 2 = {s} test vectors exceed the matrix dimension D = {dim}"
+        )
+    omega = probes((batch, dim), kind=kind, seed=seed, counter=counter, dtype=dtype, num_probes=s)
+    t = np.empty((batch, s))
+    for b in range(batch):
+        ab = a[b]
+        om = omega[b].T
+        y = ab @ om
+        for i in range(s):
+            q, _ = np.linalg.qr(np.delete(y, i, axis=1), mode="reduced")
+            r = om[:, i] - q @ (q.T @ om[:, i])
+            rr = r @ r
+            resid = (dim - s + 1) * (r @ ab @ r) / rr if rr > 0 else 0.0
+            t[b, i] = np.trace(q.T @ ab @ q) + resid
+    return _mean_stderr(t)
+
+
+def _call_rows(fn, arg):
+    """``fn(arg)`` as a float64 array, checking it keeps the input shape."""
+    out = np.asarray(fn(arg))
+    if out.shape != arg.shape:
+        raise ValueError(f"fn must return an array of the input shape {arg.shape}, got {out.shape}")
+    return _real_array(out, "fn(x)")
+
+
+def divergence(
+    fn, x, *, num_probes=1, kind="gaussian", seed, counter=0, method="central", step=None
+):
+    """Divergence ``sum_j d fn(x)_j / d x_j`` by central finite differences.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a float64 array of shape ``x.shape`` to an array of the same
+        shape; output row ``b`` depends only on input row ``b``.
+    x : numpy.ndarray, shape (B, ...)
+        Points, float32 or float64; the dtype selects the probe layout and
+        the default step.  ``D = prod(x.shape[1:])``.
+    num_probes : int, optional
+        Number ``K >= 1`` of probes per sample (``method="central"``).
+    kind : {"gaussian", "rademacher", "sphere"}, optional
+        Probe distribution (``method="central"``).
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    method : {"central", "exact"}, optional
+        ``"central"``: a Hutchinson estimate over the probes
+        ``v_k = probes(x.shape, kind=kind, seed=seed, counter=counter,
+        dtype=x.dtype, num_probes=K)[:, k]``, each term being
+        ``sum(v_k * (fn(x + h v_k) - fn(x - h v_k)) / (2 h))`` (``2 K``
+        calls of ``fn``).
+        ``"exact"``: ``sum_j (fn(x + h e_j)_j - fn(x - h e_j)_j) / (2 h)``
+        over the basis vectors ``e_j`` of the flattened sample (``2 D``
+        calls of ``fn``).
+    step : float or array_like, shape (B,), optional
+        Positive finite step ``h_b``, scalar or per sample.  Defaults to
+        ``h_b = eps ** (1 / 3) * max(1, rms(x_b))``, with ``eps`` the
+        machine epsilon of ``x.dtype`` and ``rms`` the root mean square of
+        sample ``b``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (B,)
+        The divergence estimates (0 when ``D == 0``).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    x, layout = _layout_array(x, "x")
+    if not isinstance(method, str) or method not in ("central", "exact"):
+        raise ValueError(f"method must be 'central' or 'exact', got {method!r}")
+    k = _check_count(num_probes, "num_probes", 1)
+    kind = _check_kind(kind)
+    seed = _as_u64(seed, "seed")
+    counter = _as_u64(counter, "counter")
+    batch = x.shape[0]
+    dim = math.prod(x.shape[1:])
+    x64 = x.astype(np.float64)
+    if step is not None:
+        h = _real_array(step, "step")
+        if h.ndim == 0:
+            h = np.full(batch, h)
+        elif h.shape != (batch,):
+            raise ValueError(f"step must be a scalar or have shape ({batch},), got {h.shape}")
+        if not np.all(np.isfinite(h) & (h > 0)):
+            raise ValueError("step must be positive and finite")
+    if batch == 0 or dim == 0:
+        return np.zeros(batch)
+    if step is None:
+        rms = np.sqrt(np.mean(x64.reshape(batch, dim) ** 2, axis=1))
+        h = np.finfo(layout).eps ** (1 / 3) * np.maximum(1.0, rms)
+
+    if method == "exact":
+        flat = x64.reshape(batch, dim)
+        total = np.zeros(batch)
+        for j in range(dim):
+            e = np.zeros(dim)
+            e[j] = 1.0
+            shift = h[:, None] * e
+            plus = _call_rows(fn, (flat + shift).reshape(x.shape)).reshape(batch, dim)
+            minus = _call_rows(fn, (flat - shift).reshape(x.shape)).reshape(batch, dim)
+            total += (plus[:, j] - minus[:, j]) / (2 * h)
+        return total
+
+    v = probes(x.shape, kind=kind, seed=seed, counter=counter, dtype=layout, num_probes=k)
+    hb = h.reshape((batch,) + (1,) * (x.ndim - 1))
+    t = np.empty((batch, k))
+    for i in range(k):
+        vk = v[:, i]
+        jvp = (_call_rows(fn, x64 + hb * vk) - _call_rows(fn, x64 - hb * vk)) / (2 * hb)
+        t[:, i] = (vk * jvp).reshape(batch, dim).sum(axis=1)
+    return t.mean(axis=1)
+
+
+def ssm_loss(
+    score,
+    jvp,
+    *,
+    seed,
+    counter=0,
+    kind="gaussian",
+    variance_reduction=True,
+    reduction="mean",
+    return_grad=True,
+):
+    """Sliced score-matching loss and its gradients.
+
+    For sample ``b`` and probe ``k``, with ``a = v^T jvp_k`` (``jvp_k``
+    being the Jacobian-vector product of the score model along ``v``) and
+    ``c = v^T score_b``::
+
+        SSM:     L_bk = a + 0.5 * c ** 2
+        SSM-VR:  L_bk = a + 0.5 * ||score_b|| ** 2
+
+    and ``L_b = mean_k L_bk``.
+
+    Parameters
+    ----------
+    score : numpy.ndarray, shape (B, ...)
+        Predicted scores, float32 or float64; the dtype selects the probe
+        layout.  ``D = prod(score.shape[1:])``.
+    jvp : array_like, shape (B, ...) or (B, K, ...)
+        Jacobian-vector products along the probes: shape ``score.shape``
+        for one probe per sample (``K = 1``), or ``(B, K, *score.shape[1:])``
+        for ``K`` probes.  The probes are ``probes(score.shape, kind=kind,
+        seed=seed, counter=counter, dtype=score.dtype, num_probes=K)``.
+    seed : int
+        Unsigned 64-bit seed.
+    counter : int, optional
+        Unsigned 64-bit stream counter.
+    kind : {"gaussian", "rademacher", "sphere"}, optional
+        Probe distribution.
+    variance_reduction : bool, optional
+        Use SSM-VR (the exact expectation of ``0.5 * c ** 2`` over the probe)
+        instead of SSM.
+    reduction : {"mean", "sum", "none"}, optional
+        ``"mean"`` averages ``L_b`` over the batch (NaN for an empty batch),
+        ``"sum"`` adds them, ``"none"`` returns them.
+    return_grad : bool, optional
+        Also return the gradients.
+
+    Returns
+    -------
+    loss : float or numpy.ndarray of float64, shape (B,)
+        The reduced loss; an array for ``reduction="none"``.
+    grad_score : numpy.ndarray of float64, shape (B, ...)
+        Gradient with respect to ``score``: ``(1 / K) sum_k c_k v_k`` for
+        SSM, ``score_b`` for SSM-VR; divided by ``B`` for ``"mean"``.
+    grad_jvp : numpy.ndarray of float64, shape of ``jvp``
+        Gradient with respect to ``jvp``: ``v_{b,k} / K``, divided by ``B``
+        for ``"mean"``.
+        For ``"none"`` both gradients are those of each ``L_b`` with respect
+        to its own sample.  Only returned when ``return_grad`` is true.
+    """
+    _check_reduction(reduction)
+    score, layout = _layout_array(score, "score")
+    j = _real_array(jvp, "jvp")
+    batch, tail = score.shape[0], score.shape[1:]
+    dim = math.prod(tail)
+    if j.shape == score.shape:
+        k = 1
+    elif j.ndim == score.ndim + 1 and j.shape[0] == batch and j.shape[2:] == tail and j.shape[1]:
+        k = j.shape[1]
+    else:
+        raise ValueError(
+            f"jvp must have shape {score.shape} or (B, K, ...) = ({batch}, K, "
+            f"{', '.join(map(str, tail))}) with K >= 1, got {j.shape}"
+        )
+    v = probes(score.shape, kind=kind, seed=seed, counter=counter, dtype=layout, num_probes=k)
+    v = v.reshape(batch, k, dim)
+    s = score.astype(np.float64).reshape(batch, 1, dim)
+    a = np.sum(v * j.reshape(batch, k, dim), axis=2)
+    c = np.sum(v * s, axis=2)
+    if variance_reduction:
+        per_probe = a + 0.5 * np.sum(s * s, axis=2)
+        grad_score = s[:, 0]
+    else:
+        per_probe = a + 0.5 * c**2
+        grad_score = np.mean(c[:, :, None] * v, axis=1)
+    loss, divisor = _reduce(per_probe.mean(axis=1), reduction)
+    if not return_grad:
+        return loss
+    grad_score = (grad_score / divisor).reshape(score.shape)
+    grad_jvp = (v / k / divisor).reshape(j.shape)
+    return loss, grad_score, grad_jvp
+
+
+def ism_loss(score, jac_trace, *, reduction="mean", return_grad=True):
+    """Implicit (Hyvarinen) score-matching loss and its gradients.
+
+    The per-sample loss is ``L_b = 0.5 * ||score_b|| ** 2 + jac_trace_b``,
+    with ``jac_trace_b`` the trace of the Jacobian of the score model at
+    sample ``b`` (e.g. from :func:`divergence`).
+
+    Parameters
+    ----------
+    score : array_like, shape (B, ...)
+        Predicted scores.
+    jac_trace : array_like, shape (B,)
+        Jacobian traces.
+    reduction : {"mean", "sum", "none"}, optional
+        ``"mean"`` averages ``L_b`` over the batch (NaN for an empty batch),
+        ``"sum"`` adds them, ``"none"`` returns them.
+    return_grad : bool, optional
+        Also return the gradients.
+
+    Returns
+    -------
+    loss : float or numpy.ndarray of float64, shape (B,)
+        The reduced loss; an array for ``reduction="none"``.
+    grad_score : numpy.ndarray of float64, shape (B, ...)
+        ``score``, divided by ``B`` for ``"mean"``.
+    grad_jac_trace : numpy.ndarray of float64, shape (B,)
+        Ones, divided by ``B`` for ``"mean"``.
+        For ``"none"`` both gradients are those of each ``L_b`` with respect
+        to its own sample.  Only returned when ``return_grad`` is true.
+    """
+    _check_reduction(reduction)
+    s = _real_array(score, "score")
+    if s.ndim < 1:
+        raise ValueError("score must have a batch axis")
+    tr = _real_array(jac_trace, "jac_trace")
+    batch = s.shape[0]
+    if tr.shape != (batch,):
+        raise ValueError(f"jac_trace must have shape ({batch},), got {tr.shape}")
+    dim = math.prod(s.shape[1:])
+    loss, divisor = _reduce(0.5 * np.sum(s.reshape(batch, dim) ** 2, axis=1) + tr, reduction)
+    if not return_grad:
+        return loss
+    return loss, s / divisor, np.ones(batch) / divisor
