@@ -16,6 +16,15 @@ ProbeKind probe_kind(const std::string& name) {
     throw py::value_error("kind must be 'rademacher', 'gaussian' or 'sphere', got '" + name + "'");
 }
 
+// (B, m, D) of a C-contiguous (B, m, ...) array of m vectors per sample.
+struct ProbeDims {
+    std::int64_t B, m, D;
+};
+ProbeDims probe_dims(const py::array& V) {
+    const std::int64_t B = V.shape(0), m = V.shape(1);
+    return {B, m, B * m == 0 ? 0 : static_cast<std::int64_t>(V.size()) / (B * m)};
+}
+
 template <class T>
 T* optional_data(const py::object& a) {
     if (a.is_none()) return nullptr;
@@ -45,15 +54,14 @@ void register_trace(py::module_& m) {
         [](py::array V, py::array AV, py::object active, py::array t, py::array moments) {
             dispatch_float(V, [&](auto tag) {
                 using T = decltype(tag);
-                const std::int64_t B = V.shape(0), mm = V.shape(1);
-                const std::int64_t D = B * mm == 0 ? 0 : static_cast<std::int64_t>(V.size()) / (B * mm);
+                const ProbeDims pd = probe_dims(V);
                 const T* pv = cdata_of<T>(V);
                 const T* pa = cdata_of<T>(AV);
                 const std::uint8_t* act = optional_data<std::uint8_t>(active);
                 double* pt = data_of<double>(t);
                 auto* mo = reinterpret_cast<RunningMoments*>(data_of<double>(moments));
                 py::gil_scoped_release release;
-                cpu::trace_moments<T>(pv, pa, B, mm, D, act, pt, mo);
+                cpu::trace_moments<T>(pv, pa, pd.B, pd.m, pd.D, act, pt, mo);
             });
         },
         py::arg("V"), py::arg("AV"), py::arg("active"), py::arg("t"), py::arg("moments"),
@@ -63,14 +71,13 @@ void register_trace(py::module_& m) {
         [](py::array V, py::array AV, double count, py::array mean, py::array m2) {
             dispatch_float(V, [&](auto tag) {
                 using T = decltype(tag);
-                const std::int64_t B = V.shape(0), mm = V.shape(1);
-                const std::int64_t D = B * mm == 0 ? 0 : static_cast<std::int64_t>(V.size()) / (B * mm);
+                const ProbeDims pd = probe_dims(V);
                 const T* pv = cdata_of<T>(V);
                 const T* pa = cdata_of<T>(AV);
                 double* pm = data_of<double>(mean);
                 double* p2 = data_of<double>(m2);
                 py::gil_scoped_release release;
-                cpu::diagonal_moments<T>(pv, pa, B, mm, D, count, pm, p2);
+                cpu::diagonal_moments<T>(pv, pa, pd.B, pd.m, pd.D, count, pm, p2);
             });
         },
         py::arg("V"), py::arg("AV"), py::arg("count"), py::arg("mean"), py::arg("m2"),

@@ -42,3 +42,48 @@ def dsm_loss(
 def sum(values: npt.NDArray[np.float64]) -> float: ...
 def set_simd(level: str) -> str: ...
 def philox4x32_10(counter: tuple[int, int, int, int], key: tuple[int, int]) -> list[int]: ...
+def probes(
+    kind: str,
+    out: npt.NDArray[np.floating],
+    B: int,
+    m: int,
+    D: int,
+    K: int,
+    k0: int,
+    seed: int,
+    counter: int,
+) -> None: ...
+def trace_moments(
+    V: npt.NDArray[np.floating],
+    AV: npt.NDArray[np.floating],
+    active: npt.NDArray[np.uint8] | None,
+    t: npt.NDArray[np.float64],
+    moments: npt.NDArray[np.float64],
+) -> None: ...
+def diagonal_moments(
+    V: npt.NDArray[np.floating],
+    AV: npt.NDArray[np.floating],
+    count: float,
+    mean: npt.NDArray[np.float64],
+    m2: npt.NDArray[np.float64],
+) -> None: ...
+def ssm_loss(
+    kind: str,
+    score: npt.NDArray[np.floating],
+    jvp: npt.NDArray[np.floating],
+    K: int,
+    variance_reduced: bool,
+    batch_scale: float,
+    seed: int,
+    counter: int,
+    row_loss: npt.NDArray[np.float64],
+    grad_score: npt.NDArray[np.floating] | None,
+    grad_jvp: npt.NDArray[np.floating] | None,
+) -> None: ...
+def ism_loss(
+    score: npt.NDArray[np.floating],
+    trace: npt.NDArray[np.floating],
+    batch_scale: float,
+    row_loss: npt.NDArray[np.float64],
+    grad_score: npt.NDArray[np.floating] | None,
+) -> None: ...
