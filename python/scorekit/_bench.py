@@ -42,6 +42,9 @@ COPY_MAX_BYTES = 512 * 2**20
 
 LANGEVIN_STEP = 1e-3
 
+#: Row length ``D`` of the probe and sliced-score-matching layouts.
+PROBE_DIM = 1000
+
 
 # --------------------------------------------------------------------------
 # Inputs
@@ -67,6 +70,26 @@ def batch_rows(n: int) -> int:
     while n % b:
         b -= 1
     return b
+
+
+def probe_layout(n: int) -> tuple[int, int]:
+    """Layout ``(B, D)`` of the ``probes`` and ``ssm_loss`` benchmarks.
+
+    Parameters
+    ----------
+    n : int
+        Total number of elements.
+
+    Returns
+    -------
+    tuple of int
+        ``D`` is the largest divisor of `n` not above :data:`PROBE_DIM`
+        (1000 for the default sizes) and ``B = n // D``.
+    """
+    d = max(1, min(PROBE_DIM, n))
+    while n % d:
+        d -= 1
+    return (n // d, d)
 
 
 class Inputs:
@@ -120,9 +143,19 @@ class Inputs:
 
     @cached_property
     def z(self) -> np.ndarray:
-        """Stored noise for the DSM baseline, drawn before any timing."""
+        """Stored noise for the DSM and SSM baselines, drawn before any timing."""
         rng = np.random.default_rng(NOISE_SEED)
         return rng.standard_normal(self.shape, dtype=self.dtype)
+
+    @cached_property
+    def jvp(self) -> np.ndarray:
+        """Standard normal Jacobian-vector products of shape :attr:`shape`."""
+        return self._rng.standard_normal(self.shape, dtype=self.dtype)
+
+    @property
+    def probe_shape(self) -> tuple[int, int]:
+        """Layout ``(B, D)`` of the probe kernels (:func:`probe_layout`)."""
+        return probe_layout(self.n)
 
     def out(self, shape: Sequence[int] | None = None) -> np.ndarray:
         """Return a fresh, already touched output buffer.
@@ -260,6 +293,84 @@ def _np_langevin(inp: Inputs) -> Callable[[], Any]:
     return call
 
 
+def _sk_probes(kind: str) -> Callable[[Any, Inputs], Callable[[], Any]]:
+    def factory(sk: Any, inp: Inputs) -> Callable[[], Any]:
+        shape, dtype = inp.probe_shape, inp.dtype.type
+        counter = itertools.count()
+
+        def call() -> Any:
+            return sk.probes(shape, kind=kind, seed=NOISE_SEED, counter=next(counter), dtype=dtype)
+
+        return call
+
+    return factory
+
+
+def _np_probes(kind: str) -> Callable[[Inputs], Callable[[], Any]]:
+    def factory(inp: Inputs) -> Callable[[], Any]:
+        rng = np.random.default_rng(NOISE_SEED)
+        shape, dtype = inp.probe_shape, inp.dtype
+        root_d = math.sqrt(shape[1])
+
+        if kind == "rademacher":
+
+            def call() -> Any:
+                return (rng.integers(0, 2, size=shape, dtype=np.int8) * 2 - 1).astype(dtype)
+
+        elif kind == "gaussian":
+
+            def call() -> Any:
+                return rng.standard_normal(shape, dtype=dtype)
+
+        elif kind == "sphere":
+
+            def call() -> Any:
+                g = rng.standard_normal(shape, dtype=dtype)
+                return g * (root_d / np.linalg.norm(g, axis=1, keepdims=True))
+
+        else:
+            raise ValueError(f"unknown probe kind {kind!r}")
+        return call
+
+    return factory
+
+
+def _sk_ssm_loss(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    shape = inp.probe_shape
+    score, jvp = inp.score.reshape(shape), inp.jvp.reshape(shape)
+    counter = itertools.count()
+
+    def call() -> Any:
+        return sk.ssm_loss(
+            score,
+            jvp,
+            seed=NOISE_SEED,
+            counter=next(counter),
+            kind="gaussian",
+            variance_reduction=False,
+            reduction="mean",
+            return_grad=True,
+        )
+
+    return call
+
+
+def _np_ssm_loss(inp: Inputs) -> Callable[[], Any]:
+    shape = inp.probe_shape
+    score, jvp, v = inp.score.reshape(shape), inp.jvp.reshape(shape), inp.z.reshape(shape)
+    batch = shape[0]
+
+    def call() -> Any:
+        a = np.einsum("bd,bd->b", v, jvp)
+        c = np.einsum("bd,bd->b", v, score)
+        loss = np.mean(a + 0.5 * c**2)
+        grad_score = (c[:, None] * v) / batch
+        grad_jvp = v / batch
+        return loss, grad_score, grad_jvp
+
+    return call
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One benchmarked operation.
@@ -281,6 +392,12 @@ class Kernel:
     batched : bool
         Whether the operands have the ``(rows, cols)`` batch layout of
         :class:`Inputs` (otherwise they are flat ``(n,)`` arrays).
+    variant : str or None
+        Variant of the kernel (e.g. the probe kind), shown after the name in
+        the table; ``--kernels NAME`` selects every variant of ``NAME``.
+    layout : callable or None
+        ``layout(n) -> shape`` of the operands when they differ from the
+        :attr:`batched` / flat layouts.
     """
 
     name: str
@@ -289,6 +406,19 @@ class Kernel:
     bytes_moved: Callable[[int, int], int]
     uses_out: bool
     batched: bool
+    variant: str | None = None
+    layout: Callable[[int], tuple[int, ...]] | None = None
+
+    @property
+    def label(self) -> str:
+        """Name and variant as shown in the table, e.g. ``probes (sphere)``."""
+        return self.name if self.variant is None else f"{self.name} ({self.variant})"
+
+    def shape(self, inputs: Inputs) -> list[int]:
+        """Operand shape for `inputs`."""
+        if self.layout is not None:
+            return list(self.layout(inputs.n))
+        return list(inputs.shape) if self.batched else [inputs.n]
 
 
 KERNELS: tuple[Kernel, ...] = (
@@ -298,6 +428,12 @@ KERNELS: tuple[Kernel, ...] = (
     Kernel("perturb", _sk_perturb, _np_perturb, lambda n, s: 2 * n * s, True, True),
     Kernel("dsm_loss", _sk_dsm_loss, _np_dsm_loss, lambda n, s: 2 * n * s, False, True),
     Kernel("langevin_step", _sk_langevin, _np_langevin, lambda n, s: 3 * n * s, True, True),
+    *(
+        Kernel("probes", _sk_probes(kind), _np_probes(kind), lambda n, s: n * s, False, True, kind, probe_layout)
+        for kind in ("rademacher", "gaussian", "sphere")
+    ),
+    # Read score and jvp, write grad_score and grad_jvp (probes regenerated in-kernel).
+    Kernel("ssm_loss", _sk_ssm_loss, _np_ssm_loss, lambda n, s: 4 * n * s, False, True, None, probe_layout),
 )
 
 
@@ -511,8 +647,9 @@ COLUMNS = (
 
 
 def _row_cells(row: dict[str, Any]) -> list[str]:
+    variant = row.get("variant")
     return [
-        row["kernel"],
+        row["kernel"] if variant is None else f"{row['kernel']} ({variant})",
         row["dtype"],
         _fmt_count(row["n"]),
         str(row["threads"]),
@@ -792,7 +929,7 @@ def run(
                 inputs = Inputs(n, DTYPES[dtype_name])
                 current = (dtype_name, n)
             assert inputs is not None
-            bar.show(f"{kernel.name} {dtype_name} N={_fmt_count(n)} threads={nthreads}")
+            bar.show(f"{kernel.label} {dtype_name} N={_fmt_count(n)} threads={nthreads}")
             sk.set_num_threads(nthreads)
             f_sk = kernel.scorekit(sk, inputs)
             f_np = kernel.numpy(inputs)
@@ -803,12 +940,15 @@ def run(
             med_sk = float(np.median(t_sk))
             med_np = float(np.median(t_np))
             nbytes = kernel.bytes_moved(inputs.n, inputs.dtype.itemsize)
+            row: dict[str, Any] = {"kernel": kernel.name}
+            if kernel.variant is not None:
+                row["variant"] = kernel.variant
             rows.append(
                 {
-                    "kernel": kernel.name,
+                    **row,
                     "dtype": dtype_name,
                     "n": inputs.n,
-                    "shape": list(inputs.shape) if kernel.batched else [inputs.n],
+                    "shape": kernel.shape(inputs),
                     "threads": int(sk.get_num_threads()),
                     "reps": int(t_sk.size),
                     "scorekit_median_s": med_sk,
@@ -858,7 +998,7 @@ def _thread_count(text: str) -> int | None:
 
 
 def _kernel_name(text: str) -> str:
-    names = [k.name for k in KERNELS]
+    names = list(dict.fromkeys(k.name for k in KERNELS))
     if text not in names:
         raise argparse.ArgumentTypeError(f"unknown kernel {text!r} (choose from {', '.join(names)})")
     return text
@@ -899,7 +1039,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--kernels",
         type=_comma_list(_kernel_name),
         metavar="K[,K...]",
-        help="only these kernels (" + ", ".join(k.name for k in KERNELS) + ")",
+        help="only these kernels (" + ", ".join(dict.fromkeys(k.name for k in KERNELS)) + ")",
     )
     p.add_argument(
         "--progress",
@@ -953,7 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "quick": bool(args.quick),
                 "sizes": sizes,
                 "dtypes": dtypes,
-                "kernels": [k.name for k in kernels],
+                "kernels": list(dict.fromkeys(k.name for k in kernels)),
                 "threads": args.threads,
             },
             "rows": rows,

@@ -65,7 +65,11 @@ def xtrace(matvec, shape, *, num_matvecs, kind="sphere", seed, counter=0, batche
         t_i = tr(Q_i^T A Q_i) + (D - s + 1) / |r_i|^2 * r_i^T A r_i,
 
     ``Q_i`` an orthonormal basis of ``Y`` without column ``i`` and
-    ``r_i = (I - Q_i Q_i^T) omega_i`` (the paper's improved normalisation).
+    ``r_i = (I - Q_i Q_i^T) omega_i`` (the paper's improved normalisation,
+    which its authors use with sphere vectors, the default here; it is applied
+    for every kind, so Gaussian probes give exactly the estimate of the sphere
+    probes drawn from the same stream, and Rademacher vectors, of norm
+    ``sqrt(D)`` too, are normalised as the paper's sphere vectors).
     The estimate is the mean of the ``t_i`` and the error their standard
     deviation over ``sqrt(s)``. All ``t_i`` come from one QR of ``Y`` and the
     ``s`` products ``A Q`` by rank-one downdates (``2 s`` products in all);
