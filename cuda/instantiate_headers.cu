@@ -2,6 +2,7 @@
 // shared math keeps compiling under nvcc. Built when SCOREKIT_CUDA is ON.
 #include <cstdint>
 
+#include "scorekit/gmm.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/noise.hpp"
 #include "scorekit/trace.hpp"
@@ -45,6 +46,13 @@ __global__ void trace_kernel(T* v, const T* av, std::int64_t n, RunningMoments* 
 }
 
 template <class T>
+__global__ void gmm_kernel(GmmParams p, GmmLevel lv, const T* x, double* work, T* score,
+                           double* out) {
+    gmm_level(p, 0.25, lv);
+    out[0] = gmm_row(p, lv, 0.25, x, work, score, out + 1);
+}
+
+template <class T>
 void instantiate() {
     fill_kernel<NormalBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
     fill_kernel<UniformBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
@@ -53,6 +61,8 @@ void instantiate() {
                                     RowParam<T>{nullptr, T(1)}, nullptr, nullptr);
     dsm_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, T(1), nullptr, nullptr);
     trace_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, nullptr, nullptr);
+    gmm_kernel<T><<<1, 1>>>(GmmParams{nullptr, nullptr, nullptr, 0, 0},
+                            GmmLevel{nullptr, nullptr}, nullptr, nullptr, nullptr, nullptr);
 }
 
 template void instantiate<float>();

@@ -217,6 +217,21 @@ def test_xtrace_rank_deficient_sketch_matches_reference():
     np.testing.assert_allclose(got.estimate, want_est, rtol=1e-8)
 
 
+@pytest.mark.parametrize("D,m", [(2, 4), (3, 6), (4, 6), (5, 8)])
+def test_xtrace_with_repeated_rademacher_vectors_in_small_dimensions(D, m):
+    """Small D: Rademacher test vectors repeat; estimates stay finite and match the
+    reference wherever its leave-one-out basis is determined."""
+    B = 200
+    A = random_matrices(B, D, seed=D)
+    got = scorekit.xtrace(matvec_of(A), (B, D), num_matvecs=m, kind="rademacher", seed=1)
+    assert np.all(np.isfinite(got.estimate)) and np.all(np.isfinite(got.stderr))
+    want, _ = ref.xtrace(A, num_matvecs=m, kind="rademacher", seed=1, dtype=np.float64)
+    agree = np.isclose(got.estimate, want, rtol=1e-8, atol=1e-8)
+    assert agree.mean() > 0.5  # differ only where the reference's basis is arbitrary
+    iso = scorekit.xtrace(lambda v: 2 * v, (B, D), num_matvecs=m, kind="sphere", seed=1)
+    np.testing.assert_allclose(iso.estimate, 2 * D, rtol=1e-9)
+
+
 def test_variance_reduction_on_a_decaying_spectrum():
     """Same budget, 300 runs: XTrace < Hutch++ < Hutchinson in mean absolute error."""
     B, D, m = 300, 40, 24
@@ -283,8 +298,8 @@ def test_divergence_of_a_quadratic_and_probe_reuse():
     x = np.random.default_rng(21).standard_normal((4, 2, 3))
     np.testing.assert_allclose(scorekit.divergence(fn, x, method="exact"),
                                2 * x.reshape(4, -1).sum(axis=1), rtol=1e-8)
-    a = scorekit.divergence(fn, x, num_probes=3, seed=7, counter=5)
-    b = scorekit.divergence(fn, x, num_probes=3, seed=7, counter=5)
+    a = scorekit.divergence(fn, x, num_probes=3, kind="rademacher", seed=7, counter=5)
+    b = scorekit.divergence(fn, x, num_probes=3, kind="rademacher", seed=7, counter=5)
     np.testing.assert_array_equal(a, b)
     want = ref.divergence(fn, x, num_probes=3, kind="rademacher", seed=7, counter=5)
     np.testing.assert_allclose(a, want, rtol=1e-8)
@@ -298,8 +313,8 @@ def _ok(v):
 
 @pytest.mark.parametrize("matvec,exc,pattern", [
     (lambda v: v[:, :2], ValueError, r"matvec returned shape \(3, 2\), expected \(3, 4\)"),
-    (lambda v: v.astype(np.int64), TypeError, "matvec must return a float array"),
-    (lambda v: v.astype(complex), TypeError, "matvec must return a float array"),
+    (lambda v: v.astype(np.int64), TypeError, "matvec must return a float32 or float64 array"),
+    (lambda v: v.astype(complex), TypeError, "matvec must return a float32 or float64 array"),
     (lambda v: v * np.nan, ValueError, "matvec returned non-finite values"),
     ("not callable", TypeError, "matvec must be callable"),
 ])
@@ -308,6 +323,51 @@ def test_bad_matvec(estimator, matvec, exc, pattern):
     budget = "num_probes" if estimator in ("hutchinson", "diagonal") else "num_matvecs"
     with pytest.raises(exc, match=pattern):
         getattr(scorekit, estimator)(matvec, (3, 4), seed=0, **{budget: 6})
+
+
+@pytest.mark.parametrize("out,exc,pattern", [
+    (lambda v: np.ma.masked_array(v, mask=True), TypeError, "matvec returned a masked array"),
+    (lambda v: v.astype(np.float16), TypeError, "float32 or float64 array, got dtype float16"),
+])
+def test_matvec_outputs_that_lose_data(out, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        scorekit.hutchinson(out, (3, 4), num_probes=2, seed=0)
+
+
+def test_first_stopping_check_is_at_num_probes():
+    calls = []
+
+    def mv(v):
+        calls.append(v.shape[1])
+        return np.zeros_like(v)  # stderr 0: every sample stops at the first check
+
+    r = scorekit.hutchinson(mv, (2, 3), num_probes=8, seed=0, atol=1e-3, block=3, batched=True)
+    assert calls == [3, 3, 2]
+    np.testing.assert_array_equal(r.num_matvecs, [8, 8])
+
+
+def test_non_finite_products_of_stopped_samples_are_ignored():
+    state = {"round": 0}
+
+    def mv(v):
+        state["round"] += 1
+        out = np.array(v) * np.array([[[0.0]], [[1.0]]])  # sample 0 exact, sample 1 noisy
+        if state["round"] > 1:
+            out[0] = np.nan  # sample 0 has stopped by then
+        return out
+
+    r = scorekit.hutchinson(mv, (2, 5), num_probes=4, kind="gaussian", seed=0, atol=1e-6,
+                            max_probes=12, block=4, batched=True)
+    np.testing.assert_array_equal(r.num_matvecs, [4, 12])
+
+
+def test_probe_budgets_beyond_the_stream_are_rejected():
+    with pytest.raises(ValueError, match=r"max_probes = .* is too large"):
+        scorekit.hutchinson(_ok, (2, 4), num_probes=2, seed=1, atol=1.0, max_probes=2**62)
+    with pytest.raises(ValueError, match=r"num_probes = .* is too large"):
+        scorekit.diagonal(_ok, (2, 4), num_probes=2**62, seed=1)
+    with pytest.raises(ValueError, match=r"num_matvecs // 2 = 4 test vectors exceed"):
+        scorekit.xtrace(_ok, (2, 3), num_matvecs=8, seed=1)
 
 
 def test_matvec_cannot_write_its_input():

@@ -27,6 +27,20 @@ const T* cdata_of(const py::array& a) {
     return static_cast<const T*>(a.data());
 }
 
+// The data of an optional array argument (None: nullptr).
+template <class T>
+T* optional_data(const py::object& a) {
+    if (a.is_none()) return nullptr;
+    py::array arr = a.cast<py::array>();
+    return data_of<T>(arr);
+}
+
+template <class T>
+const T* optional_cdata(const py::object& a) {
+    if (a.is_none()) return nullptr;
+    return cdata_of<T>(a.cast<py::array>());
+}
+
 // An array of shape () is one value for every sample; shape (B,) is per sample.
 template <class T>
 RowParam<T> row_param(const py::array& a) {
@@ -61,6 +75,7 @@ void register_perturb(py::module_& m);
 void register_langevin(py::module_& m);
 void register_losses(py::module_& m);
 void register_trace(py::module_& m);
+void register_gmm(py::module_& m);
 
 }  // namespace bindings
 }  // namespace scorekit

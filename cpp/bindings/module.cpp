@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
     scorekit::bindings::register_langevin(m);
     scorekit::bindings::register_losses(m);
     scorekit::bindings::register_trace(m);
+    scorekit::bindings::register_gmm(m);
 }

@@ -14,17 +14,13 @@ void register_losses(py::module_& m) {
                 using T = decltype(tag);
                 const BatchDims bd = batch_dims(score);
                 const T* ps = cdata_of<T>(score);
-                const T* pz = noise.is_none() ? nullptr : cdata_of<T>(noise.cast<py::array>());
+                const T* pz = optional_cdata<T>(noise);
                 const bool sigma2 = weight.is_none();
                 const RowParam<T> w =
                     sigma2 ? RowParam<T>{nullptr, T(1)} : row_param<T>(weight.cast<py::array>());
                 const RowParam<T> s = row_param<T>(sigma);
                 double* pl = data_of<double>(row_loss);
-                T* pg = nullptr;
-                if (!grad.is_none()) {
-                    py::array g = grad.cast<py::array>();
-                    pg = data_of<T>(g);
-                }
+                T* pg = optional_data<T>(grad);
                 py::gil_scoped_release release;
                 cpu::dsm_loss<T>(ps, pz, bd.B, bd.D, s, sigma2, w, batch_scale,
                                  stream_of(seed, counter), pl, pg);

@@ -24,13 +24,6 @@ ProbeDims probe_dims(const py::array& V) {
     const std::int64_t B = V.shape(0), m = V.shape(1);
     return {B, m, B * m == 0 ? 0 : static_cast<std::int64_t>(V.size()) / (B * m)};
 }
-
-template <class T>
-T* optional_data(const py::object& a) {
-    if (a.is_none()) return nullptr;
-    py::array arr = a.cast<py::array>();
-    return data_of<T>(arr);
-}
 }  // namespace
 
 void register_trace(py::module_& m) {
@@ -57,7 +50,7 @@ void register_trace(py::module_& m) {
                 const ProbeDims pd = probe_dims(V);
                 const T* pv = cdata_of<T>(V);
                 const T* pa = cdata_of<T>(AV);
-                const std::uint8_t* act = optional_data<std::uint8_t>(active);
+                const std::uint8_t* act = optional_cdata<std::uint8_t>(active);
                 double* pt = data_of<double>(t);
                 auto* mo = reinterpret_cast<RunningMoments*>(data_of<double>(moments));
                 py::gil_scoped_release release;

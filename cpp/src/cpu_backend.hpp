@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "scorekit/gmm.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
 #include "scorekit/trace.hpp"
@@ -70,6 +71,12 @@ void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int6
 template <class T>
 void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
               double* row_loss, T* grad_score);
+
+// Gaussian mixture convolved with N(0, sigma_b^2 I) at the B rows of x (D
+// each): log p into log_p[b]; score (may be null) and divergence (may be null).
+template <class T>
+void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> sigma,
+              double* log_p, T* score, double* div);
 
 // Deterministic LaneSum8 sum of v[0 .. n).
 double sum(const double* v, std::int64_t n);

@@ -1,5 +1,6 @@
 // Sliced and implicit score matching: probes regenerated per sample, dot
 // products, losses and gradients in one pass per probe.
+#include <algorithm>
 #include <vector>
 
 #include "cpu_backend.hpp"
@@ -14,34 +15,37 @@ void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int6
               std::int64_t K, std::int64_t D, bool variance_reduced, double batch_scale,
               double* row_loss, T* grad_score, T* grad_jvp) {
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
-    for_each_tile(B, 1, [&](std::int64_t b, std::int64_t) {
+    const std::int64_t rows = std::max<std::int64_t>(1, kTile / std::max<std::int64_t>(D, 1));
+    for_each_tile(B, rows, [&](std::int64_t b0, std::int64_t nb) {
         std::vector<T> v(static_cast<std::size_t>(D));
-        const T* s = score + b * D;
-        T* gs = grad_score ? grad_score + b * D : nullptr;
-        const double ss = chunked_dot(s, s, D);
-        double total = 0.0;
-        for (std::int64_t k = 0; k < K; ++k) {
-            const std::int64_t row = b * K + k;
-            probe_row(kind, st, static_cast<std::uint64_t>(row), D, v.data());
-            const double a = chunked_dot(v.data(), jvp + row * D, D);
-            const double c = chunked_dot(v.data(), s, D);
-            total += ssm_term(a, c, ss, variance_reduced);
-            if (grad_jvp) {
-                T* gj = grad_jvp + row * D;
-                for (std::int64_t j = 0; j < D; ++j) gj[j] = jvp_scale * v[j];
+        for (std::int64_t b = b0; b < b0 + nb; ++b) {
+            const T* s = score + b * D;
+            T* gs = grad_score ? grad_score + b * D : nullptr;
+            const double ss = variance_reduced ? chunked_dot(s, s, D) : 0.0;
+            double total = 0.0;
+            for (std::int64_t k = 0; k < K; ++k) {
+                const std::int64_t row = b * K + k;
+                probe_row(kind, st, static_cast<std::uint64_t>(row), D, v.data());
+                const double a = chunked_dot(v.data(), jvp + row * D, D);
+                const double c = variance_reduced ? 0.0 : chunked_dot(v.data(), s, D);
+                total += ssm_term(a, c, ss, variance_reduced);
+                if (grad_jvp) {
+                    T* gj = grad_jvp + row * D;
+                    for (std::int64_t j = 0; j < D; ++j) gj[j] = jvp_scale * v[j];
+                }
+                if (gs && !variance_reduced) {  // (scale / K) sum_k c_k v_k, summed in k order
+                    const T ck = static_cast<T>(batch_scale * c / static_cast<double>(K));
+                    if (k == 0)
+                        for (std::int64_t j = 0; j < D; ++j) gs[j] = ck * v[j];
+                    else
+                        for (std::int64_t j = 0; j < D; ++j) gs[j] = gs[j] + ck * v[j];
+                }
             }
-            if (gs && !variance_reduced) {  // (scale / K) sum_k c_k v_k, summed in k order
-                const T ck = static_cast<T>(batch_scale * c / static_cast<double>(K));
-                if (k == 0)
-                    for (std::int64_t j = 0; j < D; ++j) gs[j] = ck * v[j];
-                else
-                    for (std::int64_t j = 0; j < D; ++j) gs[j] = gs[j] + ck * v[j];
+            row_loss[b] = total / static_cast<double>(K);
+            if (gs && variance_reduced) {
+                const T scale = static_cast<T>(batch_scale);
+                for (std::int64_t j = 0; j < D; ++j) gs[j] = scale * s[j];
             }
-        }
-        row_loss[b] = total / static_cast<double>(K);
-        if (gs && variance_reduced) {
-            const T scale = static_cast<T>(batch_scale);
-            for (std::int64_t j = 0; j < D; ++j) gs[j] = scale * s[j];
         }
     }, B * K * D);
 }

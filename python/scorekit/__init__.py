@@ -13,6 +13,7 @@ version of each for testing and benchmarking.
 from __future__ import annotations
 
 from .divergence import divergence
+from .gmm import GaussianMixture
 from .langevin import langevin_step
 from .losses import dsm_loss
 from .noise import normal, rademacher, uniform
@@ -27,6 +28,7 @@ __version__ = build_info()["version"]
 
 __all__ = [
     "DiagonalEstimate",
+    "GaussianMixture",
     "TraceEstimate",
     "build_info",
     "diagonal",

@@ -12,7 +12,7 @@ from .trace import _product
 _METHODS = ("central", "exact")
 
 
-def divergence(fn, x, *, num_probes=1, kind="rademacher", seed=None, counter=0,
+def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0,
                method="central", step=None):
     """Per-sample divergence ``tr(d fn / d x)`` of a NumPy function at ``x``.
 
@@ -24,7 +24,7 @@ def divergence(fn, x, *, num_probes=1, kind="rademacher", seed=None, counter=0,
     x : array_like, float32 or float64, shape (B, ...)
     num_probes : int
         Probes per sample for "central" (``2 * num_probes`` calls of ``fn``).
-    kind : {"rademacher", "gaussian", "sphere"}
+    kind : {"gaussian", "rademacher", "sphere"}
         Probe distribution (:func:`scorekit.probes`).
     seed, counter : int
         Probe stream (required for "central"). Probe ``k`` of sample ``b`` is
@@ -48,23 +48,24 @@ def divergence(fn, x, *, num_probes=1, kind="rademacher", seed=None, counter=0,
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     method = choice(method, "method", _METHODS)
+    kind = choice(kind, "kind", PROBE_KINDS)
+    K = count(num_probes, "num_probes")
+    if method == "central":
+        if seed is None:
+            raise ValueError("method 'central' draws probes: pass seed=")
+        seed, counter = stream(seed, counter)
     B, rest = x.shape[0], x.shape[1:]
     D = int(np.prod(rest, dtype=np.int64))
     flat = x.reshape(B, D)
     if step is None:
-        with np.errstate(invalid="ignore"):
-            rms = np.sqrt(np.mean(flat.astype(np.float64) ** 2, axis=1)) if D else np.zeros(B)
-        h = (np.finfo(x.dtype).eps ** (1 / 3) * np.maximum(1.0, rms)).astype(x.dtype)
+        h = (np.finfo(x.dtype).eps ** (1 / 3) * np.maximum(1.0, _rms(flat))).astype(x.dtype)
     else:
         h = np.broadcast_to(per_sample(step, "step", B, x.dtype, positive=True), (B,))
+    if B == 0 or D == 0:
+        return np.zeros(B)
     h_col = h.reshape((B,) + (1,) * len(rest))
     if method == "exact":
         return _exact(fn, x, flat, h, B, D)
-    kind = choice(kind, "kind", PROBE_KINDS)
-    K = count(num_probes, "num_probes")
-    if seed is None:
-        raise ValueError("method 'central' draws probes: pass seed=")
-    seed, counter = stream(seed, counter)
     V = draw(kind, np.empty((B, K) + rest, x.dtype), B, K, D, K, 0, seed, counter)
     JV = np.empty_like(V)
     for k in range(K):
@@ -91,6 +92,15 @@ def _exact(fn, x, flat, h, B, D):
     if not np.all(np.isfinite(total)):
         raise ValueError("fn returned non-finite values")
     return total
+
+
+def _rms(flat):
+    """Root-mean-square of each row, without overflow for huge values."""
+    big = np.max(np.abs(flat), axis=1, initial=0.0).astype(np.float64)
+    scale = np.where(big > 0, big, 1.0)
+    with np.errstate(invalid="ignore"):
+        return scale * np.sqrt(np.mean((flat / scale[:, None]) ** 2, axis=1)) \
+            if flat.shape[1] else np.zeros(flat.shape[0])
 
 
 def _call(fn, x):

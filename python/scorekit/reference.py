@@ -1216,3 +1216,60 @@ def ism_loss(score, jac_trace, *, reduction="mean", return_grad=True):
     if not return_grad:
         return loss
     return loss, s / divisor, np.ones(batch) / divisor
+
+
+# ---------------------------------------------------------------------------
+# Gaussian mixtures
+# ---------------------------------------------------------------------------
+
+__all__ += ["gmm_log_prob", "gmm_score", "gmm_score_divergence"]
+
+
+def _gmm_terms(means, stds, weights, x, sigma):
+    """Per-component log terms, variances and differences, all (B, K, D) or (B, K)."""
+    means = np.asarray(means, dtype=np.float64)
+    K, D = means.shape
+    var = np.broadcast_to(np.asarray(stds, dtype=np.float64).reshape(
+        (K, 1) if np.ndim(stds) == 1 else np.shape(stds)) ** 2, (K, D))
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum()
+    x = np.asarray(x, dtype=np.float64)
+    s2 = np.asarray(sigma, dtype=np.float64).reshape(-1, 1, 1) ** 2
+    v = var[None] + s2                                   # (B, K, D)
+    d = x[:, None, :] - means[None]                      # (B, K, D)
+    logits = np.log(w)[None] - 0.5 * np.sum(d * d / v + np.log(2 * np.pi * v), axis=2)
+    top = logits.max(axis=1, keepdims=True)
+    log_p = top[:, 0] + np.log(np.sum(np.exp(logits - top), axis=1))
+    resp = np.exp(logits - log_p[:, None])               # (B, K)
+    return log_p, resp, d, v
+
+
+def gmm_log_prob(means, stds, weights, x, sigma=0.0):
+    """``log sum_k w_k N(x; mu_k, diag(std_k**2 + sigma**2))`` for each row of x.
+
+    ``stds`` is a scalar, a (K,) array (isotropic) or a (K, D) array
+    (diagonal); ``weights`` are normalised; ``sigma`` is a scalar or (B,).
+    Written directly over a (B, K, D) array.
+    """
+    return _gmm_terms(means, stds, weights, x, sigma)[0]
+
+
+def gmm_score(means, stds, weights, x, sigma=0.0):
+    """``grad_x log p``: ``sum_k r_k * -(x - mu_k) / v_k`` with responsibilities r_k."""
+    _, resp, d, v = _gmm_terms(means, stds, weights, x, sigma)
+    return np.sum(resp[:, :, None] * (-d / v), axis=1)
+
+
+def gmm_score_divergence(means, stds, weights, x, sigma=0.0):
+    """Trace of the score's Jacobian, formed explicitly as a (B, D, D) matrix.
+
+    ``J = sum_k r_k (g_k g_k^T - diag(1 / v_k)) - s s^T`` with ``g_k`` the
+    component scores and ``s`` the mixture score.
+    """
+    _, resp, d, v = _gmm_terms(means, stds, weights, x, sigma)
+    g = -d / v
+    s = np.sum(resp[:, :, None] * g, axis=1)
+    jac = (np.einsum("bk,bki,bkj->bij", resp, g, g)
+           - np.einsum("bk,bki->bi", resp, 1 / v)[:, :, None] * np.eye(g.shape[2])
+           - s[:, :, None] * s[:, None, :])
+    return np.trace(jac, axis1=1, axis2=2)

@@ -55,7 +55,7 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
         ``(B, ...)``: the batch and the shape of one vector.
     num_probes : int
         Probes per sample. With a tolerance: the number drawn before the first
-        stopping check (>= 2).
+        stopping check (>= 2); later checks follow every ``block`` probes.
     kind : {"rademacher", "gaussian", "sphere"}
     seed, counter : int
         Probe stream.
@@ -80,7 +80,14 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
     -------
     TraceEstimate
         ``estimate``, ``stderr`` (nan with one probe) and ``num_matvecs``
-        (probes used) per sample.
+        (probes in each sample's estimate) per sample.
+
+    Notes
+    -----
+    ``matvec`` receives the whole batch every round, since row ``b`` of its
+    input belongs to operator ``b``; rows of samples that have stopped are
+    ignored (and not checked). A sample that stops after ``n`` probes has the
+    estimate of a fixed run of ``n`` probes with the same ``max_probes``.
     """
     B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
     n0 = count(num_probes, "num_probes")
@@ -97,6 +104,7 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
         if K < n0:
             raise ValueError(f"max_probes must be >= num_probes = {n0}, got {K}")
     limit = K if adaptive else n0
+    check_layout(B, K, D, "max_probes" if max_probes is not None else "num_probes")
     block = min(n0, 32) if block is None else count(block, "block")
     batched = flag(batched, "batched")
 
@@ -104,12 +112,12 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
     active = np.ones(B, dtype=np.uint8)
     used = 0
     while used < limit and active.any():
-        m = min(block, limit - used)
+        m = min(block, limit - used, n0 - used if used < n0 else limit)  # a check at n0
         V = draw(kind, np.empty((B, m) + rest, dt), B, m, D, K, used, seed, counter)
         AV = apply(matvec, V, batched)
         t = np.empty((B, m))
         _core.trace_moments(V, AV, active, t, moments)
-        _check_finite(t, used)
+        _check_finite(t[active.astype(bool)], used, np.flatnonzero(active))
         used += m
         if adaptive and used >= n0:
             se = _stderr(moments)
@@ -133,6 +141,7 @@ def diagonal(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, b
     """
     B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
     K = count(num_probes, "num_probes")
+    check_layout(B, K, D, "num_probes")
     block = min(K, 32) if block is None else count(block, "block")
     batched = flag(batched, "batched")
     mean = np.zeros((B,) + rest)
@@ -158,6 +167,13 @@ def _setup(shape, kind, seed, counter, dtype):
     return shape[0], math.prod(shape[1:]), shape[1:], dtype_arg(dtype), kind, seed, counter
 
 
+def check_layout(B, K, D, name):
+    """Probe rows b * K + k of D elements must index the stream below 2**63."""
+    if B * K * max(D, 1) >= 2**63:
+        raise ValueError(f"{name} = {K} is too large: B * {name} * D = {B} * {K} * {D} "
+                         "must be below 2**63")
+
+
 def apply(matvec, V, batched, name="matvec"):
     """``A v`` for the ``(B, m, ...)`` vectors ``V``, as a contiguous array of V's dtype."""
     if not callable(matvec):
@@ -175,19 +191,23 @@ def apply(matvec, V, batched, name="matvec"):
 
 
 def _product(matvec, v, dtype, name):
-    res = np.asarray(matvec(v))
+    res = matvec(v)
+    if isinstance(res, np.ma.MaskedArray):
+        raise TypeError(f"{name} returned a masked array, which is not supported")
+    res = np.asarray(res)
     if res.shape != v.shape:
         raise ValueError(f"{name} returned shape {res.shape}, expected {v.shape}")
-    if res.dtype.kind != "f":
-        raise TypeError(f"{name} must return a float array, got dtype {res.dtype}")
+    if res.dtype.kind != "f" or res.dtype.itemsize < 4:
+        raise TypeError(f"{name} must return a float32 or float64 array, got dtype {res.dtype}")
     return np.ascontiguousarray(res, dtype=dtype)
 
 
-def _check_finite(t, first):
+def _check_finite(t, first, samples):
     bad = ~np.isfinite(t)
     if bad.any():
-        b, i = np.argwhere(bad)[0]
-        raise ValueError(f"matvec returned non-finite values (sample {b}, probe {first + i})")
+        row, i = np.argwhere(bad)[0]
+        raise ValueError(f"matvec returned non-finite values (sample {samples[row]}, "
+                         f"probe {first + i})")
 
 
 def _stderr(moments):

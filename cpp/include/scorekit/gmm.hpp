@@ -1,0 +1,101 @@
+// Gaussian mixture with diagonal components, convolved with N(0, sigma^2 I):
+// exact log-density, score and score divergence of one sample.
+//
+// Component k has log-weight lw_k, mean mu_k and variances var_k (D each). At
+// noise level sigma its variances are v_kj = var_kj + sigma^2, and for x:
+//   l_k    = lw_k - (sum_j (x_j - mu_kj)^2 / v_kj + c_k) / 2,  c_k = sum_j log(2 pi v_kj)
+//   log p  = logsumexp_k l_k
+//   r_k    = exp(l_k - log p)                     (responsibilities)
+//   g_kj   = -(x_j - mu_kj) / v_kj                (score of component k)
+//   s_j    = sum_k r_k g_kj                       (score)
+//   div    = sum_k r_k (|g_k|^2 - sum_j 1 / v_kj) - |s|^2
+// All in double; one pass over the components for l_k and |g_k|^2, one for s.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "config.hpp"
+
+namespace scorekit {
+
+struct GmmParams {
+    const double* means;        // (K, D)
+    const double* vars;         // (K, D)
+    const double* log_weights;  // (K,)
+    std::int64_t K;
+    std::int64_t D;
+};
+
+// Per-component constants at one noise level: c_k and sum_j 1 / v_kj.
+struct GmmLevel {
+    double* log_norm;  // (K,) c_k
+    double* inv_sum;   // (K,)
+};
+
+SCOREKIT_HD SCOREKIT_INLINE void gmm_level(const GmmParams& p, double sigma2, GmmLevel lv) {
+    using std::log;
+    constexpr double kTwoPi = 6.28318530717958647692;
+    for (std::int64_t k = 0; k < p.K; ++k) {
+        double c = 0.0, inv = 0.0;
+        for (std::int64_t j = 0; j < p.D; ++j) {
+            const double v = p.vars[k * p.D + j] + sigma2;
+            c += log(kTwoPi * v);
+            inv += 1.0 / v;
+        }
+        lv.log_norm[k] = c;
+        lv.inv_sum[k] = inv;
+    }
+}
+
+// One sample x (D values). work holds 2 K + D doubles. Writes score (may be null)
+// and *div (may be null); returns log p(x).
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE double gmm_row(const GmmParams& p, const GmmLevel& lv, double sigma2,
+                                           const T* x, double* work, T* score, double* div) {
+    using std::exp;
+    using std::log;
+    double* l = work;            // l_k, then r_k
+    double* g2 = work + p.K;     // |g_k|^2
+    double top = -HUGE_VAL;
+    for (std::int64_t k = 0; k < p.K; ++k) {
+        const double* mu = p.means + k * p.D;
+        const double* var = p.vars + k * p.D;
+        double q = 0.0, gg = 0.0;
+        for (std::int64_t j = 0; j < p.D; ++j) {
+            const double d = static_cast<double>(x[j]) - mu[j];
+            const double v = var[j] + sigma2;
+            q += d * d / v;
+            gg += (d / v) * (d / v);
+        }
+        l[k] = p.log_weights[k] - 0.5 * (q + lv.log_norm[k]);
+        g2[k] = gg;
+        top = l[k] > top ? l[k] : top;
+    }
+    double total = 0.0;
+    for (std::int64_t k = 0; k < p.K; ++k) total += exp(l[k] - top);
+    const double log_p = top + log(total);
+    if (!score && !div) return log_p;
+    double expected = 0.0;  // sum_k r_k (|g_k|^2 - sum_j 1 / v_kj)
+    for (std::int64_t k = 0; k < p.K; ++k) {
+        l[k] = exp(l[k] - log_p);
+        expected += l[k] * (g2[k] - lv.inv_sum[k]);
+    }
+    double* s = work + 2 * p.K;  // s_j, summed over k in order
+    for (std::int64_t j = 0; j < p.D; ++j) s[j] = 0.0;
+    for (std::int64_t k = 0; k < p.K; ++k) {
+        const double* mu = p.means + k * p.D;
+        const double* var = p.vars + k * p.D;
+        for (std::int64_t j = 0; j < p.D; ++j)
+            s[j] -= l[k] * ((static_cast<double>(x[j]) - mu[j]) / (var[j] + sigma2));
+    }
+    double s2 = 0.0;
+    for (std::int64_t j = 0; j < p.D; ++j) {
+        if (score) score[j] = static_cast<T>(s[j]);
+        s2 += s[j] * s[j];
+    }
+    if (div) *div = expected - s2;
+    return log_p;
+}
+
+}  // namespace scorekit
