@@ -330,3 +330,14 @@ def test_dsm_loss_with_extreme_sigma(dtype, sigma, weight):
         assert_close(loss, want_loss, dtype)
     else:
         np.testing.assert_array_equal(loss, want_loss)  # inf where the loss overflows
+
+
+def test_read_only_inputs_are_accepted(dtype):
+    score = np.random.default_rng(9).standard_normal((3, 5)).astype(dtype)
+    noise = scorekit.normal((3, 5), seed=4, dtype=dtype)
+    want = scorekit.dsm_loss(score, 0.5, noise=noise)
+    for a in (score, noise):
+        a.flags.writeable = False
+    got = scorekit.dsm_loss(score, 0.5, noise=noise)
+    assert got[0] == want[0]
+    np.testing.assert_array_equal(got[1], want[1])
