@@ -76,6 +76,7 @@ void register_langevin(py::module_& m);
 void register_losses(py::module_& m);
 void register_trace(py::module_& m);
 void register_gmm(py::module_& m);
+void register_steps(py::module_& m);
 
 }  // namespace bindings
 }  // namespace scorekit

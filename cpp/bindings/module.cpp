@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
     scorekit::bindings::register_losses(m);
     scorekit::bindings::register_trace(m);
     scorekit::bindings::register_gmm(m);
+    scorekit::bindings::register_steps(m);
 }

@@ -6,6 +6,7 @@
 #include "scorekit/gmm.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
+#include "scorekit/steps.hpp"
 #include "scorekit/trace.hpp"
 
 namespace scorekit {
@@ -77,6 +78,29 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
 template <class T>
 void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> sigma,
               double* log_p, T* score, double* div);
+
+// Sampler steps. Noise of position j of sample b is stream element
+// (first_sample + b) * D + j, so a batch split into shards draws the same noise.
+// affine_step: out_mean (may be null) = a x + c score; out = out_mean + g z.
+template <class T>
+void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, RowParam<T> a,
+                 RowParam<T> c, RowParam<T> g, Stream st, std::uint64_t first_sample, T* out,
+                 T* out_mean);
+
+// Langevin corrector: eps_b = 2 alpha_b (snr |z| / |s|)^2 with per-sample norms or
+// their batch means; then the affine step (1, eps_b, sqrt(2 eps_b)); eps into step.
+template <class T>
+void langevin_corrector(const T* x, const T* score, std::int64_t B, std::int64_t D, double snr,
+                        RowParam<T> alpha, bool per_sample, Stream st, std::uint64_t first_sample,
+                        T* out, T* out_mean, double* step);
+
+// MALA accept / reject per sample: the chosen rows of (x, score, logp) into the
+// outputs (which may be x, score_x, logp_x), accepted[b] = 1 when the proposal is taken.
+template <class T>
+void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_prop,
+                 const T* score_prop, const double* logp_prop, std::int64_t B, std::int64_t D,
+                 RowParam<T> h, Stream st, std::uint64_t first_sample, T* x_out, T* score_out,
+                 double* logp_out, std::uint8_t* accepted);
 
 // Deterministic LaneSum8 sum of v[0 .. n).
 double sum(const double* v, std::int64_t n);

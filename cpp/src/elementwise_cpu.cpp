@@ -3,37 +3,16 @@
 
 #include "cpu_backend.hpp"
 #include "parallel.hpp"
-#include "simd.hpp"
-#include "scorekit/noise.hpp"
+#include "noisy_rows.hpp"
 
 namespace scorekit {
 namespace cpu {
 
-namespace {
-// Calls seg(b, first, count, z) for each piece of row b inside a tile, with
-// z[0 .. count) the normals of elements [first, first + count).
-template <class T, class Seg>
-void noisy_row_segments(Stream st, std::int64_t B, std::int64_t D, Seg&& seg) {
-    const std::int64_t n = B * D;
-    for_each_tile(n, kTile, [&](std::int64_t first, std::int64_t count) {
-        alignas(64) T z[kTile];
-        fill_tile<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
-                                   static_cast<std::uint64_t>(count), z);
-        const std::int64_t end = first + count;
-        std::int64_t b = first / D;
-        for (std::int64_t i = first; i < end; ++b) {
-            const std::int64_t stop = std::min(end, (b + 1) * D);
-            seg(b, i, stop - i, z + (i - first));
-            i = stop;
-        }
-    });
-}
-}  // namespace
 
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
              Stream st, T* out) {
-    noisy_row_segments<T>(st, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
+    noisy_row_segments<T>(st, 0, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
                                         const T* z) {
         const T a = scale(b), s = sigma(b);
         const T* xi = x + i;
@@ -45,7 +24,7 @@ void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowP
 template <class T>
 void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
                    RowParam<T> step_size, Stream st, T* out) {
-    noisy_row_segments<T>(st, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
+    noisy_row_segments<T>(st, 0, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
                                         const T* z) {
         const LangevinRow<T> row(step_size(b));
         const T* xi = x + i;
