@@ -20,7 +20,12 @@ from .noise import normal, rademacher, uniform
 from .perturb import perturb
 from .probes import probes
 from .runtime import build_info, get_num_threads, set_num_threads
+from .samplers import (LikelihoodResult, MalaResult, OdeResult, annealed_langevin,
+                       log_likelihood, mala, ode_sample, pc_sample)
 from .score_matching import ism_loss, ssm_loss
+from .sde import SDE, VESDE, VPSDE, geometric_sigmas, karras_sigmas, subVPSDE
+from .steps import (MalaState, StepResult, corrector_step, mala_accept, mala_propose,
+                    noisy_affine_step, predictor_step)
 from .trace import DiagonalEstimate, TraceEstimate, diagonal, hutchinson
 from .trace_sketch import hutchpp, xtrace
 
@@ -29,6 +34,27 @@ __version__ = build_info()["version"]
 __all__ = [
     "DiagonalEstimate",
     "GaussianMixture",
+    "LikelihoodResult",
+    "MalaResult",
+    "MalaState",
+    "OdeResult",
+    "SDE",
+    "StepResult",
+    "VESDE",
+    "VPSDE",
+    "annealed_langevin",
+    "corrector_step",
+    "geometric_sigmas",
+    "karras_sigmas",
+    "log_likelihood",
+    "mala",
+    "mala_accept",
+    "mala_propose",
+    "noisy_affine_step",
+    "ode_sample",
+    "pc_sample",
+    "predictor_step",
+    "subVPSDE",
     "TraceEstimate",
     "build_info",
     "diagonal",

@@ -6,13 +6,13 @@ import numpy as np
 
 from . import _core
 from ._validate import batch_array, choice, count, per_sample, stream
-from .probes import PROBE_KINDS, draw
+from .probes import PROBE_KINDS, draw, sample_offset
 from .trace import _product
 
 _METHODS = ("central", "exact")
 
 
-def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0,
+def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, offset=0,
                method="central", step=None):
     """Per-sample divergence ``tr(d fn / d x)`` of a NumPy function at ``x``.
 
@@ -30,6 +30,8 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0,
         Probe stream (required for "central"). Probe ``k`` of sample ``b`` is
         stream row ``b * num_probes + k``: the same seed gives the same probes
         at every call, e.g. along one ODE solve.
+    offset : int
+        Global index of the first sample (probes of samples ``offset + b``).
     method : {"central", "exact"}
         "central": Hutchinson's estimate ``mean_k v_k . (fn(x + h v_k) -
         fn(x - h v_k)) / (2 h)``. "exact": the trace itself from the ``D``
@@ -66,7 +68,8 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0,
     h_col = h.reshape((B,) + (1,) * len(rest))
     if method == "exact":
         return _exact(fn, x, flat, h, B, D)
-    V = draw(kind, np.empty((B, K) + rest, x.dtype), B, K, D, K, 0, seed, counter)
+    offset = sample_offset(offset, B, K, D)
+    V = draw(kind, np.empty((B, K) + rest, x.dtype), B, K, D, K, offset * K, seed, counter)
     JV = np.empty_like(V)
     for k in range(K):
         v = V[:, k]

@@ -7,12 +7,12 @@ import math
 import numpy as np
 
 from . import _core
-from ._validate import choice, count, dtype_arg, shape_arg, stream
+from ._validate import choice, count, dtype_arg, shape_arg, stream, uint64
 
 PROBE_KINDS = ("rademacher", "gaussian", "sphere")
 
 
-def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None):
+def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None, offset=0):
     """Probe vectors ``v`` with ``E[v v^T] = I``, one (or ``num_probes``) per sample.
 
     Parameters
@@ -29,13 +29,17 @@ def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None):
     dtype : {numpy.float32, numpy.float64}
     num_probes : int, optional
         ``K`` probes per sample: the result has shape ``(B, K, ...)``.
+    offset : int
+        Global index of the first sample: sample ``b`` gets the probes of
+        sample ``offset + b`` of a larger batch (for shards of a batch).
 
     Returns
     -------
     numpy.ndarray
         Viewed as ``B * K`` rows of ``D`` elements (``K = 1`` without
         ``num_probes``), row ``r = b * K + k`` (probe ``k`` of sample ``b``)
-        holds elements ``[r * D, (r + 1) * D)`` of the stream ``(seed,
+        holds elements ``[r * D, (r + 1) * D)`` (``r = (offset + b) * K + k``
+        with an offset) of the stream ``(seed,
         counter)``: those of :func:`scorekit.rademacher` or
         :func:`scorekit.normal` of the same dtype, and for "sphere" the
         normals times ``sqrt(D / sum(g**2))`` (factor and product in float64,
@@ -50,8 +54,19 @@ def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None):
     K = 1 if num_probes is None else count(num_probes, "num_probes")
     out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
     out = np.empty(out_shape, dtype=dt)
-    draw(kind, out, shape[0], K, math.prod(shape[1:]), K, 0, seed, counter)
+    D = math.prod(shape[1:])
+    offset = sample_offset(offset, shape[0], K, D)
+    draw(kind, out, shape[0], K, D, K, offset * K, seed, counter)
     return out
+
+
+def sample_offset(offset, B, K, D):
+    """A validated sample offset whose probe rows stay inside the stream."""
+    offset = uint64(offset, "offset")
+    if (offset + B) * K * max(D, 1) >= 2**63:
+        raise ValueError(f"offset = {offset} is too large: (offset + B) * K * D must be "
+                         "below 2**63")
+    return offset
 
 
 def draw(kind, out, B, m, D, K, k0, seed, counter):

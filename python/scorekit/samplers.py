@@ -1,0 +1,374 @@
+"""Sampling drivers: annealed Langevin, predictor-corrector, MALA, the probability-flow
+ODE and its log-likelihood.
+
+Each driver calls a user's score function on the whole batch and runs the fused
+steps of :mod:`scorekit.steps`. Noise is reproducible from ``seed`` whatever the
+batch size: sample ``b`` (global index ``offset + b``) gets the noise of stream
+row ``offset + b`` at each step's counter, so a batch run whole or in shards
+(with their offsets) gives the same samples. ``callback(i, x)`` is called after
+every step; ``progress`` shows a tqdm bar (default: on for long runs when
+stderr is a terminal).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _core
+from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, shape_arg, stream,
+                        uint64)
+from .divergence import divergence
+from .sde import SDE
+from .steps import (corrector_alpha, corrector_step, mala_accept, mala_propose,
+                    noisy_affine_step, predictor_coeffs)
+
+
+def _bar(total, progress, desc):
+    if progress is None:
+        progress = total >= 200 and sys.stderr.isatty()
+    if not flag(progress, "progress"):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+class _Steps:
+    """Progress bar and callback bookkeeping of one driver run."""
+
+    def __init__(self, total, progress, callback, desc):
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        self.bar = _bar(total, progress, desc)
+        self.callback = callback
+
+    def done(self, i, x):
+        if self.callback is not None:
+            self.callback(i, x)
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _score(score_fn, x, level):
+    s = score_fn(x, level)
+    if isinstance(s, np.ma.MaskedArray):
+        raise TypeError("score_fn returned a masked array")
+    s = np.asarray(s)
+    if s.shape != x.shape:
+        raise ValueError(f"score_fn returned shape {s.shape}, expected {x.shape}")
+    if s.dtype.kind != "f":
+        raise TypeError(f"score_fn must return a float array, got dtype {s.dtype}")
+    return np.ascontiguousarray(s, dtype=x.dtype)
+
+
+def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offset=0,
+                      denoise=True, callback=None, progress=None):
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+
+    For each noise level ``sigma_i`` (descending), ``n_steps_each`` steps
+    ``x + a_i s(x, sigma_i) + sqrt(2 a_i) z`` with ``a_i = step_lr *
+    (sigma_i / sigma_L)**2``; ``denoise`` ends with the Tweedie step
+    ``x + sigma_L**2 s(x, sigma_L)``. Step ``k`` (0-based over all levels)
+    uses counter ``k``.
+
+    Parameters
+    ----------
+    score_fn : callable
+        ``score_fn(x, sigma)`` with ``sigma`` a float64 (B,) array of the
+        current level; returns the score, x's shape.
+    x : array_like (B, ...), float32 or float64
+        Initial samples (not modified).
+    sigmas : array_like
+        Noise levels, > 0.
+    n_steps_each : int
+    step_lr : float
+        ``epsilon`` of the paper, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The samples.
+    """
+    x = batch_array(x, "x").copy()
+    sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or not np.all(sigmas > 0):
+        raise ValueError("sigmas must be a non-empty sequence of finite values > 0")
+    n = count(n_steps_each, "n_steps_each")
+    lr = nonnegative_float(step_lr, "step_lr")
+    seed, _ = stream(seed, 0)
+    offset = uint64(offset, "offset")
+    B = x.shape[0]
+    steps = _Steps(len(sigmas) * n, progress, callback, "annealed Langevin")
+    try:
+        k = 0
+        for sigma in sigmas:
+            a = lr * (sigma / sigmas[-1]) ** 2
+            level = np.full(B, sigma)
+            for _ in range(n):
+                s = _score(score_fn, x, level)
+                noisy_affine_step(x, s, 1.0, a, math.sqrt(2 * a), seed=seed, counter=k,
+                                  offset=offset, out=x)
+                steps.done(k, x)
+                k += 1
+    finally:
+        steps.close()
+    if flag(denoise, "denoise"):
+        x = x + sigmas[-1] ** 2 * _score(score_fn, x, np.full(B, sigmas[-1]))
+    return x
+
+
+def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector="langevin",
+              snr=0.16, n_corrector_steps=1, seed, offset=0, eps=None, denoise=True,
+              probability_flow=False, per_sample_snr=False, dtype=np.float32, callback=None,
+              progress=None):
+    """Predictor-corrector sampling of a score SDE (Song et al. 2021, Algorithm 1).
+
+    ``x`` starts from the prior; at each of the ``N`` times ``t_i`` (from T
+    down to ``eps``) ``n_corrector_steps`` Langevin corrector steps, then one
+    predictor step. Counters: 0 for the prior; step i uses
+    ``1 + i (n_corrector_steps + 1) + j`` for corrector j and
+    ``1 + i (n_corrector_steps + 1) + n_corrector_steps`` for the predictor.
+
+    Parameters
+    ----------
+    score_fn : callable
+        ``score_fn(x, t)`` with ``t`` a float64 (B,) array.
+    sde : VESDE, VPSDE or subVPSDE
+    shape : tuple
+        ``(B, ...)`` of the batch.
+    predictor : {"reverse_diffusion", "euler_maruyama", "ancestral", None}
+    corrector : {"langevin", None}
+    snr : float
+        Corrector signal-to-noise ratio.
+    eps : float, optional
+        Last time (default ``sde.sampling_eps``).
+    denoise : bool
+        Return the last step's mean (no final noise).
+    per_sample_snr : bool
+        Corrector step sizes from each sample's norms instead of batch means.
+
+    Returns
+    -------
+    numpy.ndarray
+        The samples.
+    """
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
+    if predictor is None and corrector is None:
+        raise ValueError("pass a predictor, a corrector or both")
+    if corrector not in (None, "langevin"):
+        raise ValueError(f"corrector must be 'langevin' or None, got {corrector!r}")
+    nc = count(n_corrector_steps, "n_corrector_steps", 0) if corrector else 0
+    seed, _ = stream(seed, 0)
+    offset = uint64(offset, "offset")
+    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    x = _prior(sde, shape, seed, offset, dtype)
+    B = x.shape[0]
+    times = np.linspace(sde.T, eps, sde.N)
+    steps = _Steps(sde.N, progress, callback, "PC sampler")
+    x_mean = x
+    try:
+        for i, t in enumerate(times):
+            vec_t = np.full(B, t)
+            base = 1 + i * (nc + 1)
+            for j in range(nc):
+                s = _score(score_fn, x, vec_t)
+                x, x_mean, _ = corrector_step(x, s, snr=snr, alpha=corrector_alpha(sde, vec_t),
+                                              seed=seed, counter=base + j, offset=offset,
+                                              per_sample=per_sample_snr, out=x)
+            if predictor is not None:
+                s = _score(score_fn, x, vec_t)
+                a, c, g = predictor_coeffs(sde, vec_t, predictor, probability_flow)
+                x, x_mean = noisy_affine_step(x, s, a, c, g, seed=seed, counter=base + nc,
+                                              offset=offset, out=x)
+            steps.done(i, x)
+    finally:
+        steps.close()
+    return x_mean.copy() if flag(denoise, "denoise") else x
+
+
+class MalaResult(NamedTuple):
+    x: np.ndarray
+    acceptance_rate: np.ndarray  # per chain, float64 (B,)
+
+
+def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callback=None,
+         progress=None):
+    """Metropolis-adjusted Langevin chains, one per sample.
+
+    Step k proposes ``x + h s(x) + sqrt(2 h) z`` (counter k) and accepts with
+    the Metropolis-Hastings ratio in a fused kernel (NaN rejects); the chain's
+    log-density and score are carried, so each step costs one evaluation of
+    each at the proposal.
+
+    Parameters
+    ----------
+    log_prob_fn, score_fn : callable
+        ``(B, ...) -> (B,)`` log-density (up to a constant) and its gradient.
+    x : array_like (B, ...)
+    step_size : float or (B,) array
+        ``h`` per chain, > 0.
+    n_steps : int
+
+    Returns
+    -------
+    MalaResult
+        Final samples and each chain's acceptance rate.
+    """
+    x = batch_array(x, "x").copy()
+    n = count(n_steps, "n_steps", 0)
+    seed, _ = stream(seed, 0)
+    offset = uint64(offset, "offset")
+    B = x.shape[0]
+    lp = _logp(log_prob_fn, x)
+    s = _score(lambda y, _: score_fn(y), x, None)
+    accepted = np.zeros(B)
+    steps = _Steps(n, progress, callback, "MALA")
+    try:
+        for k in range(n):
+            prop = mala_propose(x, s, step_size, seed=seed, counter=k, offset=offset)
+            state = mala_accept(x, s, lp, prop, _score(lambda y, _: score_fn(y), prop, None),
+                                _logp(log_prob_fn, prop), step_size, seed=seed, counter=k,
+                                offset=offset)
+            x, s, lp = state.x, state.score, state.logp
+            accepted += state.accepted
+            steps.done(k, x)
+    finally:
+        steps.close()
+    return MalaResult(x, accepted / n if n else np.full(B, np.nan))
+
+
+def _logp(log_prob_fn, x):
+    lp = np.asarray(log_prob_fn(x), dtype=np.float64)
+    if lp.shape != (x.shape[0],):
+        raise ValueError(f"log_prob_fn returned shape {lp.shape}, expected ({x.shape[0]},)")
+    return lp
+
+
+def _ode_drift(sde, score_fn, x, t):
+    """Probability-flow drift f(x, t) - g(t)**2 s(x, t) / 2 at one time t."""
+    B = x.shape[0]
+    vec_t = np.full(B, t)
+    s = _score(score_fn, x, vec_t)
+    f = sde.drift_coeff(t)
+    g2 = sde.diffusion(t) ** 2
+    return f * x - 0.5 * g2 * s
+
+
+class OdeResult(NamedTuple):
+    x: np.ndarray
+    nfe: int  # score evaluations
+
+
+def ode_sample(score_fn, sde, shape, *, seed, offset=0, eps=None, rtol=1e-5, atol=1e-5,
+               method="RK45", dtype=np.float32):
+    """Samples by integrating the probability-flow ODE from T to ``eps`` (SciPy solve_ivp).
+
+    The prior draw uses counter 0 and rows ``offset + b``; the integration
+    is deterministic.
+    """
+    from scipy.integrate import solve_ivp
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
+    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    x0 = _prior(sde, shape, seed, offset, dtype)
+    nfe = [0]
+
+    def rhs(t, y):
+        nfe[0] += 1
+        x = y.reshape(x0.shape).astype(x0.dtype)
+        return _ode_drift(sde, score_fn, x, t).reshape(-1).astype(np.float64)
+
+    sol = solve_ivp(rhs, (sde.T, eps), x0.reshape(-1).astype(np.float64), rtol=rtol, atol=atol,
+                    method=method)
+    if not sol.success:
+        raise RuntimeError(f"the ODE solver failed: {sol.message}")
+    return OdeResult(sol.y[:, -1].reshape(x0.shape).astype(x0.dtype), nfe[0])
+
+
+class LikelihoodResult(NamedTuple):
+    log_prob: np.ndarray       # float64 (B,): log p_0(x) of each sample
+    bits_per_dim: np.ndarray   # -log_prob / (D ln 2)
+    prior: np.ndarray          # z = x(T)
+    nfe: int
+
+
+def log_likelihood(score_fn, sde, x, *, seed=None, counter=0, offset=0, divergence_fn=None,
+                   num_probes=1, kind="rademacher", eps=None, rtol=1e-5, atol=1e-5,
+                   method="RK45"):
+    """Log-likelihood of x under the probability-flow ODE (Song et al. 2021, Appendix D.2).
+
+    Integrates ``d[x, logp]/dt = [v(x, t), -div v(x, t)]`` from ``eps`` to T
+    with ``v = f - g^2 s / 2``, then adds the prior's log-density:
+    ``log p_eps(x) = log p_T(x(T)) + int div v dt``. The divergence is
+    ``divergence_fn(x, t)`` when given (e.g. an exact one), else Hutchinson's
+    estimate by :func:`scorekit.divergence` with probes regenerated from
+    ``(seed, counter)`` and the rows ``offset + b``: the same probes along the
+    whole solve, as the estimator requires.
+
+    Returns
+    -------
+    LikelihoodResult
+    """
+    from scipy.integrate import solve_ivp
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
+    x = batch_array(x, "x")
+    B, D = x.shape[0], math.prod(x.shape[1:])
+    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    if divergence_fn is None:
+        if seed is None:
+            raise ValueError("pass seed= for the Hutchinson divergence, or divergence_fn=")
+        seed, counter = stream(seed, counter)
+        offset = uint64(offset, "offset")
+    nfe = [0]
+
+    def div_v(xt, t):
+        vec_t = np.full(B, t)
+        if divergence_fn is not None:
+            ds = np.asarray(divergence_fn(xt, vec_t), dtype=np.float64)
+            if ds.shape != (B,):
+                raise ValueError(f"divergence_fn returned shape {ds.shape}, expected ({B},)")
+        else:
+            ds = divergence(lambda y: _score(score_fn, y, vec_t), xt, num_probes=num_probes,
+                            kind=kind, seed=seed, counter=counter, offset=offset)
+        return D * sde.drift_coeff(t) - 0.5 * sde.diffusion(t) ** 2 * ds
+
+    def rhs(t, y):
+        nfe[0] += 1
+        xt = y[:B * D].reshape(x.shape).astype(x.dtype)
+        dx = _ode_drift(sde, score_fn, xt, t).reshape(-1)
+        return np.concatenate([dx.astype(np.float64), -div_v(xt, t)])
+
+    y0 = np.concatenate([x.reshape(-1).astype(np.float64), np.zeros(B)])
+    sol = solve_ivp(rhs, (eps, sde.T), y0, rtol=rtol, atol=atol, method=method)
+    if not sol.success:
+        raise RuntimeError(f"the ODE solver failed: {sol.message}")
+    z = sol.y[:B * D, -1].reshape(x.shape)
+    delta = sol.y[B * D:, -1]
+    # d logp_t(x_t)/dt = -div v, so log p_eps(x) = log p_T(z) + int_eps^T div v dt
+    logp = sde.prior_logp(z) - delta
+    return LikelihoodResult(logp, -logp / (D * np.log(2)), z, nfe[0])
+
+
+def _prior(sde, shape, seed, offset, dtype):
+    """Prior draw of samples offset .. offset + B: stream rows offset + b of counter 0."""
+    shape = shape_arg(shape)
+    if not shape:
+        raise ValueError("shape must have at least one axis (B, ...), got ()")
+    seed, _ = stream(seed, 0)
+    offset = uint64(offset, "offset")
+    z = np.empty(shape, dtype=dtype_arg(dtype))
+    _core.normal(z, seed, 0, offset * math.prod(shape[1:]))
+    return (z * z.dtype.type(sde.prior_std())).astype(z.dtype, copy=False)
+
+
+__all__ = ["annealed_langevin", "pc_sample", "mala", "ode_sample", "log_likelihood",
+           "MalaResult", "OdeResult", "LikelihoodResult"]
