@@ -1273,3 +1273,74 @@ def gmm_score_divergence(means, stds, weights, x, sigma=0.0):
            - np.einsum("bk,bki->bi", resp, 1 / v)[:, :, None] * np.eye(g.shape[2])
            - s[:, :, None] * s[:, None, :])
     return np.trace(jac, axis1=1, axis2=2)
+
+
+# ---------------------------------------------------------------------------
+# Sampler steps
+# ---------------------------------------------------------------------------
+
+__all__ += ["affine_step", "langevin_corrector", "mala_accept"]
+
+
+def _row_noise(shape, seed, counter, offset, dtype):
+    """Normals of samples offset .. offset + B: stream elements from offset * D on."""
+    D = math.prod(shape[1:])
+    return normal(shape, seed=seed, counter=counter, dtype=dtype, offset=offset * D,
+                  precise=True)
+
+
+def affine_step(x, score, a, c, g, *, seed, counter=0, offset=0):
+    """``(x_next, x_mean)`` with ``x_mean = a x + c score`` and ``x_next = x_mean + g z``.
+
+    ``a``, ``c``, ``g`` are scalars or (B,) arrays; ``z`` holds the normals of
+    stream rows ``offset + b``. float64 results.
+    """
+    x = np.asarray(x)
+    z = _row_noise(x.shape, seed, counter, offset, x.dtype)
+    cols = (slice(None),) + (None,) * (x.ndim - 1)
+    a, c, g = (np.asarray(v, dtype=np.float64) for v in (a, c, g))
+    a, c, g = (v[cols] if v.ndim else v for v in (a, c, g))
+    mean = a * x.astype(np.float64) + c * np.asarray(score, dtype=np.float64)
+    return mean + g * z, mean
+
+
+def langevin_corrector(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_sample=False):
+    """Langevin corrector of the score-SDE code: ``eps = 2 alpha (snr |z| / |s|)**2``.
+
+    The norms are the batch means of the per-sample Euclidean norms (or each
+    sample's own with ``per_sample``). Returns ``(x_next, x_mean, eps)``.
+    """
+    x = np.asarray(x)
+    B = x.shape[0]
+    z = _row_noise(x.shape, seed, counter, offset, x.dtype).reshape(B, -1)
+    s = np.asarray(score, dtype=np.float64).reshape(B, -1)
+    zn, sn = np.linalg.norm(z, axis=1), np.linalg.norm(s, axis=1)
+    if not per_sample:
+        zn, sn = np.full(B, zn.mean()), np.full(B, sn.mean())
+    eps = 2 * np.asarray(alpha, dtype=np.float64) * (snr * zn / sn) ** 2
+    x_next, mean = affine_step(x, score, 1.0, eps, np.sqrt(2 * eps), seed=seed, counter=counter,
+                               offset=offset)
+    return x_next, mean, eps
+
+
+def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_size, *, seed,
+                counter=0, offset=0):
+    """Metropolis-Hastings decisions of MALA: True where the proposal is accepted.
+
+    ``log r = logp' - logp + (|x' - x - h s|^2 - |x - x' - h s'|^2) / (4 h)``,
+    accepted when ``log u < log r`` with ``u`` the float64 uniform at stream
+    element ``2**62 + offset + b``; NaN rejects.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    B = x.shape[0]
+    flat = lambda a: np.asarray(a, dtype=np.float64).reshape(B, -1)  # noqa: E731
+    xf, pf, sf, spf = flat(x), flat(proposal), flat(score), flat(score_proposal)
+    h = np.broadcast_to(np.asarray(step_size, dtype=np.float64), (B,))[:, None]
+    fwd = np.sum((pf - xf - h * sf) ** 2, axis=1)
+    bwd = np.sum((xf - pf - h * spf) ** 2, axis=1)
+    log_r = (np.asarray(logp_proposal, dtype=np.float64) - np.asarray(logp, dtype=np.float64)
+             - (bwd - fwd) / (4 * h[:, 0]))
+    u = np.array([uniform(1, seed=seed, counter=counter, dtype=np.float64,
+                          offset=2**62 + offset + b)[0] for b in range(B)])
+    with np.errstate(invalid="ignore"):
+        return np.log(u) < log_r

@@ -153,6 +153,9 @@ class VPSDE(SDE):
         super().__init__(N)
         self.beta_0 = _positive(beta_min, "beta_min")
         self.beta_1 = _positive(beta_max, "beta_max")
+        if max(self.beta_0, self.beta_1) / self.N >= 1:
+            raise ValueError(f"N = {self.N} is too small: the discrete betas beta / N must be "
+                             "below 1")
         self.discrete_betas = np.linspace(self.beta_0 / self.N, self.beta_1 / self.N, self.N)
         self.alphas = 1.0 - self.discrete_betas
         self.alphas_cumprod = np.cumprod(self.alphas)
