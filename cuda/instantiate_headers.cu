@@ -5,6 +5,7 @@
 #include "scorekit/gmm.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/noise.hpp"
+#include "scorekit/steps.hpp"
 #include "scorekit/trace.hpp"
 
 namespace scorekit {
@@ -53,6 +54,15 @@ __global__ void gmm_kernel(GmmParams p, GmmLevel lv, const T* x, double* work, T
 }
 
 template <class T>
+__global__ void steps_kernel(const T* x, const T* score, const T* z, T* out, double* flags) {
+    const AffineStep<T> step{T(1), T(0.5), T(0.25)};
+    out[0] = step.next(step.mean(x[0], score[0]), z[0]);
+    const double eps = snr_step_size(0.16, 1.0, 2.0, 3.0);
+    flags[0] = mala_accepts(mala_log_ratio(-1.0, -2.0, 0.5, 0.25, eps), 0.5) ? 1.0 : 0.0;
+    flags[1] = static_cast<double>(mala_uniform_element(3, 4));
+}
+
+template <class T>
 void instantiate() {
     fill_kernel<NormalBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
     fill_kernel<UniformBlock<T>, T><<<1, 1>>>(Stream{0, 0}, 0, 0, nullptr);
@@ -61,6 +71,7 @@ void instantiate() {
                                     RowParam<T>{nullptr, T(1)}, nullptr, nullptr);
     dsm_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, T(1), nullptr, nullptr);
     trace_kernel<T><<<1, 1>>>(nullptr, nullptr, 0, nullptr, nullptr);
+    steps_kernel<T><<<1, 1>>>(nullptr, nullptr, nullptr, nullptr, nullptr);
     gmm_kernel<T><<<1, 1>>>(GmmParams{nullptr, nullptr, nullptr, 0, 0},
                             GmmLevel{nullptr, nullptr}, nullptr, nullptr, nullptr, nullptr);
 }

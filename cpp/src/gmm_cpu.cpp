@@ -15,7 +15,7 @@ void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> s
     std::vector<double> shared(2 * K);
     const GmmLevel shared_level{shared.data(), shared.data() + K};
     if (!sigma.values) gmm_level(p, sigma.scalar * sigma.scalar, shared_level);
-    constexpr std::int64_t kRows = 16;
+    constexpr std::int64_t kRows = 256;  // rows per task: buffers allocated once per task
     for_each_tile(B, kRows, [&](std::int64_t b0, std::int64_t nb) {
         std::vector<double> work(2 * K + static_cast<std::size_t>(p.D)), own(2 * K);
         const GmmLevel own_level{own.data(), own.data() + K};

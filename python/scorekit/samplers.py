@@ -152,7 +152,10 @@ def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector=
     denoise : bool
         Return the last step's mean (no final noise).
     per_sample_snr : bool
-        Corrector step sizes from each sample's norms instead of batch means.
+        Corrector step sizes from each sample's norms instead of batch means
+        (the score-SDE code's choice, the default). Batch means make every
+        sample's step depend on the whole batch; per-sample sizes keep a
+        batch run in shards identical to the whole.
 
     Returns
     -------
