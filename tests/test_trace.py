@@ -420,3 +420,13 @@ def test_empty_batches():
     assert scorekit.probes((0, 4), kind="sphere", seed=0).shape == (0, 4)
     r = scorekit.hutchinson(_ok, (2, 0), num_probes=3, seed=0)
     np.testing.assert_array_equal(r.estimate, [0.0, 0.0])
+
+
+def test_probes_into_out():
+    out = np.empty((3, 2, 5), np.float64)
+    got = scorekit.probes((3, 5), kind="sphere", seed=2, num_probes=2, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, scorekit.probes((3, 5), kind="sphere", seed=2,
+                                                       num_probes=2, dtype=np.float64))
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 2, 5\)"):
+        scorekit.probes((3, 5), kind="sphere", seed=2, out=out)

@@ -202,6 +202,18 @@ def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     return out
 
 
+def out_dtype(dtype, out) -> np.dtype:
+    """The requested dtype, else ``out``'s (which must then be float32 or float64), else float32."""
+    if dtype is not None:
+        return dtype_arg(dtype)
+    if not isinstance(out, np.ndarray):
+        return np.dtype(np.float32)
+    if out.dtype not in FLOAT_DTYPES:
+        raise ValueError(f"out must have dtype float32 or float64 (native byte order), "
+                         f"got {out.dtype}")
+    return out.dtype
+
+
 def output(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """A new C-contiguous array, or the user's ``out`` once checked."""
     if out is None:

@@ -10,23 +10,15 @@ can be regenerated without the rest. The layout (documented in full in
 
 from __future__ import annotations
 
-import numpy as np
 
 from . import _core
-from ._validate import FLOAT_DTYPES, dtype_arg, output, shape_arg, stream
+from ._validate import out_dtype, output, shape_arg, stream
 
 
 def _fill(kernel, shape, seed, counter, dtype, out):
     shape = shape_arg(shape)
     seed, counter = stream(seed, counter)
-    if dtype is None:
-        dt = out.dtype if isinstance(out, np.ndarray) else np.dtype(np.float32)
-        if dt not in FLOAT_DTYPES:
-            raise ValueError(f"out must have dtype float32 or float64 (native byte order), "
-                             f"got {dt}")
-    else:
-        dt = dtype_arg(dtype)
-    out = output(out, shape, dt)
+    out = output(out, shape, out_dtype(dtype, out))
     kernel(out, seed, counter, 0)
     return out
 

@@ -7,12 +7,12 @@ import math
 import numpy as np
 
 from . import _core
-from ._validate import choice, count, dtype_arg, shape_arg, stream, uint64
+from ._validate import choice, count, out_dtype, output, shape_arg, stream, uint64
 
 PROBE_KINDS = ("rademacher", "gaussian", "sphere")
 
 
-def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None, offset=0):
+def probes(shape, *, kind, seed, counter=0, dtype=None, num_probes=None, offset=0, out=None):
     """Probe vectors ``v`` with ``E[v v^T] = I``, one (or ``num_probes``) per sample.
 
     Parameters
@@ -26,12 +26,15 @@ def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None, o
         ``tr(A)`` with no further scaling.
     seed, counter : int
         Noise stream, integers in ``[0, 2**64)``.
-    dtype : {numpy.float32, numpy.float64}
+    dtype : {numpy.float32, numpy.float64}, optional
+        Defaults to ``out.dtype`` when ``out`` is given, else float32.
     num_probes : int, optional
         ``K`` probes per sample: the result has shape ``(B, K, ...)``.
     offset : int
         Global index of the first sample: sample ``b`` gets the probes of
         sample ``offset + b`` of a larger batch (for shards of a batch).
+    out : numpy.ndarray, optional
+        C-contiguous, writeable array of the result's shape and dtype to fill.
 
     Returns
     -------
@@ -50,10 +53,9 @@ def probes(shape, *, kind, seed, counter=0, dtype=np.float32, num_probes=None, o
         raise ValueError("shape must have at least one axis (B, ...), got ()")
     kind = choice(kind, "kind", PROBE_KINDS)
     seed, counter = stream(seed, counter)
-    dt = dtype_arg(dtype)
     K = 1 if num_probes is None else count(num_probes, "num_probes")
     out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
-    out = np.empty(out_shape, dtype=dt)
+    out = output(out, out_shape, out_dtype(dtype, out))
     D = math.prod(shape[1:])
     offset = sample_offset(offset, shape[0], K, D)
     draw(kind, out, shape[0], K, D, K, offset * K, seed, counter)
