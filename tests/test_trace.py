@@ -428,5 +428,5 @@ def test_probes_into_out():
     assert got is out
     np.testing.assert_array_equal(out, scorekit.probes((3, 5), kind="sphere", seed=2,
                                                        num_probes=2, dtype=np.float64))
-    with pytest.raises(ValueError, match=r"out must have shape \(3, 2, 5\)"):
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 5\), got \(3, 2, 5\)"):
         scorekit.probes((3, 5), kind="sphere", seed=2, out=out)

@@ -10,7 +10,6 @@ can be regenerated without the rest. The layout (documented in full in
 
 from __future__ import annotations
 
-
 from . import _core
 from ._validate import out_dtype, output, shape_arg, stream
 
