@@ -15,7 +15,9 @@ void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> s
     std::vector<double> shared(2 * K);
     const GmmLevel shared_level{shared.data(), shared.data() + K};
     if (!sigma.values) gmm_level(p, sigma.scalar * sigma.scalar, shared_level);
-    constexpr std::int64_t kRows = 256;  // rows per task: buffers allocated once per task
+    // Rows per task: about 64k component-elements each (at most 256 rows), so a
+    // small batch of large rows still spreads over the threads.
+    const std::int64_t kRows = std::clamp<std::int64_t>((1 << 16) / std::max<std::int64_t>(p.K * p.D, 1), 1, 256);
     for_each_tile(B, kRows, [&](std::int64_t b0, std::int64_t nb) {
         std::vector<double> work(2 * K + static_cast<std::size_t>(p.D)), own(2 * K);
         const GmmLevel own_level{own.data(), own.data() + K};

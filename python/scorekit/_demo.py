@@ -9,10 +9,12 @@ start uniformly in ``[-8, 8]^2``.
 Plain Langevin dynamics on the data score keeps each chain in the mode whose
 basin it starts in, so about half of the samples end near ``(-5, -5)`` instead
 of a fifth. Annealed Langevin dynamics starts at noise levels where the two
-modes overlap and recovers the weights. The demo prints the fraction of
-samples in each mode for both, times the annealed run against the same loop
-written in pure NumPy, and draws a figure of the density, its score and the
-two sets of samples.
+modes overlap and recovers the weights. As in the paper's Algorithm 1 it ends
+at the smallest noise level, so its samples follow the mixture smoothed by
+``N(0, sigma_min**2 I)`` (``--denoise`` adds a final Tweedie step). The demo
+prints the fraction of samples in each mode for both, times the annealed run
+against the same loop written in pure NumPy, and draws a figure of the
+density, its score and the two sets of samples.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 from . import reference
 from .gmm import GaussianMixture
 from .noise import uniform
-from .runtime import get_num_threads
+from .runtime import get_num_threads, set_num_threads
 from .samplers import annealed_langevin
 from .sde import geometric_sigmas
 
@@ -83,8 +85,8 @@ class DemoResult:
     numpy_fraction: float | None = None
     numpy_seconds: float | None = None
     figure: Path | None = None
-    plain_samples: np.ndarray = field(default=None, repr=False)
-    annealed_samples: np.ndarray = field(default=None, repr=False)
+    plain_samples: np.ndarray | None = field(default=None, repr=False)
+    annealed_samples: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def speedup(self) -> float | None:
@@ -144,18 +146,24 @@ def plain_langevin(gm: GaussianMixture, x0: np.ndarray, *, n_steps: int, step_si
 
 
 def scorekit_annealed(gm: GaussianMixture, x0: np.ndarray, sigmas: np.ndarray, *,
-                      n_steps_each: int, step_lr: float, seed: int) -> np.ndarray:
-    """Annealed Langevin dynamics with the exact scores of the noised mixture."""
+                      n_steps_each: int, step_lr: float, seed: int,
+                      denoise: bool = False) -> np.ndarray:
+    """Annealed Langevin dynamics with the exact scores of the noised mixture.
+
+    Without ``denoise`` (Algorithm 1 of the paper) the samples follow the
+    mixture convolved with ``N(0, sigmas[-1]**2 I)``; with it, a final Tweedie
+    step maps them to posterior means.
+    """
     return annealed_langevin(gm.score, x0, sigmas, n_steps_each=n_steps_each, step_lr=step_lr,
-                             seed=seed, denoise=True, progress=False)
+                             seed=seed, denoise=denoise, progress=False)
 
 
 def numpy_annealed(x0: np.ndarray, sigmas: np.ndarray, *, n_steps_each: int, step_lr: float,
-                   seed: int) -> np.ndarray:
+                   seed: int, denoise: bool = False) -> np.ndarray:
     """The annealed Langevin loop in pure NumPy, the baseline of the timing.
 
     Same algorithm as :func:`scorekit.annealed_langevin` (step sizes
-    ``step_lr * (sigma_i / sigma_L)**2``, a final Tweedie step), with
+    ``step_lr * (sigma_i / sigma_L)**2``, optionally a final Tweedie step), with
     ``numpy.random.default_rng(seed)`` normals and the exact score of
     :func:`scorekit.reference.gmm_score`. The noise differs, so the samples
     agree with scorekit's in distribution only.
@@ -167,7 +175,9 @@ def numpy_annealed(x0: np.ndarray, sigmas: np.ndarray, *, n_steps_each: int, ste
         for _ in range(n_steps_each):
             z = rng.standard_normal(x.shape)
             x = x + a * reference.gmm_score(MEANS, STDS, WEIGHTS, x, sigma) + math.sqrt(2 * a) * z
-    return x + sigmas[-1] ** 2 * reference.gmm_score(MEANS, STDS, WEIGHTS, x, sigmas[-1])
+    if denoise:
+        x = x + sigmas[-1] ** 2 * reference.gmm_score(MEANS, STDS, WEIGHTS, x, sigmas[-1])
+    return x
 
 
 def timed(fn, *args, **kwargs):
@@ -186,7 +196,7 @@ def run(args: argparse.Namespace) -> DemoResult:
     plain, plain_s = timed(plain_langevin, gm, x0, n_steps=args.levels * args.steps_each,
                            step_size=args.step_lr, seed=plain_seed)
     annealed, annealed_s = timed(scorekit_annealed, gm, x0, sigmas, n_steps_each=args.steps_each,
-                                 step_lr=args.step_lr, seed=annealed_seed)
+                                 step_lr=args.step_lr, seed=annealed_seed, denoise=args.denoise)
     result = DemoResult(n_chains=args.chains, true_fraction=float(WEIGHTS[0]),
                         plain_fraction=mode_fraction(plain),
                         annealed_fraction=mode_fraction(annealed), plain_seconds=plain_s,
@@ -194,7 +204,7 @@ def run(args: argparse.Namespace) -> DemoResult:
                         annealed_samples=annealed)
     if args.baseline:
         base, base_s = timed(numpy_annealed, x0, sigmas, n_steps_each=args.steps_each,
-                             step_lr=args.step_lr, seed=annealed_seed)
+                             step_lr=args.step_lr, seed=annealed_seed, denoise=args.denoise)
         result.numpy_fraction, result.numpy_seconds = mode_fraction(base), base_s
     return result
 
@@ -204,36 +214,45 @@ def run(args: argparse.Namespace) -> DemoResult:
 # --------------------------------------------------------------------------
 
 
+def _threads(n: int) -> str:
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def report(args: argparse.Namespace, result: DemoResult) -> str:
     """The text the demo prints."""
     total = args.levels * args.steps_each
     w = result.true_fraction
+    schedule = (f"{args.levels} geometric levels {args.sigma_max:g} -> {args.sigma_min:g}, "
+                f"{args.steps_each} steps each, step_lr {args.step_lr:g} "
+                "(a_i = step_lr (sigma_i / sigma_min)^2)")
+    if args.denoise:
+        schedule += ", final denoising step"
     lines = [
         f"scorekit demo: {w:g} N((-5,-5), I) + {1 - w:g} N((5,5), I), {args.chains} chains "
         f"started uniformly in [-{BOX:g}, {BOX:g}]^2, float64, seed {args.seed}",
         f"  plain Langevin:    {total} steps of size {args.step_lr:g} on the exact data score "
         "(sigma = 0)",
-        f"  annealed Langevin: {args.levels} geometric levels {args.sigma_max:g} -> "
-        f"{args.sigma_min:g}, {args.steps_each} steps each, step_lr {args.step_lr:g} "
-        "(a_i = step_lr (sigma_i / sigma_min)^2), final denoising step",
+        f"  annealed Langevin: {schedule}",
         "",
-        "fraction of samples in each mode      (-5,-5)    (5,5)",
-        f"  true weights                        {w:7.3f}  {1 - w:7.3f}",
-        f"  plain Langevin                      {result.plain_fraction:7.3f}  "
-        f"{1 - result.plain_fraction:7.3f}",
-        f"  annealed Langevin                   {result.annealed_fraction:7.3f}  "
-        f"{1 - result.annealed_fraction:7.3f}",
+        f"{'fraction of samples in each mode':36s}{'(-5,-5)':>7s}  {'(5,5)':>7s}",
+    ]
+    for label, frac in (("true weights", w), ("plain Langevin", result.plain_fraction),
+                        ("annealed Langevin", result.annealed_fraction)):
+        frac = round(frac, 3)  # so the two columns add up to 1
+        lines.append(f"  {label:34s}{frac:7.3f}  {1 - frac:7.3f}")
+    lines += [
         "",
-        f"annealed Langevin wall time (one run each, {result.n_chains} chains x {total} steps)",
-        f"  scorekit (fused kernels, {get_num_threads()} threads)  {result.annealed_seconds:8.2f} s",
+        f"wall time of annealed Langevin, one run each ({result.n_chains} chains x {total} "
+        "steps)",
+        f"  {f'scorekit ({_threads(get_num_threads())})':34s}{result.annealed_seconds:7.2f} s",
     ]
     if result.numpy_seconds is not None:
         lines += [
-            f"  pure NumPy (reference score)         {result.numpy_seconds:8.2f} s   "
-            f"(its fraction in (-5,-5): {result.numpy_fraction:.3f})",
-            f"  NumPy time / scorekit time           {result.speedup:8.1f}x",
+            f"  {'pure NumPy (reference.gmm_score)':34s}{result.numpy_seconds:7.2f} s"
+            f"   (its fraction at (-5,-5): {result.numpy_fraction:.3f})",
+            f"  {'NumPy / scorekit':34s}{result.speedup:7.1f}x",
         ]
-    lines.append(f"  (plain Langevin with scorekit: {result.plain_seconds:.2f} s)")
+    lines.append(f"  {'(plain Langevin with scorekit)':34s}{result.plain_seconds:7.2f} s")
     return "\n".join(lines)
 
 
@@ -279,8 +298,13 @@ def _samples_panel(ax, x, title):
     _square(ax, title)
 
 
-def write_figure(path: Path, result: DemoResult) -> None:
-    """Three panels: density and score field, plain Langevin, annealed Langevin samples."""
+def write_figure(path: Path, result: DemoResult, *, sigma_min: float, denoise: bool) -> None:
+    """Three panels: density and score field, plain Langevin, annealed Langevin samples.
+
+    The annealed panel's title says where that sampler ends: at noise level
+    ``sigma_min`` (samples of the smoothed mixture) or, with ``denoise``,
+    after the Tweedie step.
+    """
     canvas_cls, figure_cls = load_matplotlib()
     gm = mixture()
     fig = figure_cls(figsize=(13.5, 4.6), layout="constrained")
@@ -291,12 +315,14 @@ def write_figure(path: Path, result: DemoResult) -> None:
     ax_data.pcolormesh(xx, yy, dens, cmap="viridis", shading="auto", rasterized=True)
     sx, sy, u, v = score_grid(gm, 21)
     ax_data.quiver(sx, sy, u, v, color="white", alpha=0.8)
-    _square(ax_data, "data density and score (exact)")
+    _square(ax_data, "data density and score\n(exact, noise level 0)")
 
     _samples_panel(ax_plain, result.plain_samples,
-                   f"Langevin dynamics: {result.plain_fraction:.1%} at (-5,-5)")
+                   f"Langevin dynamics\n{result.plain_fraction:.1%} of samples at (-5,-5)")
+    ends = "denoised" if denoise else f"ends at sigma {sigma_min:g}"
     _samples_panel(ax_annealed, result.annealed_samples,
-                   f"annealed Langevin: {result.annealed_fraction:.1%} at (-5,-5)")
+                   f"annealed Langevin ({ends})\n"
+                   f"{result.annealed_fraction:.1%} of samples at (-5,-5)")
     fig.suptitle(f"{WEIGHTS[0]:g} N((-5,-5), I) + {WEIGHTS[1]:g} N((5,5), I), "
                  f"{result.n_chains} chains from U([-{BOX:g}, {BOX:g}]^2)")
     fig.savefig(path, dpi=110)
@@ -356,6 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-lr", type=_positive_float, default=0.1,
                    help="step size at the smallest level, and of plain Langevin "
                         "(default: %(default)s)")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="scorekit threads for the run (default: scorekit.get_num_threads())")
+    p.add_argument("--denoise", action="store_true",
+                   help="end annealed Langevin with the Tweedie step "
+                        "x + sigma_min^2 s(x, sigma_min) (default: off, as in the paper's "
+                        "Algorithm 1)")
     p.add_argument("--figure", type=Path, default=Path("scorekit-demo.png"), metavar="PATH",
                    help="where to write the figure (default: %(default)s)")
     p.add_argument("--no-figure", dest="figure", action="store_const", const=None,
@@ -374,7 +406,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                      f"({args.sigma_max:g})")
     if args.figure is not None and not args.figure.parent.is_dir():
         parser.error(f"--figure: no directory {str(args.figure.parent)!r}")
+    if args.figure is not None and args.figure.is_dir():
+        parser.error(f"--figure: {str(args.figure)!r} is a directory")
     return args
+
+
+def _set_threads(n: int) -> None:
+    try:
+        set_num_threads(n)
+    except ValueError as err:
+        raise SystemExit(f"{PROG}: --threads: {err}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> DemoResult:
@@ -393,16 +434,23 @@ def main(argv: Sequence[str] | None = None) -> DemoResult:
     Raises
     ------
     SystemExit
-        On bad options (from argparse), or when a figure is requested and
-        matplotlib is missing; checked before any sampling.
+        On bad options (from argparse), a thread count scorekit refuses, or
+        when a figure is requested and matplotlib is missing; all checked
+        before any sampling.
     """
     args = parse_args([] if argv is None else list(argv))
     if args.figure is not None:
         load_matplotlib()
-    result = run(args)
-    print(report(args, result), flush=True)
+    before = get_num_threads()
+    try:
+        if args.threads is not None:
+            _set_threads(args.threads)
+        result = run(args)
+        print(report(args, result), flush=True)
+    finally:
+        set_num_threads(before)
     if args.figure is not None:
-        write_figure(args.figure, result)
+        write_figure(args.figure, result, sigma_min=args.sigma_min, denoise=args.denoise)
         result.figure = args.figure
         print(f"figure: {args.figure}")
     return result
