@@ -39,6 +39,9 @@ import numpy as np
 import scorekit
 from scorekit._bench import (
     TimingPolicy,
+    _fmt_count as fmt_count,
+    _fmt_rate as fmt_rate,
+    _fmt_time as fmt_time,
     available_cpus,
     copy_bandwidth,
     cpu_model,
@@ -388,26 +391,6 @@ def run_steps(quick: bool, policy: TimingPolicy, bw: float) -> tuple[list[dict[s
 # --------------------------------------------------------------------------
 
 
-def fmt_count(n: int) -> str:
-    s = f"{n:.4g}"
-    if "e" in s:
-        mant, exp = s.split("e")
-        s = f"{mant}e{int(exp)}"
-    return s if float(s) == n else f"{n:,}"
-
-
-def fmt_time(t: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if t >= scale:
-            return f"{t / scale:.3g} {unit}"
-    return f"{t / 1e-9:.3g} ns"
-
-
-def fmt_rate(r: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if r >= scale:
-            return f"{r / scale:.3g} {unit}/s"
-    return f"{r:.3g} /s"
 
 
 def fmt_others(v: float | None) -> str:
