@@ -125,3 +125,36 @@ def test_bad_inputs():
         gm.log_prob(np.zeros((3, 2)), np.ones(2))
     with pytest.raises(ValueError, match="n must be >= 0"):
         gm.sample(-1, seed=0)
+
+
+def test_parameters_are_read_only_and_cannot_be_replaced():
+    gm = scorekit.GaussianMixture([[0.0]], 1.0)
+    with pytest.raises(AttributeError):
+        gm.means = np.zeros((10**3, 1))
+    with pytest.raises(ValueError):
+        gm.means[0, 0] = 1.0
+
+
+def test_divergence_stays_accurate_far_from_the_components():
+    gm = scorekit.GaussianMixture([[0.0, 0.0, 0.0]], 1e-3)
+    x = np.array([[100.0, 0.0, 0.0]])
+    np.testing.assert_allclose(gm.score_divergence(x), -3e6, rtol=1e-12)
+    gm = scorekit.GaussianMixture([[0.0], [1.0]], 1.0)
+    np.testing.assert_allclose(gm.score_divergence(np.array([[1e9]])), -1.0, rtol=1e-9)
+
+
+@pytest.mark.parametrize("make,pattern", [
+    (lambda: scorekit.GaussianMixture([[0.0]], 1e-170), "finite, nonzero square"),
+    (lambda: scorekit.GaussianMixture([[0.0]], 1.0).score(np.zeros((1, 1)), 1e200),
+     "sigma must have a finite square"),
+    (lambda: scorekit.GaussianMixture([[0.0]], 1.0).sample(2, seed=0, dtype=int), "dtype must be"),
+])
+def test_extreme_parameters(make, pattern):
+    with pytest.raises((ValueError, TypeError), match=pattern):
+        make()
+
+
+def test_huge_weights_are_normalised():
+    gm = scorekit.GaussianMixture([[0.0], [1.0]], 1.0, [1e308, 1e308])
+    np.testing.assert_allclose(gm.weights, [0.5, 0.5])
+    assert np.isfinite(gm.log_prob(np.zeros((1, 1))))[0]

@@ -156,3 +156,29 @@ def test_callbacks_and_progress():
 def test_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("call,pattern", [
+    (lambda: scorekit.annealed_langevin(fig3_score, uniform_start(3), [1.0, 2.0],
+                                        n_steps_each=1, step_lr=0.1, seed=0), "non-increasing"),
+    (lambda: scorekit.annealed_langevin(fig3_score, uniform_start(3), [1.0], n_steps_each=1,
+                                        step_lr=0.0, seed=0), "step_lr must be > 0"),
+    (lambda: scorekit.pc_sample(fig3_score, scorekit.VESDE(N=3), (3, 2), eps=1.5, seed=0),
+     "eps must be below T"),
+    (lambda: scorekit.ode_sample(fig3_score, scorekit.VESDE(N=3), (3, 2), eps=1.5, seed=0),
+     "eps must be below T"),
+])
+def test_driver_arguments(call, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_callbacks_get_a_read_only_view_and_empty_likelihood():
+    def cb(i, x):
+        assert not x.flags.writeable
+
+    scorekit.annealed_langevin(fig3_score, uniform_start(4), [1.0], n_steps_each=2, step_lr=0.1,
+                               seed=1, callback=cb)
+    sde = scorekit.VESDE(N=3)
+    res = scorekit.log_likelihood(fig3_score, sde, np.zeros((0, 2)), seed=0)
+    assert res.log_prob.shape == (0,)

@@ -137,3 +137,29 @@ def test_mala_accept_matches_reference_and_nan_rejects(dtype):
 def test_bad_input(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call(np.ones((4, 3)))
+
+
+def test_corrector_with_a_zero_score_does_not_move():
+    x = np.ones((2, 3))
+    got, mean, eps = scorekit.corrector_step(x, np.zeros((2, 3)), snr=0.1, seed=0)
+    np.testing.assert_array_equal(eps, 0.0)
+    np.testing.assert_array_equal(got, x)
+    got, _, eps = scorekit.corrector_step(x, np.ones((2, 3)), snr=0.0, seed=0)
+    np.testing.assert_array_equal(got, x)
+
+
+@pytest.mark.parametrize("call,exc,pattern", [
+    (lambda x: scorekit.noisy_affine_step(x, x, 1.0, 0.0, 1.0, seed=1, offset=2**62),
+     ValueError, "offset = .* is too large"),
+    (lambda x: scorekit.predictor_step(scorekit.VESDE(), x, x, -0.01, seed=0), ValueError,
+     r"t must lie in \[0, T\]"),
+    (lambda x: scorekit.predictor_step(scorekit.VESDE(), x, x, 1.01, seed=0), ValueError,
+     r"t must lie in \[0, T\]"),
+    (lambda x: scorekit.predictor_step(scorekit.VESDE(), x, x, np.ones(3) / 2, seed=0),
+     ValueError, r"t must be a scalar or have shape \(B,\) = \(4,\)"),
+    (lambda x: scorekit.noisy_affine_step(x, x, "2", 1.0, 1.0, seed=0), TypeError, "a must be"),
+    (lambda x: scorekit.noisy_affine_step(x, x, True, 1.0, 1.0, seed=0), TypeError, "a must be"),
+])
+def test_more_bad_input(call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call(np.ones((4, 3)))

@@ -19,7 +19,7 @@ void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> s
     // small batch of large rows still spreads over the threads.
     const std::int64_t kRows = std::clamp<std::int64_t>((1 << 16) / std::max<std::int64_t>(p.K * p.D, 1), 1, 256);
     for_each_tile(B, kRows, [&](std::int64_t b0, std::int64_t nb) {
-        std::vector<double> work(2 * K + static_cast<std::size_t>(p.D)), own(2 * K);
+        std::vector<double> work(K + static_cast<std::size_t>(p.D)), own(2 * K);
         const GmmLevel own_level{own.data(), own.data() + K};
         for (std::int64_t b = b0; b < b0 + nb; ++b) {
             const double s2 = sigma(b) * sigma(b);

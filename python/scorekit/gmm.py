@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import batch_array, count, per_sample, stream
+from ._validate import batch_array, count, dtype_arg, per_sample, stream
 from .noise import normal, uniform
 
 
@@ -45,6 +45,10 @@ class GaussianMixture:
                              f"{(K, D)}, got {stds.shape}")
         if not (np.all(np.isfinite(means)) and np.all(np.isfinite(stds)) and np.all(stds > 0)):
             raise ValueError("means must be finite and stds finite and > 0")
+        var = stds**2
+        if not (np.all(np.isfinite(var)) and np.all(var > 0)):
+            raise ValueError("stds must have a finite, nonzero square in float64 "
+                             "(between about 1e-154 and 1e154)")
         if weights is None:
             weights = np.full(K, 1.0 / K)
         weights = np.asarray(weights, dtype=np.float64)
@@ -52,13 +56,29 @@ class GaussianMixture:
             raise ValueError(f"weights must have shape (K,) = ({K},), got {weights.shape}")
         if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
             raise ValueError("weights must be finite and > 0")
-        self.means = np.ascontiguousarray(means)
-        self.stds = np.ascontiguousarray(stds)
-        self.weights = weights / weights.sum()
-        self._vars = self.stds**2
-        self._log_weights = np.log(self.weights)
-        for a in (self.means, self.stds, self.weights):
+        weights = weights / weights.max()  # then the sum cannot overflow
+        self._means = np.ascontiguousarray(means)
+        self._stds = np.ascontiguousarray(stds)
+        self._weights = weights / weights.sum()
+        self._vars = np.ascontiguousarray(var)
+        self._log_weights = np.log(self._weights)
+        for a in (self._means, self._stds, self._weights, self._vars, self._log_weights):
             a.flags.writeable = False
+
+    @property
+    def means(self) -> np.ndarray:
+        """(K, D) component means (read-only)."""
+        return self._means
+
+    @property
+    def stds(self) -> np.ndarray:
+        """(K, D) component standard deviations (read-only)."""
+        return self._stds
+
+    @property
+    def weights(self) -> np.ndarray:
+        """(K,) normalised weights (read-only)."""
+        return self._weights
 
     @property
     def dim(self) -> int:
@@ -95,6 +115,7 @@ class GaussianMixture:
         """
         n = count(n, "n", 0)
         seed, counter = stream(seed, counter)
+        dtype = dtype_arg(dtype)
         D = self.dim
         R = 2 * ((D + 1) // 2) + 2
         z = normal((n, R), seed=seed, counter=counter, dtype=np.float64)[:, :D]
@@ -112,10 +133,12 @@ class GaussianMixture:
         if isinstance(sigma, np.ndarray) and sigma.ndim == 1 and sigma.dtype.kind == "f":
             sigma = sigma.astype(np.float64)  # any float (B,) array: parameters are float64
         sig = per_sample(sigma, "sigma", B, np.dtype(np.float64), nonnegative=True)
+        if not np.all(np.abs(sig) < 1e154):
+            raise ValueError("sigma must have a finite square (below about 1e154)")
         log_p = np.empty(B)
         score = np.empty_like(x) if want_score else None
         div = np.empty(B) if want_div else None
-        _core.gmm_eval(self.means, self._vars, self._log_weights, x, sig, log_p, score, div)
+        _core.gmm_eval(self._means, self._vars, self._log_weights, x, sig, log_p, score, div)
         return log_p, score, div
 
     def __repr__(self):

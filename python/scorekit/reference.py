@@ -1263,15 +1263,16 @@ def gmm_score(means, stds, weights, x, sigma=0.0):
 def gmm_score_divergence(means, stds, weights, x, sigma=0.0):
     """Trace of the score's Jacobian, formed explicitly as a (B, D, D) matrix.
 
-    ``J = sum_k r_k (g_k g_k^T - diag(1 / v_k)) - s s^T`` with ``g_k`` the
-    component scores and ``s`` the mixture score.
+    ``J = sum_k r_k ((g_k - s)(g_k - s)^T - diag(1 / v_k))`` with ``g_k`` the
+    component scores and ``s`` the mixture score (the covariance form of
+    ``sum_k r_k (g_k g_k^T - diag(1 / v_k)) - s s^T``).
     """
     _, resp, d, v = _gmm_terms(means, stds, weights, x, sigma)
     g = -d / v
     s = np.sum(resp[:, :, None] * g, axis=1)
-    jac = (np.einsum("bk,bki,bkj->bij", resp, g, g)
-           - np.einsum("bk,bki->bi", resp, 1 / v)[:, :, None] * np.eye(g.shape[2])
-           - s[:, :, None] * s[:, None, :])
+    e = g - s[:, None, :]
+    jac = (np.einsum("bk,bki,bkj->bij", resp, e, e)
+           - np.einsum("bk,bki->bi", resp, 1 / v)[:, :, None] * np.eye(g.shape[2]))
     return np.trace(jac, axis1=1, axis2=2)
 
 

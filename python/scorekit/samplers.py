@@ -5,9 +5,12 @@ Each driver calls a user's score function on the whole batch and runs the fused
 steps of :mod:`scorekit.steps`. Noise is reproducible from ``seed`` whatever the
 batch size: sample ``b`` (global index ``offset + b``) gets the noise of stream
 row ``offset + b`` at each step's counter, so a batch run whole or in shards
-(with their offsets) gives the same samples. ``callback(i, x)`` is called after
-every step; ``progress`` shows a tqdm bar (default: on for long runs when
-stderr is a terminal).
+(with their offsets) gives the same samples (the ODE drivers, whose adaptive
+solver steps over the whole batch, agree to the solver's tolerance).
+``annealed_langevin``, ``pc_sample`` and ``mala`` call ``callback(i, x)`` after
+every step with a read-only view of the live state (copy it to keep it) and
+show a tqdm bar with ``progress`` (default: on for long runs when stderr is a
+terminal).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, 
                         uint64)
 from .divergence import divergence
 from .sde import SDE
-from .steps import (corrector_alpha, corrector_step, mala_accept, mala_propose,
+from .steps import (check_offset, corrector_alpha, corrector_step, mala_accept, mala_propose,
                     noisy_affine_step, predictor_coeffs)
 
 
@@ -47,7 +50,9 @@ class _Steps:
 
     def done(self, i, x):
         if self.callback is not None:
-            self.callback(i, x)
+            view = x.view()
+            view.flags.writeable = False  # the live state: copy it to keep it
+            self.callback(i, view)
         if self.bar is not None:
             self.bar.update(1)
 
@@ -72,9 +77,11 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
                       denoise=True, callback=None, progress=None):
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
-    For each noise level ``sigma_i`` (descending), ``n_steps_each`` steps
+    For each noise level ``sigma_i`` (non-increasing), ``n_steps_each`` steps
     ``x + a_i s(x, sigma_i) + sqrt(2 a_i) z`` with ``a_i = step_lr *
-    (sigma_i / sigma_L)**2``; ``denoise`` ends with the Tweedie step
+    (sigma_i / sigma_L)**2`` (the NCSN code's ``step_lr``; the paper's
+    Algorithm 1 writes the step as ``alpha_i / 2`` with ``alpha_i = epsilon
+    sigma_i**2 / sigma_L**2``, so ``epsilon = 2 step_lr``); ``denoise`` ends with the Tweedie step
     ``x + sigma_L**2 s(x, sigma_L)``. Step ``k`` (0-based over all levels)
     uses counter ``k``.
 
@@ -89,7 +96,7 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
         Noise levels, > 0.
     n_steps_each : int
     step_lr : float
-        ``epsilon`` of the paper, > 0.
+        > 0 (see above).
 
     Returns
     -------
@@ -100,11 +107,15 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
     sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or not np.all(sigmas > 0):
         raise ValueError("sigmas must be a non-empty sequence of finite values > 0")
+    if np.any(np.diff(sigmas) > 0):
+        raise ValueError("sigmas must be non-increasing (from the largest noise level down)")
     n = count(n_steps_each, "n_steps_each")
     lr = nonnegative_float(step_lr, "step_lr")
+    if lr == 0:
+        raise ValueError("step_lr must be > 0")
     seed, _ = stream(seed, 0)
-    offset = uint64(offset, "offset")
     B = x.shape[0]
+    offset = check_offset(offset, B, x[0].size if B else 0)
     steps = _Steps(len(sigmas) * n, progress, callback, "annealed Langevin")
     try:
         k = 0
@@ -170,8 +181,7 @@ def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector=
         raise ValueError(f"corrector must be 'langevin' or None, got {corrector!r}")
     nc = count(n_corrector_steps, "n_corrector_steps", 0) if corrector else 0
     seed, _ = stream(seed, 0)
-    offset = uint64(offset, "offset")
-    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    eps = _eps(sde, eps)
     x = _prior(sde, shape, seed, offset, dtype)
     B = x.shape[0]
     times = np.linspace(sde.T, eps, sde.N)
@@ -228,8 +238,8 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
     x = batch_array(x, "x").copy()
     n = count(n_steps, "n_steps", 0)
     seed, _ = stream(seed, 0)
-    offset = uint64(offset, "offset")
     B = x.shape[0]
+    offset = check_offset(offset, B, x[0].size if B else 0)
     lp = _logp(log_prob_fn, x)
     s = _score(lambda y, _: score_fn(y), x, None)
     accepted = np.zeros(B)
@@ -280,7 +290,7 @@ def ode_sample(score_fn, sde, shape, *, seed, offset=0, eps=None, rtol=1e-5, ato
     from scipy.integrate import solve_ivp
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
-    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    eps = _eps(sde, eps)
     x0 = _prior(sde, shape, seed, offset, dtype)
     nfe = [0]
 
@@ -325,12 +335,15 @@ def log_likelihood(score_fn, sde, x, *, seed=None, counter=0, offset=0, divergen
         raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
     x = batch_array(x, "x")
     B, D = x.shape[0], math.prod(x.shape[1:])
-    eps = sde.sampling_eps if eps is None else nonnegative_float(eps, "eps")
+    eps = _eps(sde, eps)
     if divergence_fn is None:
         if seed is None:
             raise ValueError("pass seed= for the Hutchinson divergence, or divergence_fn=")
         seed, counter = stream(seed, counter)
         offset = uint64(offset, "offset")
+    if B == 0:
+        empty = np.zeros(0)
+        return LikelihoodResult(empty, empty.copy(), x.astype(np.float64), 0)
     nfe = [0]
 
     def div_v(xt, t):
@@ -361,13 +374,23 @@ def log_likelihood(score_fn, sde, x, *, seed=None, counter=0, offset=0, divergen
     return LikelihoodResult(logp, -logp / (D * np.log(2)), z, nfe[0])
 
 
+def _eps(sde, eps):
+    """The last time of a reverse solve: default sde.sampling_eps; in [0, T)."""
+    if eps is None:
+        return sde.sampling_eps
+    eps = nonnegative_float(eps, "eps")
+    if eps >= sde.T:
+        raise ValueError(f"eps must be below T = {sde.T}, got {eps}")
+    return eps
+
+
 def _prior(sde, shape, seed, offset, dtype):
     """Prior draw of samples offset .. offset + B: stream rows offset + b of counter 0."""
     shape = shape_arg(shape)
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")
     seed, _ = stream(seed, 0)
-    offset = uint64(offset, "offset")
+    offset = check_offset(offset, shape[0], math.prod(shape[1:]))
     z = np.empty(shape, dtype=dtype_arg(dtype))
     _core.normal(z, seed, 0, offset * math.prod(shape[1:]))
     return (z * z.dtype.type(sde.prior_std())).astype(z.dtype, copy=False)

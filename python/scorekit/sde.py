@@ -18,12 +18,12 @@ from ._validate import batch_array, count, dtype_arg, shape_arg, stream
 from .noise import normal
 
 
-def _times(t):
+def _times(t, T=1.0):
     t = np.asarray(t, dtype=np.float64)
     if t.ndim > 1:
         raise ValueError(f"t must be a scalar or a (B,) array, got shape {t.shape}")
-    if not np.all(np.isfinite(t)):
-        raise ValueError("t must be finite")
+    if not np.all((t >= 0) & (t <= T)):
+        raise ValueError(f"t must lie in [0, T] = [0, {T}]")
     return t
 
 
@@ -101,7 +101,7 @@ class SDE:
         D = math.prod(z.shape[1:])
         s2 = self.prior_std() ** 2
         return -0.5 * D * np.log(2 * np.pi * s2) - 0.5 * np.sum(
-            z.reshape(z.shape[0], -1) ** 2, axis=1) / s2
+            z.reshape(z.shape[0], D) ** 2, axis=1) / s2
 
 
 class VESDE(SDE):

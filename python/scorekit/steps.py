@@ -34,10 +34,21 @@ def _pair(x, score):
 
 
 def _coeff(value, name, B, dtype):
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        return per_sample(float(arr), name, B, dtype)
-    return per_sample(arr.astype(dtype), name, B, dtype)
+    """A per-sample coefficient computed in float64 (number or array), cast to dtype."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
+        if value.shape != (B,):
+            raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got "
+                             f"shape {value.shape}")
+        value = value.astype(dtype)
+    return per_sample(value, name, B, dtype)
+
+
+def check_offset(offset, B, D):
+    """The global index of a batch's first sample; its noise must lie below element 2**62."""
+    offset = uint64(offset, "offset")
+    if (offset + B) * max(D, 1) > 2**62:
+        raise ValueError(f"offset = {offset} is too large: (offset + B) * D must not exceed 2**62")
+    return offset
 
 
 def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None):
@@ -55,7 +66,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None)
     B, dt = x.shape[0], x.dtype
     a, c, g = (_coeff(v, n, B, dt) for v, n in ((a, "a"), (c, "c"), (g, "g")))
     seed, counter = stream(seed, counter)
-    offset = uint64(offset, "offset")
+    offset = check_offset(offset, B, x[0].size if B else 0)
     out = output(out, x.shape, dt)
     x, score = unaliased(x, out), unaliased(score, out)
     a, c, g = (param_unaliased(v, out) for v in (a, c, g))
@@ -113,6 +124,10 @@ def predictor_step(sde, x, score, t, *, kind="reverse_diffusion", seed, counter=
     -------
     StepResult
     """
+    t_arr = np.asarray(t)
+    B = np.shape(x)[0] if np.ndim(x) else 0
+    if t_arr.ndim == 1 and t_arr.shape != (B,):
+        raise ValueError(f"t must be a scalar or have shape (B,) = ({B},), got {t_arr.shape}")
     a, c, g = predictor_coeffs(sde, t, kind, probability_flow)
     return noisy_affine_step(x, score, a, c, g, seed=seed, counter=counter, offset=offset,
                              out=out)
@@ -133,6 +148,7 @@ def corrector_step(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_s
     of the noise and the score (as the score-SDE code) or, with
     ``per_sample``, from each sample's own; then ``x_mean = x + eps s`` and
     ``x = x_mean + sqrt(2 eps) z``. Norms are float64 sums in a fixed order.
+    A zero score norm (or ``snr = 0``) gives ``eps = 0``: no move.
 
     Returns
     -------
@@ -149,7 +165,7 @@ def corrector_step(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_s
         raise ValueError("alpha must be >= 0")
     per = flag(per_sample, "per_sample")
     seed, counter = stream(seed, counter)
-    offset = uint64(offset, "offset")
+    offset = check_offset(offset, B, x[0].size if B else 0)
     out = output(out, x.shape, dt)
     x, score = unaliased(x, out), unaliased(score, out)
     alpha = param_unaliased(alpha, out)
@@ -194,7 +210,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     logp_proposal = _logp(logp_proposal, "logp_proposal", B)
     h = per_sample(step_size, "step_size", B, x.dtype, positive=True)
     seed, counter = stream(seed, counter)
-    offset = uint64(offset, "offset")
+    offset = check_offset(offset, B, x[0].size if B else 0)
     x_out, s_out, l_out = np.empty_like(x), np.empty_like(score), np.empty(B)
     acc = np.empty(B, dtype=np.uint8)
     _core.mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, h, seed, counter,

@@ -8,8 +8,10 @@
 //   r_k    = exp(l_k - log p)                     (responsibilities)
 //   g_kj   = -(x_j - mu_kj) / v_kj                (score of component k)
 //   s_j    = sum_k r_k g_kj                       (score)
-//   div    = sum_k r_k (|g_k|^2 - sum_j 1 / v_kj) - |s|^2
-// All in double; one pass over the components for l_k and |g_k|^2, one for s.
+//   div    = sum_k r_k (|g_k - s|^2 - sum_j 1 / v_kj)
+// (the same as sum_k r_k (|g_k|^2 - sum_j 1/v_kj) - |s|^2, without its
+// cancellation far from the components). All in double; one pass over the
+// components for l_k, one for s, and one more for the divergence.
 #pragma once
 
 #include <cmath>
@@ -48,40 +50,32 @@ SCOREKIT_HD SCOREKIT_INLINE void gmm_level(const GmmParams& p, double sigma2, Gm
     }
 }
 
-// One sample x (D values). work holds 2 K + D doubles. Writes score (may be null)
+// One sample x (D values). work holds K + D doubles. Writes score (may be null)
 // and *div (may be null); returns log p(x).
 template <class T>
 SCOREKIT_HD SCOREKIT_INLINE double gmm_row(const GmmParams& p, const GmmLevel& lv, double sigma2,
                                            const T* x, double* work, T* score, double* div) {
     using std::exp;
     using std::log;
-    double* l = work;            // l_k, then r_k
-    double* g2 = work + p.K;     // |g_k|^2
+    double* l = work;  // l_k, then r_k
     double top = -HUGE_VAL;
     for (std::int64_t k = 0; k < p.K; ++k) {
         const double* mu = p.means + k * p.D;
         const double* var = p.vars + k * p.D;
-        double q = 0.0, gg = 0.0;
+        double q = 0.0;
         for (std::int64_t j = 0; j < p.D; ++j) {
             const double d = static_cast<double>(x[j]) - mu[j];
-            const double v = var[j] + sigma2;
-            q += d * d / v;
-            gg += (d / v) * (d / v);
+            q += d * d / (var[j] + sigma2);
         }
         l[k] = p.log_weights[k] - 0.5 * (q + lv.log_norm[k]);
-        g2[k] = gg;
         top = l[k] > top ? l[k] : top;
     }
     double total = 0.0;
     for (std::int64_t k = 0; k < p.K; ++k) total += exp(l[k] - top);
     const double log_p = top + log(total);
     if (!score && !div) return log_p;
-    double expected = 0.0;  // sum_k r_k (|g_k|^2 - sum_j 1 / v_kj)
-    for (std::int64_t k = 0; k < p.K; ++k) {
-        l[k] = exp(l[k] - log_p);
-        expected += l[k] * (g2[k] - lv.inv_sum[k]);
-    }
-    double* s = work + 2 * p.K;  // s_j, summed over k in order
+    for (std::int64_t k = 0; k < p.K; ++k) l[k] = exp(l[k] - log_p);
+    double* s = work + p.K;  // s_j, summed over k in order
     for (std::int64_t j = 0; j < p.D; ++j) s[j] = 0.0;
     for (std::int64_t k = 0; k < p.K; ++k) {
         const double* mu = p.means + k * p.D;
@@ -89,12 +83,22 @@ SCOREKIT_HD SCOREKIT_INLINE double gmm_row(const GmmParams& p, const GmmLevel& l
         for (std::int64_t j = 0; j < p.D; ++j)
             s[j] -= l[k] * ((static_cast<double>(x[j]) - mu[j]) / (var[j] + sigma2));
     }
-    double s2 = 0.0;
-    for (std::int64_t j = 0; j < p.D; ++j) {
-        if (score) score[j] = static_cast<T>(s[j]);
-        s2 += s[j] * s[j];
+    if (score)
+        for (std::int64_t j = 0; j < p.D; ++j) score[j] = static_cast<T>(s[j]);
+    if (div) {
+        double acc = 0.0;
+        for (std::int64_t k = 0; k < p.K; ++k) {
+            const double* mu = p.means + k * p.D;
+            const double* var = p.vars + k * p.D;
+            double e2 = 0.0;
+            for (std::int64_t j = 0; j < p.D; ++j) {
+                const double e = -(static_cast<double>(x[j]) - mu[j]) / (var[j] + sigma2) - s[j];
+                e2 += e * e;
+            }
+            acc += l[k] * (e2 - lv.inv_sum[k]);
+        }
+        *div = acc;
     }
-    if (div) *div = expected - s2;
     return log_p;
 }
 

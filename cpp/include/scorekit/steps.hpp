@@ -21,9 +21,11 @@ struct AffineStep {
 };
 
 // Langevin corrector step size from the target signal-to-noise ratio:
-// eps = 2 alpha (snr |z| / |s|)^2 (norms per sample or batch means).
+// eps = 2 alpha (snr |z| / |s|)^2 (norms per sample or batch means); 0 when the
+// score norm is 0 (no direction to move in) or snr is 0.
 SCOREKIT_HD SCOREKIT_INLINE double snr_step_size(double snr, double alpha, double noise_norm,
                                                  double score_norm) {
+    if (!(score_norm > 0.0) || snr == 0.0) return score_norm != score_norm ? score_norm : 0.0;
     const double r = snr * noise_norm / score_norm;
     return 2.0 * alpha * r * r;
 }
