@@ -8,8 +8,8 @@ void register_losses(py::module_& m) {
     m.def(
         "dsm_loss",
         [](py::array score, py::object noise, py::array sigma, py::object weight,
-           double batch_scale, std::uint64_t seed, std::uint64_t counter, py::array row_loss,
-           py::object grad) {
+           double batch_scale, std::uint64_t seed, std::uint64_t counter,
+           std::uint64_t first_sample, py::array row_loss, py::object grad) {
             dispatch_float(score, [&](auto tag) {
                 using T = decltype(tag);
                 const BatchDims bd = batch_dims(score);
@@ -23,11 +23,12 @@ void register_losses(py::module_& m) {
                 T* pg = optional_data<T>(grad);
                 py::gil_scoped_release release;
                 cpu::dsm_loss<T>(ps, pz, bd.B, bd.D, s, sigma2, w, batch_scale,
-                                 stream_of(seed, counter), pl, pg);
+                                 stream_of(seed, counter), first_sample, pl, pg);
             });
         },
         py::arg("score"), py::arg("noise"), py::arg("sigma"), py::arg("weight"),
-        py::arg("batch_scale"), py::arg("seed"), py::arg("counter"), py::arg("row_loss"),
+        py::arg("batch_scale"), py::arg("seed"), py::arg("counter"), py::arg("first_sample"),
+        py::arg("row_loss"),
         py::arg("grad"),
         "Per-sample DSM losses into row_loss (float64); weight None means sigma^2.");
     m.def(

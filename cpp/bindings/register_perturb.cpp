@@ -8,7 +8,7 @@ void register_perturb(py::module_& m) {
     m.def(
         "perturb",
         [](py::array x, py::array scale, py::array sigma, std::uint64_t seed, std::uint64_t counter,
-           py::array out) {
+           std::uint64_t first_sample, py::array out) {
             dispatch_float(x, [&](auto tag) {
                 using T = decltype(tag);
                 const BatchDims bd = batch_dims(x);
@@ -16,11 +16,11 @@ void register_perturb(py::module_& m) {
                 T* po = data_of<T>(out);
                 const RowParam<T> a = row_param<T>(scale), s = row_param<T>(sigma);
                 py::gil_scoped_release release;
-                cpu::perturb<T>(px, bd.B, bd.D, a, s, stream_of(seed, counter), po);
+                cpu::perturb<T>(px, bd.B, bd.D, a, s, stream_of(seed, counter), first_sample, po);
             });
         },
         py::arg("x"), py::arg("scale"), py::arg("sigma"), py::arg("seed"), py::arg("counter"),
-        py::arg("out"));
+        py::arg("first_sample"), py::arg("out"));
 }
 
 }  // namespace bindings

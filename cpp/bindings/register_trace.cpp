@@ -79,7 +79,8 @@ void register_trace(py::module_& m) {
         "ssm_loss",
         [](const std::string& kind, py::array score, py::array jvp, std::int64_t K,
            bool variance_reduced, double batch_scale, std::uint64_t seed, std::uint64_t counter,
-           py::array row_loss, py::object grad_score, py::object grad_jvp) {
+           std::uint64_t first_sample, py::array row_loss, py::object grad_score,
+           py::object grad_jvp) {
             const ProbeKind pk = probe_kind(kind);
             dispatch_float(score, [&](auto tag) {
                 using T = decltype(tag);
@@ -90,13 +91,13 @@ void register_trace(py::module_& m) {
                 T* gs = optional_data<T>(grad_score);
                 T* gj = optional_data<T>(grad_jvp);
                 py::gil_scoped_release release;
-                cpu::ssm_loss<T>(pk, stream_of(seed, counter), ps, pj, bd.B, K, bd.D,
+                cpu::ssm_loss<T>(pk, stream_of(seed, counter), first_sample, ps, pj, bd.B, K, bd.D,
                                  variance_reduced, batch_scale, pl, gs, gj);
             });
         },
         py::arg("kind"), py::arg("score"), py::arg("jvp"), py::arg("K"),
         py::arg("variance_reduced"), py::arg("batch_scale"), py::arg("seed"), py::arg("counter"),
-        py::arg("row_loss"), py::arg("grad_score"), py::arg("grad_jvp"),
+        py::arg("first_sample"), py::arg("row_loss"), py::arg("grad_score"), py::arg("grad_jvp"),
         "Per-sample sliced score matching losses with regenerated probes.");
     m.def(
         "ism_loss",

@@ -23,13 +23,14 @@ template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out);
 
 // Arrays are C-contiguous with B rows of D elements; out may equal x.
+// The noise of position j of sample b is stream element (first_sample + b) * D + j.
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
-             Stream st, T* out);
+             Stream st, std::uint64_t first_sample, T* out);
 
 template <class T>
 void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
-                   RowParam<T> step_size, Stream st, T* out);
+                   RowParam<T> step_size, Stream st, std::uint64_t first_sample, T* out);
 
 // Per-sample losses L_b into row_loss[B] (double); grad (may be null, may
 // equal score) gets d(reduced loss)/d(score) with batch_scale = 1/B for a mean.
@@ -38,7 +39,7 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
 template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
-              double* row_loss, T* grad);
+              std::uint64_t first_sample, double* row_loss, T* grad);
 
 // Probes: out holds B * m rows of D elements; row (b, i) is probe k0 + i of
 // sample b, which is row b * K + k0 + i of the stream viewed as rows of D.
@@ -60,12 +61,13 @@ void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, s
                       double count, double* mean, double* m2);
 
 // Sliced score matching with probes regenerated from st (probe k of sample b
-// is stream row b * K + k): per-sample losses into row_loss; grad_score and
+// is stream row (first_sample + b) * K + k): per-sample losses into row_loss; grad_score and
 // grad_jvp (each may be null) get the gradients of batch_scale * sum_b L_b.
 template <class T>
-void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int64_t B,
-              std::int64_t K, std::int64_t D, bool variance_reduced, double batch_scale,
-              double* row_loss, T* grad_score, T* grad_jvp);
+void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score,
+              const T* jvp, std::int64_t B, std::int64_t K, std::int64_t D,
+              bool variance_reduced, double batch_scale, double* row_loss, T* grad_score,
+              T* grad_jvp);
 
 // Implicit score matching: row_loss[b] = |s_b|^2 / 2 + trace[b]; grad_score
 // (may be null) = batch_scale * score.

@@ -23,6 +23,7 @@ struct DsmArgs {
     RowParam<T> weight;
     double batch_scale;
     Stream st;
+    std::uint64_t stream_first;  // stream element of element 0
     T* grad;
 
     DsmRow<T> row(std::int64_t b) const {
@@ -32,7 +33,7 @@ struct DsmArgs {
     // z for elements [first, first + count): the stored noise or `tile`, filled.
     const T* noise_at(std::int64_t first, std::int64_t count, T* tile) const {
         if (noise) return noise + first;
-        fill_tile<NormalBlock<T>>(st, static_cast<std::uint64_t>(first),
+        fill_tile<NormalBlock<T>>(st, stream_first + static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(count), tile);
         return tile;
     }
@@ -82,9 +83,10 @@ void long_rows(const DsmArgs<T>& a, std::int64_t B, double* row_loss) {
 template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
-              double* row_loss, T* grad) {
+              std::uint64_t first_sample, double* row_loss, T* grad) {
     static_assert(kReduceChunk <= kTile, "a chunk's noise must fit one tile");
-    const DsmArgs<T> a{score, noise, D, sigma, weight_is_sigma2, weight, batch_scale, st, grad};
+    const DsmArgs<T> a{score, noise, D, sigma, weight_is_sigma2, weight, batch_scale, st,
+                       first_sample * static_cast<std::uint64_t>(D), grad};
     if (D <= kReduceChunk)
         short_rows(a, B, row_loss);
     else
@@ -94,11 +96,11 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
 double sum(const double* v, std::int64_t n) { return lane_sum(v, n); }
 
 template void dsm_loss<float>(const float*, const float*, std::int64_t, std::int64_t,
-                              RowParam<float>, bool, RowParam<float>, double, Stream, double*,
-                              float*);
+                              RowParam<float>, bool, RowParam<float>, double, Stream,
+                              std::uint64_t, double*, float*);
 template void dsm_loss<double>(const double*, const double*, std::int64_t, std::int64_t,
-                               RowParam<double>, bool, RowParam<double>, double, Stream, double*,
-                               double*);
+                               RowParam<double>, bool, RowParam<double>, double, Stream,
+                               std::uint64_t, double*, double*);
 
 }  // namespace cpu
 }  // namespace scorekit

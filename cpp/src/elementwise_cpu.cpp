@@ -11,8 +11,8 @@ namespace cpu {
 
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
-             Stream st, T* out) {
-    noisy_row_segments<T>(st, 0, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
+             Stream st, std::uint64_t first_sample, T* out) {
+    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
                                         const T* z) {
         const T a = scale(b), s = sigma(b);
         const T* xi = x + i;
@@ -23,8 +23,8 @@ void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowP
 
 template <class T>
 void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
-                   RowParam<T> step_size, Stream st, T* out) {
-    noisy_row_segments<T>(st, 0, B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
+                   RowParam<T> step_size, Stream st, std::uint64_t first_sample, T* out) {
+    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D, [&](std::int64_t b, std::int64_t i, std::int64_t n,
                                         const T* z) {
         const LangevinRow<T> row(step_size(b));
         const T* xi = x + i;
@@ -35,13 +35,13 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
 }
 
 template void perturb<float>(const float*, std::int64_t, std::int64_t, RowParam<float>,
-                             RowParam<float>, Stream, float*);
+                             RowParam<float>, Stream, std::uint64_t, float*);
 template void perturb<double>(const double*, std::int64_t, std::int64_t, RowParam<double>,
-                              RowParam<double>, Stream, double*);
+                              RowParam<double>, Stream, std::uint64_t, double*);
 template void langevin_step<float>(const float*, const float*, std::int64_t, std::int64_t,
-                                   RowParam<float>, Stream, float*);
+                                   RowParam<float>, Stream, std::uint64_t, float*);
 template void langevin_step<double>(const double*, const double*, std::int64_t, std::int64_t,
-                                    RowParam<double>, Stream, double*);
+                                    RowParam<double>, Stream, std::uint64_t, double*);
 
 }  // namespace cpu
 }  // namespace scorekit

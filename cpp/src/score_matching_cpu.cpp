@@ -11,9 +11,10 @@ namespace scorekit {
 namespace cpu {
 
 template <class T>
-void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int64_t B,
-              std::int64_t K, std::int64_t D, bool variance_reduced, double batch_scale,
-              double* row_loss, T* grad_score, T* grad_jvp) {
+void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score,
+              const T* jvp, std::int64_t B, std::int64_t K, std::int64_t D,
+              bool variance_reduced, double batch_scale, double* row_loss, T* grad_score,
+              T* grad_jvp) {
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
     const std::int64_t rows = std::max<std::int64_t>(1, kTile / std::max<std::int64_t>(D, 1));
     for_each_tile(B, rows, [&](std::int64_t b0, std::int64_t nb) {
@@ -25,7 +26,10 @@ void ssm_loss(ProbeKind kind, Stream st, const T* score, const T* jvp, std::int6
             double total = 0.0;
             for (std::int64_t k = 0; k < K; ++k) {
                 const std::int64_t row = b * K + k;
-                probe_row(kind, st, static_cast<std::uint64_t>(row), D, v.data());
+                const std::uint64_t stream_row =
+                    (first_sample + static_cast<std::uint64_t>(b)) * static_cast<std::uint64_t>(K) +
+                    static_cast<std::uint64_t>(k);
+                probe_row(kind, st, stream_row, D, v.data());
                 const double a = chunked_dot(v.data(), jvp + row * D, D);
                 const double c = variance_reduced ? 0.0 : chunked_dot(v.data(), s, D);
                 total += ssm_term(a, c, ss, variance_reduced);
@@ -65,8 +69,8 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
 }
 
 #define SCOREKIT_INSTANTIATE(T)                                                                  \
-    template void ssm_loss<T>(ProbeKind, Stream, const T*, const T*, std::int64_t, std::int64_t, \
-                              std::int64_t, bool, double, double*, T*, T*);                      \
+    template void ssm_loss<T>(ProbeKind, Stream, std::uint64_t, const T*, const T*, std::int64_t, \
+                              std::int64_t, std::int64_t, bool, double, double*, T*, T*);        \
     template void ism_loss<T>(const T*, const T*, std::int64_t, std::int64_t, double, double*, T*);
 SCOREKIT_INSTANTIATE(float)
 SCOREKIT_INSTANTIATE(double)

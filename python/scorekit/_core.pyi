@@ -18,6 +18,7 @@ def perturb(
     sigma: npt.NDArray[np.floating],
     seed: int,
     counter: int,
+    first_sample: int,
     out: npt.NDArray[np.floating],
 ) -> None: ...
 def langevin_step(
@@ -26,6 +27,7 @@ def langevin_step(
     step_size: npt.NDArray[np.floating],
     seed: int,
     counter: int,
+    first_sample: int,
     out: npt.NDArray[np.floating],
 ) -> None: ...
 def dsm_loss(
@@ -36,6 +38,7 @@ def dsm_loss(
     batch_scale: float,
     seed: int,
     counter: int,
+    first_sample: int,
     row_loss: npt.NDArray[np.float64],
     grad: npt.NDArray[np.floating] | None,
 ) -> None: ...
@@ -76,6 +79,7 @@ def ssm_loss(
     batch_scale: float,
     seed: int,
     counter: int,
+    first_sample: int,
     row_loss: npt.NDArray[np.float64],
     grad_score: npt.NDArray[np.floating] | None,
     grad_jvp: npt.NDArray[np.floating] | None,
@@ -86,4 +90,55 @@ def ism_loss(
     batch_scale: float,
     row_loss: npt.NDArray[np.float64],
     grad_score: npt.NDArray[np.floating] | None,
+) -> None: ...
+def gmm_eval(
+    means: npt.NDArray[np.float64],
+    vars: npt.NDArray[np.float64],
+    log_weights: npt.NDArray[np.float64],
+    x: npt.NDArray[np.floating],
+    sigma: npt.NDArray[np.float64],
+    log_p: npt.NDArray[np.float64],
+    score: npt.NDArray[np.floating] | None,
+    div: npt.NDArray[np.float64] | None,
+) -> None: ...
+def affine_step(
+    x: npt.NDArray[np.floating],
+    score: npt.NDArray[np.floating],
+    a: npt.NDArray[np.floating],
+    c: npt.NDArray[np.floating],
+    g: npt.NDArray[np.floating],
+    seed: int,
+    counter: int,
+    first_sample: int,
+    out: npt.NDArray[np.floating],
+    out_mean: npt.NDArray[np.floating] | None,
+) -> None: ...
+def langevin_corrector(
+    x: npt.NDArray[np.floating],
+    score: npt.NDArray[np.floating],
+    snr: float,
+    alpha: npt.NDArray[np.floating],
+    per_sample: bool,
+    seed: int,
+    counter: int,
+    first_sample: int,
+    out: npt.NDArray[np.floating],
+    out_mean: npt.NDArray[np.floating] | None,
+    step: npt.NDArray[np.float64],
+) -> None: ...
+def mala_accept(
+    x: npt.NDArray[np.floating],
+    score_x: npt.NDArray[np.floating],
+    logp_x: npt.NDArray[np.float64],
+    x_prop: npt.NDArray[np.floating],
+    score_prop: npt.NDArray[np.floating],
+    logp_prop: npt.NDArray[np.float64],
+    h: npt.NDArray[np.floating],
+    seed: int,
+    counter: int,
+    first_sample: int,
+    x_out: npt.NDArray[np.floating],
+    score_out: npt.NDArray[np.floating],
+    logp_out: npt.NDArray[np.float64],
+    accepted: npt.NDArray[np.uint8],
 ) -> None: ...

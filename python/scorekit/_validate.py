@@ -92,6 +92,19 @@ def stream(seed, counter) -> tuple[int, int]:
     return uint64(seed, "seed"), uint64(counter, "counter")
 
 
+def sample_offset(offset, B: int, D: int, K: int = 1) -> int:
+    """The global index of a batch's first sample (the ``offset`` of a shard).
+
+    Sample ``b`` draws the stream rows of sample ``offset + b`` (``K`` rows of
+    ``D`` elements each); they must lie below element 2**62.
+    """
+    offset = uint64(offset, "offset")
+    if (offset + B) * K * max(D, 1) > 2**62:
+        raise ValueError(f"offset = {offset} is too large: (offset + B) * D must not exceed "
+                         "2**62 stream elements")
+    return offset
+
+
 def shape_arg(shape, name: str = "shape") -> tuple:
     """A shape: a non-negative integer or a sequence of them."""
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import batch_array, choice, count, per_sample, stream
-from .probes import PROBE_KINDS, draw, sample_offset
+from ._validate import batch_array, choice, count, per_sample, sample_offset, stream
+from .probes import PROBE_KINDS, draw
 from .trace import _product
 
 _METHODS = ("central", "exact")
@@ -68,7 +68,7 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, of
     h_col = h.reshape((B,) + (1,) * len(rest))
     if method == "exact":
         return _exact(fn, x, flat, h, B, D)
-    offset = sample_offset(offset, B, K, D)
+    offset = sample_offset(offset, B, D, K)
     V = draw(kind, np.empty((B, K) + rest, x.dtype), B, K, D, K, offset * K, seed, counter)
     JV = np.empty_like(V)
     for k in range(K):

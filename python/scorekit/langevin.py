@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from . import _core
 from ._validate import (batch_array, output, param_unaliased, per_sample, same_dtype, same_shape,
-                        stream, unaliased)
+                        sample_offset, stream, unaliased)
 
 
-def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
+def langevin_step(x, score, step_size, *, seed, counter=0, offset=0, out=None):
     """One unadjusted Langevin step with noise regenerated from ``(seed, counter)``.
 
     Computes ``x + step_size * score + sqrt(2 * step_size) * z`` with
@@ -25,6 +25,10 @@ def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
         ``x`` itself wherever ``score`` is finite).
     seed, counter : int
         Noise stream, integers in ``[0, 2**64)``. Use a new counter per step.
+    offset : int
+        Global index of the first sample: sample ``b`` gets the noise of sample
+        ``offset + b`` of a larger batch (stream elements from ``offset * D``),
+        so shards of a batch reproduce the whole.
     out : numpy.ndarray, optional
         Output of ``x``'s shape and dtype; ``out=x`` updates in place.
 
@@ -40,9 +44,10 @@ def langevin_step(x, score, step_size, *, seed, counter=0, out=None):
     same_shape(x.shape, score=score)
     step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True)
     seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, x.shape[0], x[0].size if x.shape[0] else 0)
     out = output(out, x.shape, dt)
     x = unaliased(x, out)
     score = unaliased(score, out)
     step = param_unaliased(step, out)
-    _core.langevin_step(x, score, step, seed, counter, out)
+    _core.langevin_step(x, score, step, seed, counter, offset, out)
     return out

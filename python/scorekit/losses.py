@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import batch_array, per_sample, same_dtype, same_shape, stream, uint64
+from ._validate import batch_array, per_sample, same_dtype, same_shape, sample_offset, stream, uint64
 
 _REDUCTIONS = ("mean", "sum", "none")
 _WEIGHTS = ("sigma2", "none")
 
 
 def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
-             reduction="mean", return_grad=True):
+             reduction="mean", return_grad=True, offset=0):
     """Denoising score matching loss (Vincent 2011) with NCSN weighting.
 
     For each sample ``b``::
@@ -45,6 +45,10 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         Mean over the batch, sum, or the per-sample losses.
     return_grad : bool
         Also return the gradient with respect to ``score``.
+    offset : int
+        With ``seed``: global index of the first sample, as in
+        :func:`scorekit.perturb` (the loss of a shard of a batch uses the
+        noise that perturbed that shard).
 
     Returns
     -------
@@ -66,11 +70,13 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         noise = batch_array(noise, "noise")
         same_dtype(dt, noise=noise)
         same_shape(score.shape, noise=noise)
-        if uint64(counter, "counter") != 0:
-            raise ValueError("counter selects a noise stream: it applies only with seed=, not noise=")
-        seed_v = counter_v = 0
+        if uint64(counter, "counter") != 0 or uint64(offset, "offset") != 0:
+            raise ValueError("counter and offset select noise from a stream: they apply only "
+                             "with seed=, not noise=")
+        seed_v = counter_v = offset = 0
     else:
         seed_v, counter_v = stream(seed, counter)
+        offset = sample_offset(offset, batch, score[0].size if batch else 0)
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     if isinstance(weight, str):
         if weight not in _WEIGHTS:
@@ -86,7 +92,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     row_loss = np.empty(batch, dtype=np.float64)
     grad = np.empty(score.shape, dtype=dt) if return_grad else None
     batch_scale = 1.0 / batch if (reduction == "mean" and batch > 0) else 1.0
-    _core.dsm_loss(score, noise, sigma_a, weight_a, batch_scale, seed_v, counter_v, row_loss, grad)
+    _core.dsm_loss(score, noise, sigma_a, weight_a, batch_scale, seed_v, counter_v, offset, row_loss,
+                   grad)
 
     if reduction == "none":
         loss = row_loss.astype(dt)

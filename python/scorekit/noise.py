@@ -10,19 +10,23 @@ can be regenerated without the rest. The layout (documented in full in
 
 from __future__ import annotations
 
+import math
+
 from . import _core
-from ._validate import out_dtype, output, shape_arg, stream
+from ._validate import out_dtype, output, sample_offset, shape_arg, stream
 
 
-def _fill(kernel, shape, seed, counter, dtype, out):
+def _fill(kernel, shape, seed, counter, dtype, out, offset):
     shape = shape_arg(shape)
     seed, counter = stream(seed, counter)
+    D = math.prod(shape[1:]) if shape else 1
+    offset = sample_offset(offset, shape[0] if shape else 1, D)
     out = output(out, shape, out_dtype(dtype, out))
-    kernel(out, seed, counter, 0)
+    kernel(out, seed, counter, offset * D)
     return out
 
 
-def normal(shape, *, seed, counter=0, dtype=None, out=None):
+def normal(shape, *, seed, counter=0, dtype=None, out=None, offset=0):
     """Standard normal noise from the counter-based stream ``(seed, counter)``.
 
     Parameters
@@ -35,6 +39,12 @@ def normal(shape, *, seed, counter=0, dtype=None, out=None):
         Defaults to ``out.dtype`` when ``out`` is given, else float32.
     out : numpy.ndarray, optional
         C-contiguous, writeable array of ``shape`` and ``dtype`` to fill.
+    offset : int
+        Global index of the first row: the result holds rows ``offset ..`` of
+        the stream viewed as rows of ``prod(shape[1:])`` elements (stream
+        elements from ``offset * prod(shape[1:])``), the noise that
+        :func:`scorekit.perturb` and the other kernels give the samples
+        ``offset + b``.
 
     Returns
     -------
@@ -45,10 +55,10 @@ def normal(shape, *, seed, counter=0, dtype=None, out=None):
         to within ``2**-20 * max(1, |z|)`` (float32) and
         ``2**-48 * max(1, |z|)`` (float64).
     """
-    return _fill(_core.normal, shape, seed, counter, dtype, out)
+    return _fill(_core.normal, shape, seed, counter, dtype, out, offset)
 
 
-def uniform(shape, *, seed, counter=0, dtype=None, out=None):
+def uniform(shape, *, seed, counter=0, dtype=None, out=None, offset=0):
     """Uniform noise on the open interval (0, 1) from the stream ``(seed, counter)``.
 
     float32 element ``i`` is ``((w >> 9) + 0.5) * 2**-23`` of word ``i % 4`` of
@@ -56,13 +66,13 @@ def uniform(shape, *, seed, counter=0, dtype=None, out=None):
     of the word pair ``(w0, w1)`` (even ``i``) or ``(w2, w3)`` (odd ``i``) of
     block ``i // 2``. Both are exact. Parameters as in :func:`normal`.
     """
-    return _fill(_core.uniform, shape, seed, counter, dtype, out)
+    return _fill(_core.uniform, shape, seed, counter, dtype, out, offset)
 
 
-def rademacher(shape, *, seed, counter=0, dtype=None, out=None):
+def rademacher(shape, *, seed, counter=0, dtype=None, out=None, offset=0):
     """Random signs (+1 or -1) from the stream ``(seed, counter)``.
 
     Element ``i`` is +1 when the top bit of word ``i % 4`` of block ``i // 4``
     is 0, else -1 (for float32 and float64 alike). Parameters as in :func:`normal`.
     """
-    return _fill(_core.rademacher, shape, seed, counter, dtype, out)
+    return _fill(_core.rademacher, shape, seed, counter, dtype, out, offset)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from . import _core
-from ._validate import batch_array, output, param_unaliased, per_sample, stream, unaliased
+from ._validate import (batch_array, output, param_unaliased, per_sample, sample_offset, stream,
+                        unaliased)
 
 
-def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
+def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0, out=None):
     """Perturb a batch with Gaussian noise regenerated from ``(seed, counter)``.
 
     Computes ``scale * x + sigma * z`` with
@@ -23,6 +24,10 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
         Noise stream, integers in ``[0, 2**64)``.
     scale : float or array_like of shape (B,), optional
         Signal scale (``alpha(t)`` for VP / sub-VP kernels); finite; default 1 (VE).
+    offset : int
+        Global index of the first sample: sample ``b`` gets the noise of sample
+        ``offset + b`` of a larger batch (stream elements from ``offset * D``),
+        so shards of a batch reproduce the whole.
     out : numpy.ndarray, optional
         Output of ``x``'s shape and dtype; may be ``x`` itself for an in-place update.
 
@@ -37,9 +42,10 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, out=None):
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     scale_a = per_sample(1.0 if scale is None else scale, "scale", batch, dt)
     seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, batch, x[0].size if batch else 0)
     out = output(out, x.shape, dt)
     x = unaliased(x, out)
     sigma_a = param_unaliased(sigma_a, out)
     scale_a = param_unaliased(scale_a, out)
-    _core.perturb(x, scale_a, sigma_a, seed, counter, out)
+    _core.perturb(x, scale_a, sigma_a, seed, counter, offset, out)
     return out

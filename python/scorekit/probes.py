@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from . import _core
-from ._validate import choice, count, out_dtype, output, shape_arg, stream, uint64
+from ._validate import choice, count, out_dtype, output, sample_offset, shape_arg, stream
 
 PROBE_KINDS = ("rademacher", "gaussian", "sphere")
 
@@ -57,18 +57,10 @@ def probes(shape, *, kind, seed, counter=0, dtype=None, num_probes=None, offset=
     out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
     out = output(out, out_shape, out_dtype(dtype, out))
     D = math.prod(shape[1:])
-    offset = sample_offset(offset, shape[0], K, D)
+    offset = sample_offset(offset, shape[0], D, K)
     draw(kind, out, shape[0], K, D, K, offset * K, seed, counter)
     return out
 
-
-def sample_offset(offset, B, K, D):
-    """A validated sample offset whose probe rows stay inside the stream."""
-    offset = uint64(offset, "offset")
-    if (offset + B) * K * max(D, 1) >= 2**63:
-        raise ValueError(f"offset = {offset} is too large: (offset + B) * K * D must be "
-                         "below 2**63")
-    return offset
 
 
 def draw(kind, out, B, m, D, K, k0, seed, counter):

@@ -22,11 +22,11 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
-from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, shape_arg, stream,
-                        uint64)
+from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, sample_offset,
+                        shape_arg, stream, uint64)
 from .divergence import divergence
 from .sde import SDE
-from .steps import (check_offset, corrector_alpha, corrector_step, mala_accept, mala_propose,
+from .steps import (corrector_alpha, corrector_step, mala_accept, mala_propose,
                     noisy_affine_step, predictor_coeffs)
 
 
@@ -115,7 +115,7 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
         raise ValueError("step_lr must be > 0")
     seed, _ = stream(seed, 0)
     B = x.shape[0]
-    offset = check_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, x[0].size if B else 0)
     steps = _Steps(len(sigmas) * n, progress, callback, "annealed Langevin")
     try:
         k = 0
@@ -239,7 +239,7 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
     n = count(n_steps, "n_steps", 0)
     seed, _ = stream(seed, 0)
     B = x.shape[0]
-    offset = check_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, x[0].size if B else 0)
     lp = _logp(log_prob_fn, x)
     s = _score(lambda y, _: score_fn(y), x, None)
     accepted = np.zeros(B)
@@ -390,7 +390,7 @@ def _prior(sde, shape, seed, offset, dtype):
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")
     seed, _ = stream(seed, 0)
-    offset = check_offset(offset, shape[0], math.prod(shape[1:]))
+    offset = sample_offset(offset, shape[0], math.prod(shape[1:]))
     z = np.empty(shape, dtype=dtype_arg(dtype))
     _core.normal(z, seed, 0, offset * math.prod(shape[1:]))
     return (z * z.dtype.type(sde.prior_std())).astype(z.dtype, copy=False)

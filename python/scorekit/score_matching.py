@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import batch_array, choice, flag, same_dtype, stream
+from ._validate import batch_array, choice, flag, same_dtype, sample_offset, stream
 from .probes import PROBE_KINDS
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction=True,
-             reduction="mean", return_grad=True):
+             reduction="mean", return_grad=True, offset=0):
     """Sliced score matching (Song et al. 2019) with probes regenerated from the seed.
 
     For sample ``b`` with score ``s`` (flattened, ``D`` elements) and probes
@@ -40,6 +40,9 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
         SSM-VR (True) or SSM.
     reduction : {"mean", "sum", "none"}
     return_grad : bool
+    offset : int
+        Global index of the first sample: the probes of samples ``offset + b``
+        (as ``scorekit.probes(..., offset=offset)``), for shards of a batch.
 
     Returns
     -------
@@ -64,14 +67,15 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
         raise ValueError(f"jvp must have score's shape {score.shape} or (B, K) + "
                          f"{rest} for K probes, got {jvp.shape}")
     seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, score[0].size if B else 0, K)
     kind = choice(kind, "kind", PROBE_KINDS)
     vr = flag(variance_reduction, "variance_reduction")
     reduction, return_grad = _reduction_args(reduction, return_grad)
     row_loss = np.empty(B)
     grad_score = np.empty_like(score) if return_grad else None
     grad_jvp = np.empty_like(jvp) if return_grad else None
-    _core.ssm_loss(kind, score, jvp, K, vr, _batch_scale(reduction, B), seed, counter, row_loss,
-                   grad_score, grad_jvp)
+    _core.ssm_loss(kind, score, jvp, K, vr, _batch_scale(reduction, B), seed, counter, offset,
+                   row_loss, grad_score, grad_jvp)
     loss = _reduce(row_loss, reduction, score.dtype)
     return (loss, grad_score, grad_jvp) if return_grad else loss
 

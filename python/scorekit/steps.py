@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _core
 from ._validate import (batch_array, choice, flag, output, param_unaliased, per_sample, same_dtype,
-                        same_shape, stream, uint64, unaliased)
+                        same_shape, sample_offset, stream, unaliased)
 from .sde import SDE, VESDE, VPSDE, subVPSDE
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral")
@@ -43,14 +43,6 @@ def _coeff(value, name, B, dtype):
     return per_sample(value, name, B, dtype)
 
 
-def check_offset(offset, B, D):
-    """The global index of a batch's first sample; its noise must lie below element 2**62."""
-    offset = uint64(offset, "offset")
-    if (offset + B) * max(D, 1) > 2**62:
-        raise ValueError(f"offset = {offset} is too large: (offset + B) * D must not exceed 2**62")
-    return offset
-
-
 def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None):
     """``x_mean = a x + c score`` and ``x_next = x_mean + g z`` in one pass.
 
@@ -66,7 +58,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None)
     B, dt = x.shape[0], x.dtype
     a, c, g = (_coeff(v, n, B, dt) for v, n in ((a, "a"), (c, "c"), (g, "g")))
     seed, counter = stream(seed, counter)
-    offset = check_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, x[0].size if B else 0)
     out = output(out, x.shape, dt)
     x, score = unaliased(x, out), unaliased(score, out)
     a, c, g = (param_unaliased(v, out) for v in (a, c, g))
@@ -165,7 +157,7 @@ def corrector_step(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_s
         raise ValueError("alpha must be >= 0")
     per = flag(per_sample, "per_sample")
     seed, counter = stream(seed, counter)
-    offset = check_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, x[0].size if B else 0)
     out = output(out, x.shape, dt)
     x, score = unaliased(x, out), unaliased(score, out)
     alpha = param_unaliased(alpha, out)
@@ -210,7 +202,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     logp_proposal = _logp(logp_proposal, "logp_proposal", B)
     h = per_sample(step_size, "step_size", B, x.dtype, positive=True)
     seed, counter = stream(seed, counter)
-    offset = check_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, x[0].size if B else 0)
     x_out, s_out, l_out = np.empty_like(x), np.empty_like(score), np.empty(B)
     acc = np.empty(B, dtype=np.uint8)
     _core.mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, h, seed, counter,
