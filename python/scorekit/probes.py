@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from . import _core
 from ._validate import choice, count, out_dtype, output, sample_offset, shape_arg, stream
 

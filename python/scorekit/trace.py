@@ -153,9 +153,7 @@ def diagonal(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, b
         _core.diagonal_moments(V, AV, float(used), mean, m2)
         if not np.all(np.isfinite(mean)):
             raise ValueError("matvec returned non-finite values")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stderr = np.sqrt(m2 / (K - 1) / K) if K > 1 else np.full_like(mean, np.nan)
-    return DiagonalEstimate(mean, stderr)
+    return DiagonalEstimate(mean, standard_error(m2, K))
 
 
 def _setup(shape, kind, seed, counter, dtype):
@@ -210,7 +208,12 @@ def _check_finite(t, first, samples):
                          f"probe {first + i})")
 
 
-def _stderr(moments):
-    n = moments[:, 0]
+def standard_error(m2, n):
+    """``std(ddof=1) / sqrt(n)`` from Welford's ``m2`` over ``n`` samples; nan where n < 2."""
+    n = np.asarray(n, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 1, np.sqrt(moments[:, 2] / (n - 1) / n), np.nan)
+        return np.where(n > 1, np.sqrt(m2 / (n - 1) / n), np.nan)
+
+
+def _stderr(moments):
+    return standard_error(moments[:, 2], moments[:, 0])

@@ -13,7 +13,7 @@ import numpy as np
 from . import _core
 from ._validate import count, flag
 from .probes import draw
-from .trace import TraceEstimate, _setup, apply, check_layout
+from .trace import TraceEstimate, _setup, apply, check_layout, standard_error
 
 
 def hutchpp(matvec, shape, *, num_matvecs, kind="rademacher", seed, counter=0, batched=False,
@@ -50,9 +50,8 @@ def hutchpp(matvec, shape, *, num_matvecs, kind="rademacher", seed, counter=0, b
     _core.trace_moments(PG, APG, None, t, moments)
     if not np.all(np.isfinite(t)) or not np.all(np.isfinite(head)):
         raise ValueError("matvec returned non-finite values")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        stderr = np.sqrt(moments[:, 2] / (g - 1) / g) if g > 1 else np.full(B, np.nan)
-    return TraceEstimate(head + moments[:, 1], stderr, np.full(B, m, dtype=np.int64))
+    return TraceEstimate(head + moments[:, 1], standard_error(moments[:, 2], g),
+                         np.full(B, m, dtype=np.int64))
 
 
 def xtrace(matvec, shape, *, num_matvecs, kind="sphere", seed, counter=0, batched=False,
