@@ -371,6 +371,58 @@ def _np_ssm_loss(inp: Inputs) -> Callable[[], Any]:
     return call
 
 
+def _sk_ism_loss(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    score = inp.score.reshape(inp.probe_shape)
+    trace = np.ones(score.shape[0], dtype=inp.dtype)
+
+    def call() -> Any:
+        return sk.ism_loss(score, trace, reduction="mean", return_grad=True)
+
+    return call
+
+
+def _np_ism_loss(inp: Inputs) -> Callable[[], Any]:
+    score = inp.score.reshape(inp.probe_shape)
+    batch = score.shape[0]
+    trace = np.ones(batch, dtype=inp.dtype)
+
+    def call() -> Any:
+        loss = np.mean(0.5 * np.einsum("bd,bd->b", score, score) + trace)
+        return loss, score / batch, np.full(batch, 1 / batch, dtype=inp.dtype)
+
+    return call
+
+
+HUTCHINSON_PROBES = 4
+
+
+def _sk_hutchinson(sk: Any, inp: Inputs) -> Callable[[], Any]:
+    shape = inp.probe_shape
+    d = inp.x.reshape(shape)[:, None, :]  # a diagonal operator per sample
+    counter = itertools.count()
+
+    def call() -> Any:
+        return sk.hutchinson(lambda v: d * v, shape, num_probes=HUTCHINSON_PROBES,
+                             kind="rademacher", seed=NOISE_SEED, counter=next(counter),
+                             batched=True, dtype=inp.dtype)
+
+    return call
+
+
+def _np_hutchinson(inp: Inputs) -> Callable[[], Any]:
+    shape = inp.probe_shape
+    d = inp.x.reshape(shape)[:, None, :]
+    rng = np.random.default_rng(NOISE_SEED)
+    probes_shape = (shape[0], HUTCHINSON_PROBES, shape[1])
+
+    def call() -> Any:
+        v = (rng.integers(0, 2, size=probes_shape, dtype=np.int8) * 2 - 1).astype(inp.dtype)
+        t = np.einsum("bkd,bkd->bk", v, d * v, dtype=np.float64)
+        return t.mean(axis=1), t.std(axis=1, ddof=1) / np.sqrt(HUTCHINSON_PROBES)
+
+    return call
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One benchmarked operation.
@@ -434,6 +486,12 @@ KERNELS: tuple[Kernel, ...] = (
     ),
     # Read score and jvp, write grad_score and grad_jvp (probes regenerated in-kernel).
     Kernel("ssm_loss", _sk_ssm_loss, _np_ssm_loss, lambda n, s: 4 * n * s, False, True, None, probe_layout),
+    # Read score, write grad_score.
+    Kernel("ism_loss", _sk_ism_loss, _np_ism_loss, lambda n, s: 2 * n * s, False, True, None, probe_layout),
+    # Per probe: write the probes, read them and the products in the fused dot kernel
+    # (the user's matvec traffic is not counted).
+    Kernel("hutchinson", _sk_hutchinson, _np_hutchinson,
+           lambda n, s: 3 * HUTCHINSON_PROBES * n * s, False, True, None, probe_layout),
 )
 
 
