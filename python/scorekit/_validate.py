@@ -12,6 +12,8 @@ import operator
 
 import numpy as np
 
+from ._interop import host_view
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ACCEPTED = "float32 or float64"
 _U64 = 1 << 64
@@ -35,7 +37,7 @@ def float_array(value, name: str) -> np.ndarray:
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
                         "(e.g. .filled(...))")
-    arr = np.asarray(value)
+    arr = np.asarray(value if isinstance(value, np.ndarray) else host_view(value, name))
     if arr.dtype.kind == "f" and not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.type)
     if arr.dtype not in FLOAT_DTYPES:

@@ -1,0 +1,50 @@
+"""Arrays from other frameworks: DLPack on the CPU, clear errors for other devices.
+
+Any object with ``__dlpack__`` (a PyTorch tensor, a JAX or CuPy array) whose
+``__dlpack_device__`` is the CPU is viewed as a NumPy array without a copy.
+This build has no CUDA backend, so an array on a GPU is refused with an error
+that names the argument and its device, never copied to the host behind the
+caller's back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# DLPack device types (dlpack.h, DLDeviceType)
+_CPU_DEVICES = (1, 3)  # kDLCPU, kDLCUDAHost (pinned host memory)
+_DEVICE_NAMES = {1: "CPU", 2: "CUDA", 3: "CUDA host", 4: "OpenCL", 7: "Vulkan", 8: "Metal",
+                 9: "VPI", 10: "ROCm", 11: "ROCm host", 13: "CUDA managed", 14: "oneAPI"}
+
+
+def dlpack_device(value) -> int | None:
+    """The DLPack device type of ``value``, or None when it does not speak DLPack."""
+    query = getattr(type(value), "__dlpack_device__", None)
+    if query is None or isinstance(value, np.ndarray):
+        return None
+    return int(query(value)[0])
+
+
+def check_host(value, name: str) -> None:
+    """TypeError when ``value`` is a DLPack array on a device this build cannot serve."""
+    device = dlpack_device(value)
+    if device is not None and device not in _CPU_DEVICES:
+        where = _DEVICE_NAMES.get(device, f"DLPack device type {device}")
+        raise TypeError(f"{name} is on a {where} device, but this scorekit build serves CPU "
+                        "arrays only (no CUDA backend): move it to the CPU first")
+
+
+def host_view(value, name: str):
+    """``value`` itself, or a zero-copy NumPy view of a CPU DLPack array.
+
+    Objects without DLPack (lists, scalars, NumPy arrays) are returned as they
+    are for ``numpy.asarray`` to take. An exporter that refuses (a tensor that
+    requires grad, say) is also left to ``numpy.asarray``, whose error names the cause.
+    """
+    if dlpack_device(value) is None:
+        return value
+    check_host(value, name)
+    try:
+        return np.from_dlpack(value)
+    except (BufferError, TypeError, RuntimeError):
+        return value
