@@ -31,6 +31,7 @@ names the argument.
 
 from __future__ import annotations
 
+import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -86,13 +87,13 @@ def _param(value, name: str, like: torch.Tensor, *, differentiable: bool = False
         return value
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a tensor of shape (B,), got bool")
-    if isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a real number or a tensor, got a numpy.ndarray")
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or a tensor of shape (B,), "
+                        f"got {type(value).__name__}")
     try:
         return torch.tensor(float(value), dtype=torch.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number or a tensor of shape (B,), "
-                        f"got {type(value).__name__}") from None
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got {value!r}") from None
 
 
 def _stream(seed, counter, offset) -> tuple[int, int, int]:
