@@ -1,0 +1,387 @@
+"""scorekit's kernels for JAX arrays: usable under ``jax.jit`` and ``jax.grad``.
+
+The compiled kernels run through ``jax.pure_callback``: inside a jitted
+function XLA calls back into Python on the host with NumPy views of the
+operands, the NumPy API runs, and its results come back as the outputs. The
+cost is one host round trip per call (a few tens of microseconds on the CPU
+backend, measured in benchmarks/RESULTS.md) and no fusion with neighbouring
+XLA operations; on a GPU backend the operands also travel to the host and
+back. Gradients are custom VJPs: the fused losses return their gradients with
+the loss, and backward scales them; the steps are linear in the arrays they
+differentiate.
+
+Noise is the counter-based stream of :func:`scorekit.normal`: the same
+``(seed, counter, offset)`` gives the same bits here as in the NumPy API and
+in :mod:`scorekit.torch`. ``seed``, ``counter`` and ``offset`` are Python
+integers (any value in ``[0, 2**64)``, fixed when the function is traced) or
+JAX integer scalars (traced, so a jitted training step does not retrace when
+the counter changes; below ``2**31`` unless ``jax_enable_x64`` is on).
+
+Differentiable arguments: ``perturb`` in ``x``, ``sigma`` and ``scale``;
+``langevin_step`` and ``noisy_affine_step`` in ``x`` and ``score``;
+``dsm_loss`` in ``score``; ``ssm_loss`` in ``score`` and ``jvp``;
+``ism_loss`` in ``score`` and ``jac_trace``. Differentiating with respect to
+any other argument raises an error rather than returning a silent zero.
+``jax.vmap`` is not supported (the batch axis is already the first axis of
+every argument): it raises JAX's error for callbacks without a ``vmap_method``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+from . import _api
+from ._validate import choice, count, shape_arg, uint64
+
+__all__ = ["AffineStep", "dsm_loss", "ism_loss", "langevin_step", "noisy_affine_step", "normal",
+           "perturb", "probes", "rademacher", "ssm_loss", "uniform"]
+
+_REDUCTIONS = ("mean", "sum", "none")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_STREAM = ("seed", "counter", "offset")
+
+
+class AffineStep(NamedTuple):
+    x: jax.Array       # the next samples
+    x_mean: jax.Array  # the same step without its noise
+
+
+# ---------------------------------------------------------------- arguments
+
+def _array(value, name: str) -> jax.Array:
+    """A float32/float64 JAX array (or tracer); TypeError naming ``name`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not hasattr(value, "dtype"):
+        raise TypeError(f"{name} must be a JAX array, got {type(value).__name__}")
+    if np.dtype(value.dtype) not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {value.dtype}")
+    return jnp.asarray(value)
+
+
+def _coeff(value, name: str):
+    """A per-sample coefficient: a Python number (fixed at trace time) or a (B,) / 0-d array."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return _array(value, name)
+
+
+def _stream(seed, counter, offset):
+    """Stream integers: Python ints are checked now; integer scalars are traced."""
+    out = {}
+    for value, name in zip((seed, counter, offset), _STREAM):
+        if hasattr(value, "dtype"):
+            if not jnp.issubdtype(value.dtype, jnp.integer) or jnp.ndim(value) != 0:
+                raise TypeError(f"{name} must be an int or an integer scalar array, got "
+                                f"{value.dtype} of shape {jnp.shape(value)}")
+            out[name] = value
+        else:
+            out[name] = uint64(value, name)
+    return out
+
+
+def _split(named: dict):
+    """Arrays to pass through the callback, and the static values to close over."""
+    arrays = {k: v for k, v in named.items() if isinstance(v, jax.Array) or hasattr(v, "aval")}
+    statics = {k: v for k, v in named.items() if k not in arrays}
+    return arrays, statics
+
+
+def _host_value(name, value):
+    if name in _STREAM:
+        return int(value)
+    return np.asarray(value)
+
+
+def _callback(host_fn, result_shapes, named: dict):
+    """Run ``host_fn(**named)`` on the host with NumPy arrays; JAX arrays come back."""
+    arrays, statics = _split(named)
+    names = list(arrays)
+
+    def call(*values):
+        kwargs = dict(statics)
+        kwargs.update({n: _host_value(n, v) for n, v in zip(names, values)})
+        return host_fn(**kwargs)
+
+    return jax.pure_callback(call, result_shapes, *(arrays[n] for n in names))
+
+
+def _sds(shape, dtype):
+    return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+
+def _rows(p, like):
+    p = jnp.asarray(p, dtype=like.dtype)
+    return p.reshape((-1,) + (1,) * (like.ndim - 1)) if p.ndim == 1 else p
+
+
+def _row_sums(t):
+    return t.reshape(t.shape[0], -1).sum(1) if t.ndim > 1 else t
+
+
+def _reduce_to(rows, p):
+    return (rows.sum() if jnp.ndim(p) == 0 else rows).astype(p.dtype)
+
+
+def _zero(ct, like):
+    return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
+
+
+def _differentiable(fn, names, diff, fwd, bwd):
+    """``fn`` with a custom VJP over its array arguments ``names``.
+
+    ``fwd(*values)`` returns ``(outputs, residuals)``; ``bwd(residuals, cts)``
+    the cotangents of the arguments in ``diff`` (in order). Asking for the
+    gradient of any other argument raises.
+    """
+    f = jax.custom_vjp(fn)
+
+    def fwd_checked(*args):
+        for arg, name in zip(args, names):
+            if arg.perturbed and name not in diff:
+                raise ValueError(f"scorekit.jax does not differentiate with respect to {name}: "
+                                 f"wrap it in jax.lax.stop_gradient")
+        return fwd(*(a.value for a in args))
+
+    def bwd_all(res, cts):
+        grads = dict(zip(diff, bwd(res, cts)))
+        return tuple(grads.get(n) for n in names)
+
+    f.defvjp(fwd_checked, bwd_all, symbolic_zeros=True)
+    return f
+
+
+def _dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in _FLOATS:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    if dt == np.float64 and not jax.config.jax_enable_x64:
+        raise TypeError("dtype float64 needs jax_enable_x64 (jax.config.update('jax_enable_x64', "
+                        "True))")
+    return dt
+
+
+# ---------------------------------------------------------------- noise
+
+def _fill(kind, shape, seed, counter, dtype, offset):
+    shape, dt = shape_arg(shape), _dtype(dtype)
+    named = dict(_stream(seed, counter, offset), shape=shape, dtype=dt)
+    return _callback(lambda **kw: getattr(_api, kind)(**kw), _sds(shape, dt), named)
+
+
+def normal(shape, *, seed, counter=0, dtype=jnp.float32, offset=0) -> jax.Array:
+    """Standard normal noise: the bits of :func:`scorekit.normal` for the same stream."""
+    return _fill("normal", shape, seed, counter, dtype, offset)
+
+
+def uniform(shape, *, seed, counter=0, dtype=jnp.float32, offset=0) -> jax.Array:
+    """Uniform noise on (0, 1): the bits of :func:`scorekit.uniform`."""
+    return _fill("uniform", shape, seed, counter, dtype, offset)
+
+
+def rademacher(shape, *, seed, counter=0, dtype=jnp.float32, offset=0) -> jax.Array:
+    """Random signs: the values of :func:`scorekit.rademacher`."""
+    return _fill("rademacher", shape, seed, counter, dtype, offset)
+
+
+def probes(shape, *, kind="gaussian", seed, counter=0, dtype=jnp.float32, num_probes=None,
+           offset=0) -> jax.Array:
+    """The probes of :func:`scorekit.probes` (for the JVPs that :func:`ssm_loss` takes)."""
+    shape, dt = shape_arg(shape), _dtype(dtype)
+    kind = choice(kind, "kind", _api.PROBE_KINDS)
+    out = shape if num_probes is None else \
+        (shape[0], count(num_probes, "num_probes")) + shape[1:]
+    named = dict(_stream(seed, counter, offset), shape=shape, dtype=dt, kind=kind,
+                 num_probes=num_probes)
+    return _callback(lambda **kw: _api.probes(**kw), _sds(out, dt), named)
+
+
+# ---------------------------------------------------------------- perturb and steps
+
+def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0) -> jax.Array:
+    """``scale * x + sigma * z``, as :func:`scorekit.perturb`; differentiable in x, sigma, scale."""
+    x = _array(x, "x")
+    coeffs = {"sigma": _coeff(sigma, "sigma"),
+              "scale": 1.0 if scale is None else _coeff(scale, "scale")}
+    stream = _stream(seed, counter, offset)
+    names, args = _arrays(x=x, **coeffs)
+
+    def values_of(values):
+        return dict(coeffs, **dict(zip(names, values)))
+
+    def fn(*values):
+        return _callback(lambda **k: _api.perturb(**k), _sds(x.shape, x.dtype),
+                         dict(stream, **values_of(values)))
+
+    def fwd(*values):
+        return fn(*values), values_of(values)
+
+    def bwd(kw, ct):
+        ct = _zero(ct, x)
+        grads = {"x": ct * _rows(kw["scale"], ct)}
+        if "sigma" in names:
+            z = normal(ct.shape, dtype=ct.dtype, **stream)
+            grads["sigma"] = _reduce_to(_row_sums(ct * z), kw["sigma"])
+        if "scale" in names:
+            grads["scale"] = _reduce_to(_row_sums(ct * kw["x"]), kw["scale"])
+        return tuple(grads[n] for n in names)
+
+    return _differentiable(fn, names, names, fwd, bwd)(*args)
+
+
+def _arrays(**named):
+    """The names and values of the arguments that are arrays (the rest are numbers)."""
+    names = tuple(n for n, v in named.items() if not isinstance(v, float))
+    return names, tuple(named[n] for n in names)
+
+
+def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> jax.Array:
+    """``x + h * score + sqrt(2 h) * z``, as :func:`scorekit.langevin_step`; differentiable
+    in ``x`` and ``score``."""
+    x, score = _array(x, "x"), _array(score, "score")
+    h = _coeff(step_size, "step_size")
+    stream = _stream(seed, counter, offset)
+    names, args = _arrays(x=x, score=score, step_size=h)
+
+    def fn(*values):
+        kw = dict(stream, **dict(zip(names, values)))
+        kw.setdefault("step_size", h)
+        return _callback(lambda **k: _api.langevin_step(**k), _sds(x.shape, x.dtype), kw)
+
+    def fwd(*values):
+        return fn(*values), h if isinstance(h, float) else values[2]
+
+    def bwd(step, ct):
+        ct = _zero(ct, x)
+        return ct, ct * _rows(step, ct)
+
+    return _differentiable(fn, names, ("x", "score"), fwd, bwd)(*args)
+
+
+def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> AffineStep:
+    """``x_mean = a x + c score``, ``x_next = x_mean + g z``, as
+    :func:`scorekit.noisy_affine_step`; differentiable in ``x`` and ``score``."""
+    x, score = _array(x, "x"), _array(score, "score")
+    coeffs = {n: _coeff(v, n) for n, v in (("a", a), ("c", c), ("g", g))}
+    stream = _stream(seed, counter, offset)
+    names, args = _arrays(x=x, score=score, **coeffs)
+    shapes = (_sds(x.shape, x.dtype), _sds(x.shape, x.dtype))
+
+    def host(**kw):
+        return tuple(_api.noisy_affine_step(**kw))
+
+    def values_of(values):
+        return dict(coeffs, **dict(zip(names, values)))
+
+    def fn(*values):
+        return _callback(host, shapes, dict(stream, **values_of(values)))
+
+    def fwd(*values):
+        kw = values_of(values)
+        return fn(*values), (kw["a"], kw["c"])
+
+    def bwd(res, cts):
+        a, c = res
+        total = _zero(cts[0], x) + _zero(cts[1], x)
+        return total * _rows(a, total), total * _rows(c, total)
+
+    return AffineStep(*_differentiable(fn, names, ("x", "score"), fwd, bwd)(*args))
+
+
+# ---------------------------------------------------------------- losses
+
+def _loss_shape(score, reduction):
+    return _sds((score.shape[0],) if reduction == "none" else (), score.dtype)
+
+
+def _loss_host(kernel, dtype, n_grads):
+    """The NumPy loss kernel as a callback body: (loss as an array, gradients...)."""
+    def host(**kw):
+        res = kernel(**kw)
+        return (np.asarray(res[0], dtype=dtype),) + tuple(res[1:1 + n_grads])
+    return host
+
+
+def _scaled(ct, grad):
+    if isinstance(ct, SymbolicZero):
+        return jnp.zeros_like(grad)
+    return _rows(ct, grad) * grad
+
+
+def _fused_loss(kernel, primal: dict, extra: dict, reduction: str, diff: tuple):
+    """A loss whose kernel returns ``(loss, grad for each name in diff)``."""
+    score = primal["score"]
+    names, args = _arrays(**primal)
+    shapes = (_loss_shape(score, reduction),) + tuple(_sds(primal[n].shape, primal[n].dtype)
+                                                      for n in diff)
+    host = _loss_host(kernel, score.dtype, len(diff))
+
+    def run(values):
+        kw = dict(extra, **{n: v for n, v in primal.items() if n not in names})
+        kw.update(zip(names, values))
+        return _callback(host, shapes, dict(kw, reduction=reduction))
+
+    def fn(*values):
+        return run(values)[0]
+
+    def fwd(*values):
+        out = run(values)
+        return out[0], out[1:]
+
+    def bwd(grads, ct):
+        return tuple(_scaled(ct, g) for g in grads)
+
+    return _differentiable(fn, names, diff, fwd, bwd)(*args)
+
+
+def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
+             reduction="mean", offset=0) -> jax.Array:
+    """Denoising score matching loss, as :func:`scorekit.dsm_loss`; differentiable in ``score``.
+
+    Returns an array of ``score``'s dtype: 0-d for "mean" and "sum", (B,) for "none".
+    """
+    score = _array(score, "score")
+    reduction = choice(reduction, "reduction", _REDUCTIONS)
+    if (seed is None) == (noise is None):
+        raise ValueError("dsm_loss: pass exactly one of seed= and noise=")
+    if isinstance(weight, str):
+        if weight not in ("sigma2", "none"):
+            raise ValueError(f"weight must be 'sigma2', 'none', a number or a (B,) array, "
+                             f"got {weight!r}")
+    else:
+        weight = _coeff(weight, "weight")
+    primal = dict(score=score, sigma=_coeff(sigma, "sigma"))
+    if noise is not None:
+        primal["noise"] = _array(noise, "noise")
+        if uint64(counter, "counter") or uint64(offset, "offset"):
+            raise ValueError("counter and offset select noise from a stream: they apply only "
+                             "with seed=, not noise=")
+        extra = {}
+    else:
+        extra = _stream(seed, counter, offset)
+    if isinstance(weight, str) or isinstance(weight, float):
+        extra["weight"] = weight
+    else:
+        primal["weight"] = weight
+    return _fused_loss(_api.dsm_loss, primal, extra, reduction, ("score",))
+
+
+def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction=True,
+             reduction="mean", offset=0) -> jax.Array:
+    """Sliced score matching, as :func:`scorekit.ssm_loss`; differentiable in score and jvp."""
+    primal = dict(score=_array(score, "score"), jvp=_array(jvp, "jvp"))
+    extra = dict(_stream(seed, counter, offset), kind=choice(kind, "kind", _api.PROBE_KINDS),
+                 variance_reduction=variance_reduction)
+    return _fused_loss(_api.ssm_loss, primal, extra, choice(reduction, "reduction", _REDUCTIONS),
+                       ("score", "jvp"))
+
+
+def ism_loss(score, jac_trace, *, reduction="mean") -> jax.Array:
+    """Implicit score matching, as :func:`scorekit.ism_loss`; differentiable in both arrays."""
+    primal = dict(score=_array(score, "score"), jac_trace=_array(jac_trace, "jac_trace"))
+    return _fused_loss(_api.ism_loss, primal, {}, choice(reduction, "reduction", _REDUCTIONS),
+                       ("score", "jac_trace"))
