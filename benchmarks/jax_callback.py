@@ -21,7 +21,6 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
 import scorekit
 import scorekit.jax as sj
 

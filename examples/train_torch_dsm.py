@@ -22,10 +22,9 @@ import argparse
 import time
 
 import numpy as np
-import torch
-
 import scorekit
 import scorekit.torch as st
+import torch
 
 SEED = 0
 

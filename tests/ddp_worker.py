@@ -9,9 +9,8 @@ first row, so its noise is the noise those rows get in the unsplit batch.
 import sys
 
 import numpy as np
-import torch
-
 import scorekit.torch as st
+import torch
 
 B, STEPS, SEED = 12, 3, 5
 CUTS = {1: [(0, 12)], 2: [(0, 5), (5, 12)]}  # uneven shards

@@ -6,10 +6,9 @@ import pytest
 jax = pytest.importorskip("jax")
 sj = pytest.importorskip("scorekit.jax")
 
-import jax.numpy as jnp  # noqa: E402
-from jax.test_util import check_grads  # noqa: E402
-
-import scorekit  # noqa: E402
+import jax.numpy as jnp
+import scorekit
+from jax.test_util import check_grads
 
 B, SHAPE = 5, (3, 4)
 KW = dict(seed=2**64 - 3, counter=9)

@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 st = pytest.importorskip("scorekit.torch")
 
-import scorekit  # noqa: E402
+import scorekit
 
 DTYPES = [torch.float32, torch.float64]
 NP = {torch.float32: np.float32, torch.float64: np.float64}

@@ -188,7 +188,7 @@ def _probes_op(shape: list[int], dtype: torch.dtype, kind: str, num_probes: int,
                counter: int, offset: int) -> torch.Tensor:
     out = torch.empty(_probe_shape(shape, num_probes), dtype=dtype)
     _api.probes(tuple(shape), kind=kind, seed=_unsigned(seed), counter=counter,
-                   num_probes=num_probes or None, offset=offset, out=_host(out))
+                num_probes=num_probes or None, offset=offset, out=_host(out))
     return out
 
 
@@ -246,7 +246,7 @@ def _perturb_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[torch.Tens
                 counter: int, offset: int) -> torch.Tensor:
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     _api.perturb(_host(x), _host(sigma), scale=_host(scale), seed=_unsigned(seed),
-                     counter=counter, offset=offset, out=_host(out))
+                 counter=counter, offset=offset, out=_host(out))
     return out
 
 
@@ -294,7 +294,7 @@ def _perturb_inplace_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[to
                         seed: int, counter: int, offset: int) -> None:
     view = _host(x)
     _api.perturb(view, _host(sigma), scale=_host(scale), seed=_unsigned(seed),
-                     counter=counter, offset=offset, out=view)
+                 counter=counter, offset=offset, out=view)
 
 
 def perturb_(x, sigma, *, seed, counter=0, scale=None, offset=0) -> torch.Tensor:
@@ -323,7 +323,7 @@ def _langevin_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, 
                  counter: int, offset: int) -> torch.Tensor:
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     _api.langevin_step(_host(x), _host(score), _host(step_size), seed=_unsigned(seed),
-                            counter=counter, offset=offset, out=_host(out))
+                       counter=counter, offset=offset, out=_host(out))
     return out
 
 
@@ -361,7 +361,7 @@ def _langevin_inplace_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.
                          counter: int, offset: int) -> None:
     view = _host(x)
     _api.langevin_step(view, _host(score), _host(step_size), seed=_unsigned(seed),
-                            counter=counter, offset=offset, out=view)
+                       counter=counter, offset=offset, out=view)
 
 
 def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.Tensor:
@@ -384,8 +384,8 @@ def _affine_op(x: torch.Tensor, score: torch.Tensor, a: torch.Tensor, c: torch.T
                offset: int) -> tuple[torch.Tensor, torch.Tensor]:
     out = torch.empty_like(x, memory_format=torch.contiguous_format)
     res = _api.noisy_affine_step(_host(x), _host(score), _host(a), _host(c), _host(g),
-                                   seed=_unsigned(seed), counter=counter, offset=offset,
-                                   out=_host(out))
+                                 seed=_unsigned(seed), counter=counter, offset=offset,
+                                 out=_host(out))
     return out, _wrap(res.x_mean)
 
 
@@ -433,7 +433,7 @@ def _dsm_op(score: torch.Tensor, sigma: torch.Tensor, weight: Optional[torch.Ten
     stream = ({"noise": _host(noise)} if noise is not None else
               {"seed": _unsigned(seed), "counter": counter, "offset": offset})
     res = _api.dsm_loss(s, _host(sigma), weight="sigma2" if weight is None else _host(weight),
-                           reduction=reduction, return_grad=need_grad, **stream)
+                        reduction=reduction, return_grad=need_grad, **stream)
     loss, grad = res if need_grad else (res, None)
     return (_loss_tensor(loss, score.dtype),
             _wrap(grad) if need_grad else _empty_like_grad(score, False))
@@ -501,8 +501,8 @@ def _ssm_op(score: torch.Tensor, jvp: torch.Tensor, seed: int, counter: int, off
             kind: str, variance_reduction: bool, reduction: str,
             need_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     res = _api.ssm_loss(_host(score), _host(jvp), seed=_unsigned(seed), counter=counter,
-                       offset=offset, kind=kind, variance_reduction=variance_reduction,
-                       reduction=reduction, return_grad=need_grad)
+                        offset=offset, kind=kind, variance_reduction=variance_reduction,
+                        reduction=reduction, return_grad=need_grad)
     if not need_grad:
         return (_loss_tensor(res, score.dtype), _empty_like_grad(score, False),
                 _empty_like_grad(jvp, False))
