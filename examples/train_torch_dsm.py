@@ -12,7 +12,7 @@ and both are timed. The trained model then samples with
 exact score.
 
     pip install ".[torch,demo]"
-    python examples/train_torch_dsm.py            # about a minute on 2 CPU cores
+    python examples/train_torch_dsm.py            # about 35 s on 2 CPU cores
     python examples/train_torch_dsm.py --steps 300 --figure out.png
 """
 

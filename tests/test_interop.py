@@ -46,3 +46,20 @@ def test_core_package_imports_no_framework():
             "print(sorted(m for m in ('torch', 'jax') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_framework_tensors_as_parameters_and_lazy_negation():
+    torch = pytest.importorskip("torch")
+    x = np.ones((4, 3), np.float32)
+    want = scorekit.perturb(x, 0.5, seed=1)
+    np.testing.assert_array_equal(scorekit.perturb(x, torch.tensor(0.5), seed=1), want)
+    np.testing.assert_array_equal(scorekit.perturb(x, torch.full((4,), 0.5), seed=1), want)
+    with pytest.raises(TypeError, match="sigma has dtype float64"):
+        scorekit.perturb(x, torch.full((4,), 0.5, dtype=torch.float64), seed=1)
+    # a view with PyTorch's lazy negation bit: its values, not its raw memory
+    neg = torch.complex(torch.ones(4, 3), torch.full((4, 3), 2.0)).conj().imag
+    assert neg.is_neg()
+    np.testing.assert_array_equal(scorekit.perturb(neg, 0.5, seed=1),
+                                  scorekit.perturb(np.full((4, 3), -2.0, np.float32), 0.5, seed=1))
+    with pytest.raises(TypeError, match="x is on a device that DLPack cannot describe"):
+        scorekit.perturb(torch.empty(4, 3, device="meta"), 0.5, seed=1)

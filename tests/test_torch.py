@@ -295,3 +295,57 @@ class _FakeDevice:
 
     def __dlpack_device__(self):
         return (2, 0)
+
+
+# ---------------------------------------------------------------- found in review
+
+def test_compiled_losses_take_non_contiguous_scores():
+    """Gradient outputs are contiguous in the fake implementation as in the kernel."""
+    w = torch.randn(5, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    sig = torch.rand(6, dtype=torch.float64) + 0.5
+    trace = torch.randn(6, dtype=torch.float64)
+    for loss in (lambda s: st.dsm_loss(s, sig, seed=3, reduction="sum"),
+                 lambda s: st.ism_loss(s, trace),
+                 lambda s: st.ssm_loss(s, s * 2, seed=3, variance_reduction=False)):
+        def f(w, loss=loss):
+            return loss((w @ x.t()).t())  # score with strides (1, 6)
+        eager = torch.autograd.grad(f(w), w)[0]
+        compiled = torch.autograd.grad(torch.compile(f, fullgraph=True)(w), w)[0]
+        torch.testing.assert_close(compiled, eager, rtol=1e-12, atol=1e-14)
+    s = torch.randn(2, 3, 4, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    result = torch.library.opcheck(torch.ops.scorekit.dsm_loss.default,
+                                   (s.requires_grad_(), torch.tensor(0.5, dtype=torch.float64),
+                                    None, None, 3, 1, 0, "none", True))
+    assert set(result.values()) == {"SUCCESS"}, result
+
+
+def test_second_derivatives_are_refused_not_zero():
+    s = torch.randn(4, 3, dtype=torch.float64)
+    t = torch.randn(4, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.functional.hessian(lambda s: st.ism_loss(s, t), s)
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.autograd.gradgradcheck(lambda s: st.dsm_loss(s, 0.5, seed=1),
+                                     (s.clone().requires_grad_(),))
+
+
+def test_in_place_step_refuses_a_score_that_requires_grad():
+    w = torch.tensor(2.0, requires_grad=True)
+    x = torch.randn(4, 3)
+    with pytest.raises(ValueError, match="score requires grad"):
+        st.langevin_step_(x, -w * x, 0.1, seed=1)
+
+
+def test_compiled_calls_check_the_stream_and_do_not_recompile_per_counter():
+    from torch._dynamo.testing import CompileCounter
+    x = torch.randn(4, 3)
+    with pytest.raises(Exception, match="seed must be in"):
+        torch.compile(lambda x, s: st.perturb(x, 0.5, seed=s), fullgraph=True)(x, -1)
+    counter = CompileCounter()
+    step = torch.compile(lambda x, c: st.langevin_step(x, -x, 0.1, seed=1, counter=c),
+                         backend=counter, fullgraph=True)
+    for c in range(6):
+        np.testing.assert_array_equal(host(step(x, c)),
+                                      host(st.langevin_step(x, -x, 0.1, seed=1, counter=c)))
+    assert counter.frame_count <= 2  # the first counter, then one dynamic-integer graph

@@ -17,17 +17,21 @@ _DEVICE_NAMES = {1: "CPU", 2: "CUDA", 3: "CUDA host", 4: "OpenCL", 7: "Vulkan", 
                  9: "VPI", 10: "ROCm", 11: "ROCm host", 13: "CUDA managed", 14: "oneAPI"}
 
 
-def dlpack_device(value) -> int | None:
+def dlpack_device(value, name: str = "array") -> int | None:
     """The DLPack device type of ``value``, or None when it does not speak DLPack."""
     query = getattr(type(value), "__dlpack_device__", None)
     if query is None or isinstance(value, np.ndarray):
         return None
-    return int(query(value)[0])
+    try:
+        return int(query(value)[0])
+    except (ValueError, RuntimeError, BufferError, TypeError) as exc:
+        raise TypeError(f"{name} is on a device that DLPack cannot describe ({exc}): this "
+                        "scorekit build serves CPU arrays only") from None
 
 
 def check_host(value, name: str) -> None:
     """TypeError when ``value`` is a DLPack array on a device this build cannot serve."""
-    device = dlpack_device(value)
+    device = dlpack_device(value, name)
     if device is not None and device not in _CPU_DEVICES:
         where = _DEVICE_NAMES.get(device, f"DLPack device type {device}")
         raise TypeError(f"{name} is on a {where} device, but this scorekit build serves CPU "
@@ -41,9 +45,13 @@ def host_view(value, name: str):
     are for ``numpy.asarray`` to take. An exporter that refuses (a tensor that
     requires grad, say) is also left to ``numpy.asarray``, whose error names the cause.
     """
-    if dlpack_device(value) is None:
+    if dlpack_device(value, name) is None:
         return value
     check_host(value, name)
+    # PyTorch exports a tensor's memory without its lazy negation / conjugation bits
+    for resolve in ("resolve_neg", "resolve_conj"):
+        if callable(getattr(value, resolve, None)):
+            value = getattr(value, resolve)()
     try:
         return np.from_dlpack(value)
     except (BufferError, TypeError, RuntimeError):

@@ -357,7 +357,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     primal = dict(score=score, sigma=_coeff(sigma, "sigma"))
     if noise is not None:
         primal["noise"] = _array(noise, "noise")
-        if uint64(counter, "counter") or uint64(offset, "offset"):
+        given = _stream(0, counter, offset)
+        if any(not isinstance(given[n], int) or given[n] for n in ("counter", "offset")):
             raise ValueError("counter and offset select noise from a stream: they apply only "
                              "with seed=, not noise=")
         extra = {}

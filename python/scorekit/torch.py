@@ -23,7 +23,8 @@ Gradients: ``perturb`` is differentiable in ``x``, ``sigma`` and ``scale``;
 ``dsm_loss`` in ``score`` (the fused kernel returns the gradient with the
 loss, and backward scales it); ``ssm_loss`` in ``score`` and ``jvp``;
 ``ism_loss`` in ``score`` and ``jac_trace``. A tensor that requires grad in
-any other argument is refused with an error rather than given a silent zero.
+any other argument is refused with an error rather than given a silent zero;
+the losses have first derivatives only (``create_graph=True`` is refused).
 
 This build has no CUDA backend: CUDA tensors are refused with an error that
 names the argument.
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from . import _api
-from ._validate import choice, count, shape_arg, uint64
+from ._validate import choice, count, flag, shape_arg, uint64
 
 __all__ = ["AffineStep", "dsm_loss", "ism_loss", "langevin_step", "langevin_step_",
            "noisy_affine_step", "normal", "perturb", "perturb_", "probes", "rademacher", "ssm_loss",
@@ -97,8 +98,20 @@ def _param(value, name: str, like: torch.Tensor, *, differentiable: bool = False
 
 
 def _stream(seed, counter, offset) -> tuple[int, int, int]:
-    """Validated stream integers, the seed in two's complement for the int64 schema."""
-    if not _compiling():
+    """Validated stream integers, the seed in two's complement for the int64 schema.
+
+    While torch.compile traces, the same ranges are checked with plain
+    comparisons only: on a counter that changes from step to step (a dynamic
+    integer) they become range guards rather than specialisations, so the
+    compiled function is not recompiled for each new counter.
+    """
+    if _compiling():
+        for value, name, top in ((seed, "seed", _U64), (counter, "counter", _I64),
+                                 (offset, "offset", _I64)):
+            if value < 0 or value >= top:
+                raise ValueError(f"{name} must be in [0, {'2**64' if top == _U64 else '2**63'})"
+                                 f" in scorekit.torch")
+    else:
         seed = uint64(seed, "seed")
         for value, name in ((counter, "counter"), (offset, "offset")):
             if uint64(value, name) >= _I64:
@@ -156,12 +169,22 @@ def _loss_tensor(loss, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _scaled(grad_loss: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
-    """``d(loss)/d(input)`` times the incoming gradient (0-d, or (B,) for reduction 'none')."""
+    """``d(loss)/d(input)`` times the incoming gradient (0-d, or (B,) for reduction 'none').
+
+    The saved gradient is a constant of the graph, so the result has no
+    derivative of its own: a backward that builds a graph (``create_graph=True``,
+    Hessians, ``gradgradcheck``) is refused instead of returning zeros.
+    """
+    if torch.is_grad_enabled() and not _compiling():
+        raise RuntimeError("scorekit.torch losses have first derivatives only: backward with "
+                           "create_graph=True (second derivatives) is not supported")
     return _rows(grad_loss, saved) * saved
 
 
 def _empty_like_grad(t: torch.Tensor, need: bool) -> torch.Tensor:
-    return torch.empty_like(t) if need else t.new_empty((0,))
+    """The shape of a gradient output: C-contiguous like the kernel's (whatever t's strides)."""
+    return torch.empty_like(t, memory_format=torch.contiguous_format) if need \
+        else t.new_empty((0,))
 
 
 # ---------------------------------------------------------------- noise
@@ -232,10 +255,9 @@ def probes(shape, *, kind="gaussian", seed, counter=0, dtype=torch.float32, num_
            offset=0) -> torch.Tensor:
     """The probes of :func:`scorekit.probes`, e.g. for the JVPs that :func:`ssm_loss` takes."""
     shape = _shape_dtype(shape, dtype)
-    if not _compiling():
-        kind = choice(kind, "kind", _api.PROBE_KINDS)
-        if num_probes is not None:
-            count(num_probes, "num_probes")
+    kind = choice(kind, "kind", _api.PROBE_KINDS)
+    if num_probes is not None:
+        count(num_probes, "num_probes")
     return _probes_op(shape, dtype, kind, num_probes or 0, *_stream(seed, counter, offset))
 
 
@@ -371,6 +393,9 @@ def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.T
     """
     x = _inplace_target(x)
     score = _tensor(score, "score")
+    if _need_grad(score):
+        raise ValueError("in-place scorekit ops are not differentiable: score requires grad "
+                         "(use langevin_step, or score.detach())")
     step = _param(step_size, "step_size", x)
     _langevin_inplace_op(x, score, step, *_stream(seed, counter, offset))
     return x
@@ -485,7 +510,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         if _need_grad(noise):
             raise ValueError("noise requires grad, but scorekit.torch.dsm_loss differentiates "
                              "only with respect to score: pass noise.detach()")
-        if not _compiling() and (uint64(counter, "counter") or uint64(offset, "offset")):
+        if uint64(counter, "counter") or uint64(offset, "offset"):
             raise ValueError("counter and offset select noise from a stream: they apply only "
                              "with seed=, not noise=")
         seed = 0
@@ -540,6 +565,8 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
     score = _tensor(score, "score")
     jvp = _tensor(jvp, "jvp")
     reduction = choice(reduction, "reduction", _REDUCTIONS)
+    kind = choice(kind, "kind", _api.PROBE_KINDS)
+    variance_reduction = flag(variance_reduction, "variance_reduction")
     return _ssm_op(score, jvp, *_stream(seed, counter, offset), kind, variance_reduction,
                    reduction, _need_grad(score, jvp))[0]
 
