@@ -82,6 +82,8 @@ def test_losses_and_gradients_match_numpy(dtype, reduction):
          scorekit.ism_loss(s, trace, reduction=reduction)),
     ]
     for fn, inputs, want in cases:
+        forward_only = jax.jit(fn)(*inputs)  # the kernel without its gradients
+        np.testing.assert_array_equal(np.asarray(forward_only), np.asarray(want[0], dtype=dtype))
         loss, vjp = jax.vjp(jax.jit(fn), *inputs)
         assert loss.dtype == dtype and loss.shape == ((B,) if reduction == "none" else ())
         np.testing.assert_array_equal(np.asarray(loss), np.asarray(want[0], dtype=dtype))

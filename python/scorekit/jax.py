@@ -299,8 +299,13 @@ def _loss_shape(score, reduction):
 
 
 def _loss_host(kernel, dtype, n_grads):
-    """The NumPy loss kernel as a callback body: (loss as an array, gradients...)."""
+    """The NumPy loss kernel as a callback body: (loss as an array, gradients...).
+
+    With ``n_grads = 0`` the kernel runs without its gradients (a forward-only call).
+    """
     def host(**kw):
+        if not n_grads:
+            return (np.asarray(kernel(**kw, return_grad=False), dtype=dtype),)
         res = kernel(**kw)
         return (np.asarray(res[0], dtype=dtype),) + tuple(res[1:1 + n_grads])
     return host
@@ -318,18 +323,19 @@ def _fused_loss(kernel, primal: dict, extra: dict, reduction: str, diff: tuple):
     names, args = _arrays(**primal)
     shapes = (_loss_shape(score, reduction),) + tuple(_sds(primal[n].shape, primal[n].dtype)
                                                       for n in diff)
-    host = _loss_host(kernel, score.dtype, len(diff))
 
-    def run(values):
+    def run(values, with_grads):
         kw = dict(extra, **{n: v for n, v in primal.items() if n not in names})
         kw.update(zip(names, values))
-        return _callback(host, shapes, dict(kw, reduction=reduction))
+        host = _loss_host(kernel, score.dtype, len(diff) if with_grads else 0)
+        return _callback(host, shapes if with_grads else shapes[:1],
+                         dict(kw, reduction=reduction))
 
-    def fn(*values):
-        return run(values)[0]
+    def fn(*values):  # no gradient wanted: the kernel skips them
+        return run(values, False)[0]
 
     def fwd(*values):
-        out = run(values)
+        out = run(values, True)
         return out[0], out[1:]
 
     def bwd(grads, ct):
