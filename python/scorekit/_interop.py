@@ -29,25 +29,22 @@ def dlpack_device(value, name: str = "array") -> int | None:
                         "scorekit build serves CPU arrays only") from None
 
 
-def check_host(value, name: str) -> None:
-    """TypeError when ``value`` is a DLPack array on a device this build cannot serve."""
-    device = dlpack_device(value, name)
-    if device is not None and device not in _CPU_DEVICES:
-        where = _DEVICE_NAMES.get(device, f"DLPack device type {device}")
-        raise TypeError(f"{name} is on a {where} device, but this scorekit build serves CPU "
-                        "arrays only (no CUDA backend): move it to the CPU first")
-
-
 def host_view(value, name: str):
     """``value`` itself, or a zero-copy NumPy view of a CPU DLPack array.
+
+    A DLPack array on any other device is refused with a TypeError naming ``name``.
 
     Objects without DLPack (lists, scalars, NumPy arrays) are returned as they
     are for ``numpy.asarray`` to take. An exporter that refuses (a tensor that
     requires grad, say) is also left to ``numpy.asarray``, whose error names the cause.
     """
-    if dlpack_device(value, name) is None:
+    device = dlpack_device(value, name)
+    if device is None:
         return value
-    check_host(value, name)
+    if device not in _CPU_DEVICES:
+        where = _DEVICE_NAMES.get(device, f"DLPack device type {device}")
+        raise TypeError(f"{name} is on a {where} device, but this scorekit build serves CPU "
+                        "arrays only (no CUDA backend): move it to the CPU first")
     # PyTorch exports a tensor's memory without its lazy negation / conjugation bits
     for resolve in ("resolve_neg", "resolve_conj"):
         if callable(getattr(value, resolve, None)):

@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from ._interop import dlpack_device, host_view
+from ._interop import host_view
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ACCEPTED = "float32 or float64"
@@ -146,8 +146,8 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
                         "(e.g. .filled(...))")
-    if not isinstance(value, np.ndarray) and dlpack_device(value, name) is not None:
-        value = np.asarray(host_view(value, name))  # another framework's array, as NumPy's
+    if not isinstance(value, (np.ndarray, numbers.Real)):
+        value = host_view(value, name)  # another framework's array becomes a NumPy view
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")

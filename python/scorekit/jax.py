@@ -86,7 +86,7 @@ def _stream(seed, counter, offset):
 
 def _split(named: dict):
     """Arrays to pass through the callback, and the static values to close over."""
-    arrays = {k: v for k, v in named.items() if isinstance(v, jax.Array) or hasattr(v, "aval")}
+    arrays = {k: v for k, v in named.items() if isinstance(v, jax.Array)}
     statics = {k: v for k, v in named.items() if k not in arrays}
     return arrays, statics
 
@@ -131,28 +131,36 @@ def _zero(ct, like):
     return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
 
 
-def _differentiable(fn, names, diff, fwd, bwd):
-    """``fn`` with a custom VJP over its array arguments ``names``.
+def _custom_vjp(named: dict, diff: tuple, primal, bwd, fwd=None):
+    """``primal(values)`` with a custom VJP over the arrays among ``named``.
 
-    ``fwd(*values)`` returns ``(outputs, residuals)``; ``bwd(residuals, cts)``
-    the cotangents of the arguments in ``diff`` (in order). Asking for the
-    gradient of any other argument raises.
+    ``named`` maps argument names to arrays or to Python floats (constants of
+    the call). ``primal`` gets ``named`` with the arrays as traced values;
+    ``fwd(values)`` returns ``(output, residuals)`` (by default the output and
+    ``values``); ``bwd(residuals, cts)`` returns a dict of cotangents for the
+    names in ``diff``. Asking for the gradient of any other array raises.
     """
-    f = jax.custom_vjp(fn)
+    names = tuple(n for n, v in named.items() if not isinstance(v, float))
+
+    def values_of(arrays):
+        return dict(named, **dict(zip(names, arrays)))
+
+    f = jax.custom_vjp(lambda *arrays: primal(values_of(arrays)))
 
     def fwd_checked(*args):
         for arg, name in zip(args, names):
             if arg.perturbed and name not in diff:
                 raise ValueError(f"scorekit.jax does not differentiate with respect to {name}: "
                                  f"wrap it in jax.lax.stop_gradient")
-        return fwd(*(a.value for a in args))
+        values = values_of([a.value for a in args])
+        return fwd(values) if fwd else (primal(values), values)
 
     def bwd_all(res, cts):
-        grads = dict(zip(diff, bwd(res, cts)))
+        grads = bwd(res, cts)
         return tuple(grads.get(n) for n in names)
 
     f.defvjp(fwd_checked, bwd_all, symbolic_zeros=True)
-    return f
+    return f(*(named[n] for n in names))
 
 
 def _dtype(dtype):
@@ -205,91 +213,61 @@ def probes(shape, *, kind="gaussian", seed, counter=0, dtype=jnp.float32, num_pr
 def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0) -> jax.Array:
     """``scale * x + sigma * z``, as :func:`scorekit.perturb`; differentiable in x, sigma, scale."""
     x = _array(x, "x")
-    coeffs = {"sigma": _coeff(sigma, "sigma"),
-              "scale": 1.0 if scale is None else _coeff(scale, "scale")}
+    named = {"x": x, "sigma": _coeff(sigma, "sigma"),
+             "scale": 1.0 if scale is None else _coeff(scale, "scale")}
     stream = _stream(seed, counter, offset)
-    names, args = _arrays(x=x, **coeffs)
 
-    def values_of(values):
-        return dict(coeffs, **dict(zip(names, values)))
+    def primal(v):
+        return _callback(lambda **k: _api.perturb(**k), _sds(x.shape, x.dtype), dict(stream, **v))
 
-    def fn(*values):
-        return _callback(lambda **k: _api.perturb(**k), _sds(x.shape, x.dtype),
-                         dict(stream, **values_of(values)))
-
-    def fwd(*values):
-        return fn(*values), values_of(values)
-
-    def bwd(kw, ct):
+    def bwd(v, ct):
         ct = _zero(ct, x)
-        grads = {"x": ct * _rows(kw["scale"], ct)}
-        if "sigma" in names:
+        grads = {"x": ct * _rows(v["scale"], ct)}
+        if not isinstance(v["sigma"], float):
             z = normal(ct.shape, dtype=ct.dtype, **stream)
-            grads["sigma"] = _reduce_to(_row_sums(ct * z), kw["sigma"])
-        if "scale" in names:
-            grads["scale"] = _reduce_to(_row_sums(ct * kw["x"]), kw["scale"])
-        return tuple(grads[n] for n in names)
+            grads["sigma"] = _reduce_to(_row_sums(ct * z), v["sigma"])
+        if not isinstance(v["scale"], float):
+            grads["scale"] = _reduce_to(_row_sums(ct * v["x"]), v["scale"])
+        return grads
 
-    return _differentiable(fn, names, names, fwd, bwd)(*args)
-
-
-def _arrays(**named):
-    """The names and values of the arguments that are arrays (the rest are numbers)."""
-    names = tuple(n for n, v in named.items() if not isinstance(v, float))
-    return names, tuple(named[n] for n in names)
+    return _custom_vjp(named, ("x", "sigma", "scale"), primal, bwd)
 
 
 def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> jax.Array:
     """``x + h * score + sqrt(2 h) * z``, as :func:`scorekit.langevin_step`; differentiable
     in ``x`` and ``score``."""
     x, score = _array(x, "x"), _array(score, "score")
-    h = _coeff(step_size, "step_size")
+    named = {"x": x, "score": score, "step_size": _coeff(step_size, "step_size")}
     stream = _stream(seed, counter, offset)
-    names, args = _arrays(x=x, score=score, step_size=h)
 
-    def fn(*values):
-        kw = dict(stream, **dict(zip(names, values)))
-        kw.setdefault("step_size", h)
-        return _callback(lambda **k: _api.langevin_step(**k), _sds(x.shape, x.dtype), kw)
+    def primal(v):
+        return _callback(lambda **k: _api.langevin_step(**k), _sds(x.shape, x.dtype),
+                         dict(stream, **v))
 
-    def fwd(*values):
-        return fn(*values), h if isinstance(h, float) else values[2]
-
-    def bwd(step, ct):
+    def bwd(v, ct):
         ct = _zero(ct, x)
-        return ct, ct * _rows(step, ct)
+        return {"x": ct, "score": ct * _rows(v["step_size"], ct)}
 
-    return _differentiable(fn, names, ("x", "score"), fwd, bwd)(*args)
+    return _custom_vjp(named, ("x", "score"), primal, bwd)
 
 
 def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> AffineStep:
     """``x_mean = a x + c score``, ``x_next = x_mean + g z``, as
     :func:`scorekit.noisy_affine_step`; differentiable in ``x`` and ``score``."""
     x, score = _array(x, "x"), _array(score, "score")
-    coeffs = {n: _coeff(v, n) for n, v in (("a", a), ("c", c), ("g", g))}
+    named = {"x": x, "score": score, "a": _coeff(a, "a"), "c": _coeff(c, "c"), "g": _coeff(g, "g")}
     stream = _stream(seed, counter, offset)
-    names, args = _arrays(x=x, score=score, **coeffs)
     shapes = (_sds(x.shape, x.dtype), _sds(x.shape, x.dtype))
 
-    def host(**kw):
-        return tuple(_api.noisy_affine_step(**kw))
+    def primal(v):
+        return _callback(lambda **k: tuple(_api.noisy_affine_step(**k)), shapes,
+                         dict(stream, **v))
 
-    def values_of(values):
-        return dict(coeffs, **dict(zip(names, values)))
-
-    def fn(*values):
-        return _callback(host, shapes, dict(stream, **values_of(values)))
-
-    def fwd(*values):
-        kw = values_of(values)
-        return fn(*values), (kw["a"], kw["c"])
-
-    def bwd(res, cts):
-        a, c = res
+    def bwd(v, cts):
         total = _zero(cts[0], x) + _zero(cts[1], x)
-        return total * _rows(a, total), total * _rows(c, total)
+        return {"x": total * _rows(v["a"], total), "score": total * _rows(v["c"], total)}
 
-    return AffineStep(*_differentiable(fn, names, ("x", "score"), fwd, bwd)(*args))
+    return AffineStep(*_custom_vjp(named, ("x", "score"), primal, bwd))
 
 
 # ---------------------------------------------------------------- losses
@@ -317,31 +295,28 @@ def _scaled(ct, grad):
     return _rows(ct, grad) * grad
 
 
-def _fused_loss(kernel, primal: dict, extra: dict, reduction: str, diff: tuple):
+def _fused_loss(kernel, named: dict, extra: dict, reduction: str, diff: tuple):
     """A loss whose kernel returns ``(loss, grad for each name in diff)``."""
-    score = primal["score"]
-    names, args = _arrays(**primal)
-    shapes = (_loss_shape(score, reduction),) + tuple(_sds(primal[n].shape, primal[n].dtype)
+    score = named["score"]
+    shapes = (_loss_shape(score, reduction),) + tuple(_sds(named[n].shape, named[n].dtype)
                                                       for n in diff)
 
-    def run(values, with_grads):
-        kw = dict(extra, **{n: v for n, v in primal.items() if n not in names})
-        kw.update(zip(names, values))
+    def run(v, with_grads):
         host = _loss_host(kernel, score.dtype, len(diff) if with_grads else 0)
         return _callback(host, shapes if with_grads else shapes[:1],
-                         dict(kw, reduction=reduction))
+                         dict(extra, **v, reduction=reduction))
 
-    def fn(*values):  # no gradient wanted: the kernel skips them
-        return run(values, False)[0]
+    def primal(v):  # no gradient wanted: the kernel skips them
+        return run(v, False)[0]
 
-    def fwd(*values):
-        out = run(values, True)
+    def fwd(v):
+        out = run(v, True)
         return out[0], out[1:]
 
     def bwd(grads, ct):
-        return tuple(_scaled(ct, g) for g in grads)
+        return {n: _scaled(ct, g) for n, g in zip(diff, grads)}
 
-    return _differentiable(fn, names, diff, fwd, bwd)(*args)
+    return _custom_vjp(named, diff, primal, bwd, fwd)
 
 
 def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
@@ -360,9 +335,9 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
                              f"got {weight!r}")
     else:
         weight = _coeff(weight, "weight")
-    primal = dict(score=score, sigma=_coeff(sigma, "sigma"))
+    named = dict(score=score, sigma=_coeff(sigma, "sigma"))
     if noise is not None:
-        primal["noise"] = _array(noise, "noise")
+        named["noise"] = _array(noise, "noise")
         given = _stream(0, counter, offset)
         if any(not isinstance(given[n], int) or given[n] for n in ("counter", "offset")):
             raise ValueError("counter and offset select noise from a stream: they apply only "
@@ -370,25 +345,25 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         extra = {}
     else:
         extra = _stream(seed, counter, offset)
-    if isinstance(weight, str) or isinstance(weight, float):
+    if isinstance(weight, str):
         extra["weight"] = weight
     else:
-        primal["weight"] = weight
-    return _fused_loss(_api.dsm_loss, primal, extra, reduction, ("score",))
+        named["weight"] = weight
+    return _fused_loss(_api.dsm_loss, named, extra, reduction, ("score",))
 
 
 def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction=True,
              reduction="mean", offset=0) -> jax.Array:
     """Sliced score matching, as :func:`scorekit.ssm_loss`; differentiable in score and jvp."""
-    primal = dict(score=_array(score, "score"), jvp=_array(jvp, "jvp"))
+    named = dict(score=_array(score, "score"), jvp=_array(jvp, "jvp"))
     extra = dict(_stream(seed, counter, offset), kind=choice(kind, "kind", _api.PROBE_KINDS),
                  variance_reduction=variance_reduction)
-    return _fused_loss(_api.ssm_loss, primal, extra, choice(reduction, "reduction", _REDUCTIONS),
+    return _fused_loss(_api.ssm_loss, named, extra, choice(reduction, "reduction", _REDUCTIONS),
                        ("score", "jvp"))
 
 
 def ism_loss(score, jac_trace, *, reduction="mean") -> jax.Array:
     """Implicit score matching, as :func:`scorekit.ism_loss`; differentiable in both arrays."""
-    primal = dict(score=_array(score, "score"), jac_trace=_array(jac_trace, "jac_trace"))
-    return _fused_loss(_api.ism_loss, primal, {}, choice(reduction, "reduction", _REDUCTIONS),
+    named = dict(score=_array(score, "score"), jac_trace=_array(jac_trace, "jac_trace"))
+    return _fused_loss(_api.ism_loss, named, {}, choice(reduction, "reduction", _REDUCTIONS),
                        ("score", "jac_trace"))

@@ -74,7 +74,7 @@ def _tensor(t, name: str) -> torch.Tensor:
     return t
 
 
-def _param(value, name: str, like: torch.Tensor, *, differentiable: bool = False) -> torch.Tensor:
+def _param(value, name: str, *, differentiable: bool = False) -> torch.Tensor:
     """A per-sample parameter as a tensor: a number becomes a 0-d float64 tensor.
 
     The kernel's own checks (finite, positive, shape (B,), dtype) run on it
@@ -181,10 +181,14 @@ def _scaled(grad_loss: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
     return _rows(grad_loss, saved) * saved
 
 
+def _new_like(t: torch.Tensor) -> torch.Tensor:
+    """An output of ``t``'s shape and dtype, C-contiguous like the kernel's (whatever t's strides)."""
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
+
+
 def _empty_like_grad(t: torch.Tensor, need: bool) -> torch.Tensor:
-    """The shape of a gradient output: C-contiguous like the kernel's (whatever t's strides)."""
-    return torch.empty_like(t, memory_format=torch.contiguous_format) if need \
-        else t.new_empty((0,))
+    """A gradient output: ``t``'s shape when computed, else an empty placeholder."""
+    return _new_like(t) if need else t.new_empty((0,))
 
 
 # ---------------------------------------------------------------- noise
@@ -266,15 +270,19 @@ def probes(shape, *, kind="gaussian", seed, counter=0, dtype=torch.float32, num_
 @torch.library.custom_op("scorekit::perturb", mutates_args=(), device_types="cpu")
 def _perturb_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[torch.Tensor], seed: int,
                 counter: int, offset: int) -> torch.Tensor:
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = _new_like(x)
+    _perturb_into(out, x, sigma, scale, seed, counter, offset)
+    return out
+
+
+def _perturb_into(out, x, sigma, scale, seed, counter, offset) -> None:
     _api.perturb(_host(x), _host(sigma), scale=_host(scale), seed=_unsigned(seed),
                  counter=counter, offset=offset, out=_host(out))
-    return out
 
 
 @_perturb_op.register_fake
 def _(x, sigma, scale, seed, counter, offset):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return _new_like(x)
 
 
 def _perturb_setup(ctx, inputs, output):
@@ -306,24 +314,22 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0) -> torch.Tensor:
     ``scale`` (the gradient in ``sigma`` regenerates ``z``).
     """
     x = _tensor(x, "x")
-    sigma = _param(sigma, "sigma", x, differentiable=True)
-    scale = None if scale is None else _param(scale, "scale", x, differentiable=True)
+    sigma = _param(sigma, "sigma", differentiable=True)
+    scale = None if scale is None else _param(scale, "scale", differentiable=True)
     return _perturb_op(x, sigma, scale, *_stream(seed, counter, offset))
 
 
 @torch.library.custom_op("scorekit::perturb_", mutates_args=("x",), device_types="cpu")
 def _perturb_inplace_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[torch.Tensor],
                         seed: int, counter: int, offset: int) -> None:
-    view = _host(x)
-    _api.perturb(view, _host(sigma), scale=_host(scale), seed=_unsigned(seed),
-                 counter=counter, offset=offset, out=view)
+    _perturb_into(x, x, sigma, scale, seed, counter, offset)
 
 
 def perturb_(x, sigma, *, seed, counter=0, scale=None, offset=0) -> torch.Tensor:
     """In-place :func:`perturb` of a contiguous tensor ``x`` (not differentiable); returns ``x``."""
     x = _inplace_target(x)
-    sigma = _param(sigma, "sigma", x)
-    scale = None if scale is None else _param(scale, "scale", x)
+    sigma = _param(sigma, "sigma")
+    scale = None if scale is None else _param(scale, "scale")
     _perturb_inplace_op(x, sigma, scale, *_stream(seed, counter, offset))
     return x
 
@@ -343,15 +349,19 @@ def _inplace_target(x) -> torch.Tensor:
 @torch.library.custom_op("scorekit::langevin_step", mutates_args=(), device_types="cpu")
 def _langevin_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, seed: int,
                  counter: int, offset: int) -> torch.Tensor:
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = _new_like(x)
+    _langevin_into(out, x, score, step_size, seed, counter, offset)
+    return out
+
+
+def _langevin_into(out, x, score, step_size, seed, counter, offset) -> None:
     _api.langevin_step(_host(x), _host(score), _host(step_size), seed=_unsigned(seed),
                        counter=counter, offset=offset, out=_host(out))
-    return out
 
 
 @_langevin_op.register_fake
 def _(x, score, step_size, seed, counter, offset):
-    return torch.empty_like(x, memory_format=torch.contiguous_format)
+    return _new_like(x)
 
 
 def _langevin_setup(ctx, inputs, output):
@@ -374,16 +384,14 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> torch.Te
     """
     x = _tensor(x, "x")
     score = _tensor(score, "score")
-    step = _param(step_size, "step_size", x)
+    step = _param(step_size, "step_size")
     return _langevin_op(x, score, step, *_stream(seed, counter, offset))
 
 
 @torch.library.custom_op("scorekit::langevin_step_", mutates_args=("x",), device_types="cpu")
 def _langevin_inplace_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, seed: int,
                          counter: int, offset: int) -> None:
-    view = _host(x)
-    _api.langevin_step(view, _host(score), _host(step_size), seed=_unsigned(seed),
-                       counter=counter, offset=offset, out=view)
+    _langevin_into(x, x, score, step_size, seed, counter, offset)
 
 
 def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.Tensor:
@@ -396,7 +404,7 @@ def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.T
     if _need_grad(score):
         raise ValueError("in-place scorekit ops are not differentiable: score requires grad "
                          "(use langevin_step, or score.detach())")
-    step = _param(step_size, "step_size", x)
+    step = _param(step_size, "step_size")
     _langevin_inplace_op(x, score, step, *_stream(seed, counter, offset))
     return x
 
@@ -407,7 +415,7 @@ def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.T
 def _affine_op(x: torch.Tensor, score: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
                g: torch.Tensor, seed: int, counter: int,
                offset: int) -> tuple[torch.Tensor, torch.Tensor]:
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out = _new_like(x)
     res = _api.noisy_affine_step(_host(x), _host(score), _host(a), _host(c), _host(g),
                                  seed=_unsigned(seed), counter=counter, offset=offset,
                                  out=_host(out))
@@ -416,8 +424,8 @@ def _affine_op(x: torch.Tensor, score: torch.Tensor, a: torch.Tensor, c: torch.T
 
 @_affine_op.register_fake
 def _(x, score, a, c, g, seed, counter, offset):
-    return (torch.empty_like(x, memory_format=torch.contiguous_format),
-            torch.empty_like(x, memory_format=torch.contiguous_format))
+    return (_new_like(x),
+            _new_like(x))
 
 
 def _affine_setup(ctx, inputs, output):
@@ -444,7 +452,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> Affine
     """
     x = _tensor(x, "x")
     score = _tensor(score, "score")
-    a, c, g = (_param(v, n, x) for v, n in ((a, "a"), (c, "c"), (g, "g")))
+    a, c, g = (_param(v, n) for v, n in ((a, "a"), (c, "c"), (g, "g")))
     return AffineStep(*_affine_op(x, score, a, c, g, *_stream(seed, counter, offset)))
 
 
@@ -494,14 +502,14 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     float64 in a fixed order), ``(B,)`` for "none".
     """
     score = _tensor(score, "score")
-    sigma = _param(sigma, "sigma", score)
+    sigma = _param(sigma, "sigma")
     if isinstance(weight, str):
         if weight not in ("sigma2", "none"):
             raise ValueError(f"weight must be 'sigma2', 'none', a number or a (B,) tensor, "
                              f"got {weight!r}")
         weight_t = None if weight == "sigma2" else torch.tensor(1.0, dtype=torch.float64)
     else:
-        weight_t = _param(weight, "weight", score)
+        weight_t = _param(weight, "weight")
     reduction = choice(reduction, "reduction", _REDUCTIONS)
     if (seed is None) == (noise is None):
         raise ValueError("dsm_loss: pass exactly one of seed= and noise=")
