@@ -7,8 +7,9 @@ DSM loss (NCSN weighting), backward, optimizer step. Variants:
   torch     torch.randn_like noise, x + sigma z, 0.5 * mean(sum((sigma s + z)^2))
 
 each eager and under torch.compile (the loss function compiled with fullgraph=True; the
-optimizer step stays eager). Configurations: the 2-D ring of examples/train_torch_dsm.py,
-an image-sized batch with a small MLP, and the loss alone (the score a leaf tensor, so the
+optimizer step stays eager). The model and both loss functions are those of
+examples/train_torch_dsm.py. Configurations: its 2-D ring, an image-sized batch with the
+same network at width 256, and the loss alone (the score a leaf tensor, so the
 step is perturb + loss + backward, no model). Repeats are interleaved; medians.
 
     python benchmarks/torch_train_step.py [--repeats 30] [--threads N]
@@ -17,27 +18,28 @@ step is perturb + loss + backward, no model). Repeats are interleaved; medians.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import scorekit
-import scorekit.torch as st
 import torch
 
-SEED = 0
+
+def _example():
+    """The training example's model and loss functions (examples/train_torch_dsm.py)."""
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_torch_dsm.py"
+    spec = importlib.util.spec_from_file_location("train_torch_dsm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class Mlp(torch.nn.Module):
-    def __init__(self, d, width):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Linear(d + 1, width), torch.nn.SiLU(),
-                                       torch.nn.Linear(width, width), torch.nn.SiLU(),
-                                       torch.nn.Linear(width, d))
-
-    def forward(self, x, sigma):
-        return self.net(torch.cat([x, sigma.log()[:, None]], 1)) / sigma[:, None]
+example = _example()
+ScoreNet, loss_scorekit, loss_torch = example.ScoreNet, example.scorekit_loss, example.torch_loss
 
 
 class Leaf(torch.nn.Module):
@@ -49,17 +51,6 @@ class Leaf(torch.nn.Module):
 
     def forward(self, x, sigma):
         return self.s + x
-
-
-def loss_scorekit(model, x, sigma, counter):
-    xt = st.perturb(x, sigma, seed=SEED, counter=counter)
-    return st.dsm_loss(model(xt, sigma), sigma, seed=SEED, counter=counter)
-
-
-def loss_torch(model, x, sigma, counter):
-    z = torch.randn_like(x)
-    score = model(x + sigma[:, None] * z, sigma)
-    return 0.5 * ((sigma[:, None] * score + z) ** 2).sum(1).mean()
 
 
 def make_step(loss_fn, model, compiled):
@@ -116,9 +107,10 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, scorekit "
           f"{scorekit.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
           f"numpy {np.__version__}")
-    run("2-D ring (examples/train_torch_dsm.py model)", 512, 2, lambda: Mlp(2, 128),
+    run("2-D ring (the example's model, width 128)", 512, 2, lambda: ScoreNet(2, 128),
         args.repeats, 10)
-    run("image-sized batch, MLP width 256", 128, 3072, lambda: Mlp(3072, 256), args.repeats, 2)
+    run("image-sized batch, the example's model at width 256", 128, 3072,
+        lambda: ScoreNet(3072, 256), args.repeats, 2)
     run("loss alone (score a leaf tensor)", 128, 3072, lambda: Leaf(128, 3072), args.repeats, 5)
     run("loss alone (score a leaf tensor)", 64, 65536, lambda: Leaf(64, 65536), args.repeats, 2)
 

@@ -36,15 +36,15 @@ def ring(k=8, radius=4.0, std=0.15):
 
 
 class ScoreNet(torch.nn.Module):
-    """``s(x, sigma) = MLP(x, log sigma) / sigma``."""
+    """``s(x, sigma) = MLP(x, log sigma) / sigma`` for ``x`` of shape (B, d)."""
 
-    def __init__(self, width=128):
+    def __init__(self, d=2, width=128):
         super().__init__()
         self.net = torch.nn.Sequential(
-            torch.nn.Linear(3, width), torch.nn.SiLU(),
+            torch.nn.Linear(d + 1, width), torch.nn.SiLU(),
             torch.nn.Linear(width, width), torch.nn.SiLU(),
             torch.nn.Linear(width, width), torch.nn.SiLU(),
-            torch.nn.Linear(width, 2))
+            torch.nn.Linear(width, d))
 
     def forward(self, x, sigma):
         return self.net(torch.cat([x, sigma.log()[:, None]], 1)) / sigma[:, None]

@@ -349,3 +349,34 @@ def test_compiled_calls_check_the_stream_and_do_not_recompile_per_counter():
         np.testing.assert_array_equal(host(step(x, c)),
                                       host(st.langevin_step(x, -x, 0.1, seed=1, counter=c)))
     assert counter.frame_count <= 2  # the first counter, then one dynamic-integer graph
+
+
+def test_ops_match_the_reference_in_float64():
+    """The framework ops against scorekit.reference directly (float64, no offset)."""
+    from scorekit import reference as ref
+    g = torch.Generator().manual_seed(5)
+    x, s = (torch.randn(B, *SHAPE, generator=g, dtype=torch.float64) for _ in range(2))
+    jvp = torch.randn(B, 3, *SHAPE, generator=g, dtype=torch.float64)
+    sig = sigmas(torch.float64)
+    kw = {"seed": 77, "counter": 3}
+    rtol = {"rtol": 1e-12, "atol": 1e-12}
+    np.testing.assert_allclose(host(st.perturb(x, sig, scale=0.8, **kw)),
+                               ref.perturb(host(x), host(sig), scale=0.8, **kw), **rtol)
+    np.testing.assert_allclose(host(st.langevin_step(x, s, sig, **kw)),
+                               ref.langevin_step(host(x), host(s), host(sig), **kw), **rtol)
+    step = st.noisy_affine_step(x, s, 0.9, sig, 0.2, **kw)
+    want = ref.affine_step(host(x), host(s), 0.9, host(sig), 0.2, **kw)
+    np.testing.assert_allclose(host(step.x), want[0], **rtol)
+    np.testing.assert_allclose(host(step.x_mean), want[1], **rtol)
+    for fn, leaves, want in [
+        (lambda s: st.dsm_loss(s, sig, reduction="sum", **kw), (s,),
+         ref.dsm_loss(host(s), host(sig), reduction="sum", **kw)),
+        (lambda s, j: st.ssm_loss(s, j, kind="sphere", variance_reduction=False, **kw), (s, jvp),
+         ref.ssm_loss(host(s), host(jvp), kind="sphere", variance_reduction=False, **kw)),
+    ]:
+        leaves = [t.clone().requires_grad_() for t in leaves]
+        loss = fn(*leaves)
+        loss.backward()
+        np.testing.assert_allclose(loss.item(), want[0], **rtol)
+        for leaf, grad in zip(leaves, want[1:]):
+            np.testing.assert_allclose(host(leaf.grad), grad, **rtol)
