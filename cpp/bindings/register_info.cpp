@@ -35,9 +35,9 @@ std::string target_arch() {
 }
 
 cpu::Simd simd_from_name(const std::string& name) {
-    if (name == "scalar") return cpu::Simd::Scalar;
-    if (name == "avx2") return cpu::Simd::Avx2;
-    throw py::value_error("simd level must be 'scalar' or 'avx2', got '" + name + "'");
+    cpu::Simd level;
+    if (cpu::simd_from_name(name.c_str(), level)) return level;
+    throw py::value_error("simd level must be 'scalar', 'avx2' or 'avx512', got '" + name + "'");
 }
 }  // namespace
 

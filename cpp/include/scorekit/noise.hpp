@@ -16,29 +16,38 @@
 
 #include "config.hpp"
 #include "detmath.hpp"
+#include "lanes.hpp"
 #include "philox.hpp"
 
 namespace scorekit {
 
-SCOREKIT_HD SCOREKIT_INLINE float uniform_f32(std::uint32_t w) {
-    return (static_cast<float>(w >> 9) + 0.5f) * 1.1920928955078125e-07f;  // 2^-23
+// The transforms below are templates over R, one value or a vector of lanes
+// (lanes.hpp); U = ulanes_t<R> holds one Philox word per lane.
+
+template <class R = float>
+SCOREKIT_HD SCOREKIT_INLINE R uniform_f32(ulanes_t<R> w) {
+    return (Lanes<R>::to_real(w >> 9) + 0.5f) * 1.1920928955078125e-07f;  // 2^-23
 }
 
-SCOREKIT_HD SCOREKIT_INLINE double uniform_f64(std::uint32_t a, std::uint32_t b) {
+template <class R = double>
+SCOREKIT_HD SCOREKIT_INLINE R uniform_f64(ulanes_t<R> a, ulanes_t<R> b) {
     // 1 + m * 2^-52 by its bits, so no integer conversion is needed; every step is exact.
-    const std::uint64_t m = (static_cast<std::uint64_t>(a) << 20) | (b >> 12);
-    return (double_of(0x3ff0000000000000ull | m) - 1.0) + 1.1102230246251565404e-16;  // + 2^-53
+    const ulanes_t<R> m = (a << 20) | (b >> 12);
+    return (Lanes<R>::from_bits(m | 0x3ff0000000000000ull) - 1.0) +
+           1.1102230246251565404e-16;  // + 2^-53
 }
 
-template <class T>
-SCOREKIT_HD SCOREKIT_INLINE T rademacher_of(std::uint32_t w) {
-    return (w >> 31) ? T(-1) : T(1);
+// w holds a 32-bit word: +1 if its top bit is 0, else -1.
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE R rademacher_of(ulanes_t<R> w) {
+    using L = Lanes<R>;
+    return L::select((w >> 31) != 0u, L::splat(elem_t<R>(-1)), L::splat(elem_t<R>(1)));
 }
 
-template <class T>
-SCOREKIT_HD SCOREKIT_INLINE void box_muller(T u_radius, T u_angle, T& z_cos, T& z_sin) {
-    const T r = sqrt_of(T(-2) * detmath::log(u_radius));
-    T s, c;
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE void box_muller(R u_radius, R u_angle, R& z_cos, R& z_sin) {
+    const R r = Lanes<R>::sqrt(elem_t<R>(-2) * detmath::log(u_radius));
+    R s, c;
     detmath::sincos_2pi(u_angle, s, c);
     z_cos = r * c;
     z_sin = r * s;
@@ -133,25 +142,32 @@ SCOREKIT_HD SCOREKIT_INLINE void make_block(const Stream& st, std::uint64_t j, T
     Block::from_words(W, 1, out);
 }
 
-// Blocks per batch in fill_range: words of a batch stay in registers or L1.
+// Blocks per batch in ScalarBulk: words of a batch stay in registers or L1.
 #if defined(__CUDA_ARCH__)
 constexpr std::int64_t kFillBatchBlocks = 1;
 #else
 constexpr std::int64_t kFillBatchBlocks = 64;
 #endif
 
-// Computes the words of whole blocks: the portable loop over Stream::block.
-struct ScalarWords {
-    SCOREKIT_HD SCOREKIT_INLINE static void run(const Stream& st, std::uint64_t j0, std::int64_t nb,
-                                                std::uint32_t* W) {
-        block_words(st, j0, nb, W);
+// Writes the values of nb whole blocks from block j0 on: the portable loop
+// over Stream::block and Block::from_words. SIMD backends supply their own
+// Bulk with the same bits.
+struct ScalarBulk {
+    template <class Block, class T>
+    SCOREKIT_HD SCOREKIT_INLINE static void run(const Stream& st, std::uint64_t j0,
+                                                std::int64_t nb, T* out) {
+        std::uint32_t W[4 * kFillBatchBlocks];
+        for (std::int64_t b = 0; b < nb; b += kFillBatchBlocks) {
+            const std::int64_t m = nb - b < kFillBatchBlocks ? nb - b : kFillBatchBlocks;
+            block_words(st, j0 + static_cast<std::uint64_t>(b), m, W);
+            Block::from_words(W, m, out + b * Block::kPerBlock);
+        }
     }
 };
 
 // Writes elements [start, start + n) of a stream into out[0 .. n). Handles a
-// start and an end that fall inside a block. Words computes the words of whole
-// blocks (ScalarWords, or a SIMD version that yields the same words).
-template <class Block, class T, class Words = ScalarWords>
+// start and an end that fall inside a block; Bulk writes the whole blocks.
+template <class Block, class T, class Bulk = ScalarBulk>
 SCOREKIT_HD SCOREKIT_INLINE void fill_range(const Stream& st, std::uint64_t start, std::uint64_t n,
                                             T* out) {
     constexpr std::uint64_t K = Block::kPerBlock;
@@ -165,16 +181,11 @@ SCOREKIT_HD SCOREKIT_INLINE void fill_range(const Stream& st, std::uint64_t star
         for (std::uint64_t k = skip; k < K && done < n; ++k) out[done++] = tmp[k];
         ++j;
     }
-    std::uint32_t W[4 * kFillBatchBlocks];
-    while ((n - done) / K > 0) {
-        const std::uint64_t full = (n - done) / K;
-        const std::int64_t nb =
-            full < static_cast<std::uint64_t>(kFillBatchBlocks) ? static_cast<std::int64_t>(full)
-                                                                : kFillBatchBlocks;
-        Words::run(st, j, nb, W);
-        Block::from_words(W, nb, out + done);
-        done += static_cast<std::uint64_t>(nb) * K;
-        j += static_cast<std::uint64_t>(nb);
+    const std::uint64_t full = (n - done) / K;
+    if (full > 0) {
+        Bulk::template run<Block, T>(st, j, static_cast<std::int64_t>(full), out + done);
+        done += full * K;
+        j += full;
     }
     if (done < n) {
         make_block<Block>(st, j, tmp);
