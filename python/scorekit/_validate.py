@@ -19,6 +19,10 @@ _ACCEPTED = "float32 or float64"
 _U64 = 1 << 64
 _MAX_ELEMENTS = np.iinfo(np.intp).max // 8
 _FINITE_MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
+# The smallest positive double that rounds to a nonzero value of each dtype is
+# just above half the smallest subnormal: v > _ROUNDS_TO_ZERO[dt] <=> dt(v) > 0.
+_ROUNDS_TO_ZERO = {np.dtype(np.float32): 2.0**-150, np.dtype(np.float64): 0.0}
+_F32, _F64 = FLOAT_DTYPES
 
 
 def dtype_arg(dtype, name: str = "dtype") -> np.dtype:
@@ -34,6 +38,12 @@ def dtype_arg(dtype, name: str = "dtype") -> np.dtype:
 
 def float_array(value, name: str) -> np.ndarray:
     """``value`` as a C-contiguous, native-order float32/float64 array (copied only if needed)."""
+    if type(value) is np.ndarray:  # the common case, in few attribute reads
+        dt = value.dtype
+        if dt == _F32 or dt == _F64:
+            flags = value.flags
+            if flags.c_contiguous and flags.aligned:
+                return value
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
                         "(e.g. .filled(...))")
@@ -83,6 +93,8 @@ def integer(value, name: str, accepted: str) -> int:
 
 def uint64(value, name: str) -> int:
     """A seed or counter: an integer in [0, 2**64)."""
+    if type(value) is int and 0 <= value < _U64:
+        return value
     v = integer(value, name, "an integer in [0, 2**64)")
     if not 0 <= v < _U64:
         raise ValueError(f"{name} must be in [0, 2**64), got {v}")
@@ -109,6 +121,8 @@ def sample_offset(offset, B: int, D: int, K: int = 1) -> int:
 
 def shape_arg(shape, name: str = "shape") -> tuple:
     """A shape: a non-negative integer or a sequence of them."""
+    if type(shape) is int and 0 <= shape <= _MAX_ELEMENTS:
+        return (shape,)
     try:
         dims = (operator.index(shape),)
     except TypeError:
@@ -141,6 +155,8 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
     value for every sample) or a contiguous (B,) array. Values must be finite
     after the cast, and > 0 (before and after it) or >= 0 when asked.
     """
+    if type(value) is float or type(value) is int:  # the common case, checked cheaply
+        return _scalar(value, name, dtype, positive, nonnegative)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a length-B array, got bool")
     if isinstance(value, np.ma.MaskedArray):
@@ -187,15 +203,14 @@ def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
         v = float(value)
     except OverflowError:
         raise ValueError(f"{name} must be finite, got {value!r}") from None
-    if not (math.isfinite(v) and abs(v) <= _FINITE_MAX[dtype]):
+    if not -_FINITE_MAX[dtype] <= v <= _FINITE_MAX[dtype]:  # also false for NaN
         raise ValueError(f"{name} must be finite (in {dtype}), got {v}")
     if nonnegative and not v >= 0:  # checked before rounding can make -1e-50 into -0.0
         raise ValueError(f"{name} must be >= 0, got {v}")
-    arr = np.array(v, dtype=dtype)
-    c = float(arr)
-    if positive and not (v > 0 and c > 0):
+    if positive and not v > _ROUNDS_TO_ZERO[dtype]:
+        c = float(np.array(v, dtype=dtype))
         raise ValueError(f"{name} must be > 0 (in {dtype}), got {c if v > 0 else v}")
-    return arr
+    return np.array(v, dtype=dtype)
 
 
 def _worst(arr: np.ndarray, bad: np.ndarray):
@@ -236,6 +251,18 @@ def output(out, shape: tuple, dtype: np.dtype) -> np.ndarray:
     if out is None:
         return np.empty(shape, dtype=dtype)
     return out_array(out, "out", shape, dtype)
+
+
+def output_unaliased(out, shape: tuple, dtype: np.dtype, arrays: tuple, params: tuple = ()):
+    """``output(...)``, with ``arrays`` (inputs of the output's shape) passed through
+    ``unaliased`` and ``params`` (per-sample parameters) through ``param_unaliased``.
+    A new output overlaps nothing, so then nothing is checked. Returns
+    ``(out, arrays, params)``."""
+    if out is None:
+        return np.empty(shape, dtype=dtype), arrays, params
+    out = out_array(out, "out", shape, dtype)
+    return (out, tuple(unaliased(a, out) for a in arrays),
+            tuple(param_unaliased(p, out) for p in params))
 
 
 def param_unaliased(param: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from . import _core
-from ._validate import (batch_array, output, param_unaliased, per_sample, same_dtype, same_shape,
-                        sample_offset, stream, unaliased)
+from ._validate import (batch_array, output_unaliased, per_sample, same_dtype, same_shape,
+                        sample_offset, stream)
 
 
 def langevin_step(x, score, step_size, *, seed, counter=0, offset=0, out=None):
@@ -44,10 +44,7 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0, out=None):
     same_shape(x.shape, score=score)
     step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True)
     seed, counter = stream(seed, counter)
-    offset = sample_offset(offset, x.shape[0], x[0].size if x.shape[0] else 0)
-    out = output(out, x.shape, dt)
-    x = unaliased(x, out)
-    score = unaliased(score, out)
-    step = param_unaliased(step, out)
+    offset = sample_offset(offset, x.shape[0], x.size // x.shape[0] if x.shape[0] else 0)
+    out, (x, score), (step,) = output_unaliased(out, x.shape, dt, (x, score), (step,))
     _core.langevin_step(x, score, step, seed, counter, offset, out)
     return out

@@ -76,7 +76,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         seed_v = counter_v = offset = 0
     else:
         seed_v, counter_v = stream(seed, counter)
-        offset = sample_offset(offset, batch, score[0].size if batch else 0)
+        offset = sample_offset(offset, batch, score.size // batch if batch else 0)
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     if isinstance(weight, str):
         if weight not in _WEIGHTS:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from . import _core
-from ._validate import (batch_array, output, param_unaliased, per_sample, sample_offset, stream,
-                        unaliased)
+from ._validate import batch_array, output_unaliased, per_sample, sample_offset, stream
 
 
 def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0, out=None):
@@ -42,10 +41,7 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0, out=None):
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     scale_a = per_sample(1.0 if scale is None else scale, "scale", batch, dt)
     seed, counter = stream(seed, counter)
-    offset = sample_offset(offset, batch, x[0].size if batch else 0)
-    out = output(out, x.shape, dt)
-    x = unaliased(x, out)
-    sigma_a = param_unaliased(sigma_a, out)
-    scale_a = param_unaliased(scale_a, out)
+    offset = sample_offset(offset, batch, x.size // batch if batch else 0)
+    out, (x,), (sigma_a, scale_a) = output_unaliased(out, x.shape, dt, (x,), (sigma_a, scale_a))
     _core.perturb(x, scale_a, sigma_a, seed, counter, offset, out)
     return out
