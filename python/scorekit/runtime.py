@@ -41,9 +41,9 @@ def build_info():
     -------
     dict
         ``version``, ``compiler``, ``arch``, ``simd`` (the CPU noise path in
-        use: "avx2" or "scalar"; the environment variable
-        ``SCOREKIT_SIMD=scalar`` forces the portable path, which gives the same
-        bits), ``simd_supported`` (the best this CPU and build offer),
+        use: "avx512", "avx2" or "scalar", all with the same bits; the
+        environment variable ``SCOREKIT_SIMD=scalar|avx2|avx512`` caps it at
+        import), ``simd_supported`` (the best this CPU and build offer),
         ``openmp``, ``num_threads``, ``cuda_compiled`` and ``gpu_available``,
         plus ``numpy``. This version has no CUDA backend in the module (the
         ``SCOREKIT_CUDA`` build option only checks that the shared kernel
