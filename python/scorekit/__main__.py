@@ -6,7 +6,8 @@
     the fraction of samples in each mode and a timing against pure NumPy,
     and writes a figure. ``python -m scorekit demo --help`` lists the options.
 ``python -m scorekit bench``
-    Times every kernel against a NumPy baseline.
+    Times every kernel against a NumPy baseline (and, when torch can be
+    imported, several against PyTorch eager; ``--no-torch`` skips that).
 ``python -m scorekit info``
     Prints how the package was built.
 """

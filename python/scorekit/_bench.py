@@ -3,7 +3,10 @@
 Run it with ``python -m scorekit bench`` (or ``python benchmarks/run.py``).
 Every kernel is timed interleaved with a NumPy implementation written the
 way a NumPy user would write it, and its throughput is compared with the
-memory copy bandwidth measured in the same run.
+memory copy bandwidth measured in the same run. When PyTorch can be
+imported (it is optional, and imported only when the benchmark runs), the
+noise, perturbation, DSM loss and Langevin kernels are also timed against
+PyTorch eager code on CPU tensors in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["KERNELS", "Kernel", "Inputs", "main"]
+__all__ = ["KERNELS", "Inputs", "Kernel", "main"]
 
 PROG = "python -m scorekit bench"
 
@@ -66,7 +71,7 @@ def batch_rows(n: int) -> int:
         so that 1e4 elements give ``B = 100`` and 1e6 or 1.7e7 elements
         give ``B = 1000``.
     """
-    b = max(1, min(1000, int(round(math.sqrt(n)))))
+    b = max(1, min(1000, round(math.sqrt(n))))
     while n % b:
         b -= 1
     return b
@@ -423,6 +428,103 @@ def _np_hutchinson(inp: Inputs) -> Callable[[], Any]:
     return call
 
 
+# --------------------------------------------------------------------------
+# PyTorch eager baselines (optional: torch is imported by main(), never by scorekit)
+# --------------------------------------------------------------------------
+#
+# Each factory takes the torch module and the inputs, wraps the NumPy inputs
+# once with the zero-copy ``torch.from_numpy`` and returns the zero-argument
+# call, written the way a PyTorch user would on CPU tensors and computing what
+# the matching ``_np_*`` baseline computes. Noise comes from a
+# ``torch.Generator`` seeded with NOISE_SEED (the counterpart of
+# ``numpy.random.default_rng(NOISE_SEED)``), so the global torch RNG is left alone.
+
+
+def _load_torch() -> Any:
+    """Return the ``torch`` module, or None when it cannot be imported."""
+    try:
+        import torch
+    except (ImportError, OSError):
+        return None
+    return torch
+
+
+def _torch_generator(torch: Any) -> Any:
+    return torch.Generator().manual_seed(NOISE_SEED)
+
+
+def _torch_normal(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    gen = _torch_generator(torch)
+    n = inp.n
+    out = torch.from_numpy(inp.out((n,)))
+
+    def call() -> Any:
+        return torch.randn(n, generator=gen, dtype=out.dtype, out=out)
+
+    return call
+
+
+def _torch_uniform(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    gen = _torch_generator(torch)
+    n = inp.n
+    out = torch.from_numpy(inp.out((n,)))
+
+    def call() -> Any:
+        return torch.rand(n, generator=gen, dtype=out.dtype, out=out)
+
+    return call
+
+
+def _torch_rademacher(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    # int8 bits from torch.randint mapped to -1 / +1, then cast: _np_rademacher's formula.
+    gen = _torch_generator(torch)
+    n, dtype = inp.n, getattr(torch, inp.dtype.name)
+
+    def call() -> Any:
+        return (torch.randint(0, 2, (n,), generator=gen, dtype=torch.int8) * 2 - 1).to(dtype)
+
+    return call
+
+
+def _torch_perturb(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    gen = _torch_generator(torch)
+    x = torch.from_numpy(inp.x)
+    sigma = torch.from_numpy(inp.sigma)[:, None]
+    scale = torch.from_numpy(inp.scale)[:, None]
+
+    def call() -> Any:
+        return scale * x + sigma * torch.randn_like(x, generator=gen)
+
+    return call
+
+
+def _torch_dsm_loss(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    # Stored noise and the closed-form gradient with respect to score, as in _np_dsm_loss.
+    score, z, sigma = (torch.from_numpy(a) for a in (inp.score, inp.z, inp.sigma))
+    sig = sigma[:, None]
+    batch = score.shape[0]
+
+    def call() -> Any:
+        residual = score + z / sig
+        loss = (0.5 * sigma**2 * torch.sum(residual**2, dim=1)).mean()
+        grad = sig**2 * residual / batch
+        return loss, grad
+
+    return call
+
+
+def _torch_langevin(torch: Any, inp: Inputs) -> Callable[[], Any]:
+    gen = _torch_generator(torch)
+    x, score = torch.from_numpy(inp.x), torch.from_numpy(inp.score)
+    step = LANGEVIN_STEP
+    noise_scale = math.sqrt(2 * step)
+
+    def call() -> Any:
+        return x + step * score + noise_scale * torch.randn_like(x, generator=gen)
+
+    return call
+
+
 @dataclass(frozen=True)
 class Kernel:
     """One benchmarked operation.
@@ -450,6 +552,9 @@ class Kernel:
     layout : callable or None
         ``layout(n) -> shape`` of the operands when they differ from the
         :attr:`batched` / flat layouts.
+    torch : callable or None
+        ``torch(torch_module, inputs) -> call``; builds the zero-argument
+        PyTorch eager baseline, or None when the kernel has none.
     """
 
     name: str
@@ -460,6 +565,7 @@ class Kernel:
     batched: bool
     variant: str | None = None
     layout: Callable[[int], tuple[int, ...]] | None = None
+    torch: Callable[[Any, Inputs], Callable[[], Any]] | None = None
 
     @property
     def label(self) -> str:
@@ -474,12 +580,18 @@ class Kernel:
 
 
 KERNELS: tuple[Kernel, ...] = (
-    Kernel("normal", _sk_noise("normal"), _np_normal, lambda n, s: n * s, True, False),
-    Kernel("uniform", _sk_noise("uniform"), _np_uniform, lambda n, s: n * s, True, False),
-    Kernel("rademacher", _sk_noise("rademacher"), _np_rademacher, lambda n, s: n * s, True, False),
-    Kernel("perturb", _sk_perturb, _np_perturb, lambda n, s: 2 * n * s, True, True),
-    Kernel("dsm_loss", _sk_dsm_loss, _np_dsm_loss, lambda n, s: 2 * n * s, False, True),
-    Kernel("langevin_step", _sk_langevin, _np_langevin, lambda n, s: 3 * n * s, True, True),
+    Kernel("normal", _sk_noise("normal"), _np_normal, lambda n, s: n * s, True, False,
+           torch=_torch_normal),
+    Kernel("uniform", _sk_noise("uniform"), _np_uniform, lambda n, s: n * s, True, False,
+           torch=_torch_uniform),
+    Kernel("rademacher", _sk_noise("rademacher"), _np_rademacher, lambda n, s: n * s, True, False,
+           torch=_torch_rademacher),
+    Kernel("perturb", _sk_perturb, _np_perturb, lambda n, s: 2 * n * s, True, True,
+           torch=_torch_perturb),
+    Kernel("dsm_loss", _sk_dsm_loss, _np_dsm_loss, lambda n, s: 2 * n * s, False, True,
+           torch=_torch_dsm_loss),
+    Kernel("langevin_step", _sk_langevin, _np_langevin, lambda n, s: 3 * n * s, True, True,
+           torch=_torch_langevin),
     *(
         Kernel("probes", _sk_probes(kind), _np_probes(kind), lambda n, s: n * s, False, True, kind, probe_layout)
         for kind in ("rademacher", "gaussian", "sphere")
@@ -577,6 +689,55 @@ def time_interleaved(
         if gc_was_enabled:
             gc.enable()
     return ta, tb
+
+
+def time_interleaved_many(
+    fns: Sequence[Callable[[], Any]], policy: TimingPolicy
+) -> list[np.ndarray]:
+    """Time any number of callables in turn and return every sample.
+
+    The generalisation of :func:`time_interleaved` used when a third
+    (PyTorch) baseline joins: one more call of each sizes the repeat count
+    ``R`` so that the whole measurement takes about ``policy.target_s``;
+    then ``R`` rounds run, each timing every callable once. Round ``i``
+    starts with callable ``i % k`` and goes on cyclically, so each callable
+    takes each position in the round equally often.
+
+    Parameters
+    ----------
+    fns : sequence of callable
+        Zero-argument callables to compare, each already warmed up.
+    policy : TimingPolicy
+        Target duration and repeat bounds.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Per-call wall times in seconds, ``R`` for each callable, in the
+        order of `fns`.
+    """
+    k = len(fns)
+    per_round = sum(_once(f) for f in fns)
+    reps = math.ceil(policy.target_s / max(per_round, 1e-9))
+    reps = max(policy.min_reps, min(policy.max_reps, reps))
+    samples = np.empty((k, reps))
+    orders = [[(start + j) % k for j in range(k)] for start in range(k)]
+    calls = [[fns[j] for j in order] for order in orders]
+    clock = time.perf_counter
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(reps):
+            stamps = [clock()]
+            for f in calls[i % k]:
+                f()
+                stamps.append(clock())
+            for pos, j in enumerate(orders[i % k]):
+                samples[j, i] = stamps[pos + 1] - stamps[pos]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return list(samples)
 
 
 def copy_bandwidth(nbytes: int, policy: TimingPolicy) -> dict[str, float]:
@@ -700,6 +861,7 @@ COLUMNS = (
     "scorekit elem/s",
     "NumPy elem/s",
     "speed-up",
+    "vs torch",
     "% copy BW",
 )
 
@@ -715,35 +877,58 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
         _fmt_rate(row["scorekit_elems_per_s"]),
         _fmt_rate(row["numpy_elems_per_s"]),
         f"{row['speedup']:.2f}x",
+        "-" if row.get("speedup_torch") is None else f"{row['speedup_torch']:.2f}x",
         f"{100 * row['copy_bw_fraction']:.0f}%",
     ]
 
 
 def _header_lines(machine: dict[str, Any]) -> list[tuple[str, str]]:
     bw = machine["copy_bandwidth"]
-    return [
+    lines = [
         ("scorekit", f"{machine['scorekit_version']} ({_build_info_summary(machine['build_info'])})"),
         ("numpy", machine["numpy_version"]),
+    ]
+    if machine.get("torch_version") is not None:
+        setting = (
+            f"eager, CPU tensors; torch.set_num_threads to each row's thread count, "
+            f"{machine['torch_default_threads']} by default"
+        )
+        lines.append(("torch", f"{machine['torch_version']} ({setting})"))
+    lines += [
         ("python", machine["python_version"]),
         ("CPU", machine["cpu_model"]),
         ("nproc", str(machine["nproc"])),
         (
             "copy bandwidth",
-            f"{bw['bytes_per_s'] / 1e9:.2f} GB/s (np.copyto, {bw['bytes'] / 2**20:.0f} MiB float32, "
-            "read + write, one thread)",
+            (
+                f"{bw['bytes_per_s'] / 1e9:.2f} GB/s (np.copyto, {bw['bytes'] / 2**20:.0f} MiB "
+                "float32, read + write, one thread)"
+            ),
         ),
         ("scorekit threads", f"{machine['default_threads']} by default"),
     ]
+    return lines
 
 
 def _footer_lines(rows: list[dict[str, Any]]) -> list[str]:
     with_out = sorted({r["kernel"] for r in rows if r["out_preallocated"]}, key=_kernel_order)
     without = sorted({r["kernel"] for r in rows if not r["out_preallocated"]}, key=_kernel_order)
+    with_torch = any(r.get("speedup_torch") is not None for r in rows)
+    sides = "scorekit, NumPy and PyTorch" if with_torch else "scorekit and NumPy"
     lines = [
-        "Times are medians over interleaved repeats (scorekit and NumPy alternate).",
-        "speed-up = NumPy median / scorekit median; "
-        "% copy BW = (bytes that must move / scorekit median) / copy bandwidth.",
+        f"Times are medians over interleaved repeats ({sides} alternate).",
+        (
+            "speed-up = NumPy median / scorekit median; "
+            "% copy BW = (bytes that must move / scorekit median) / copy bandwidth."
+        ),
     ]
+    if with_torch:
+        lines.append(
+            "vs torch = PyTorch eager median / scorekit median, same thread count "
+            "(- where not timed); torch.Generator noise, randn/rand into a preallocated "
+            "out= tensor, rademacher as (randint(0, 2, int8) * 2 - 1).to(dtype), "
+            "dsm_loss reads the stored noise as NumPy does."
+        )
     if with_out:
         lines.append("scorekit writes into a preallocated out= buffer: " + ", ".join(with_out) + ".")
     if without:
@@ -839,7 +1024,7 @@ class Progress:
         if not self.enabled:
             return
         frac = self.done / self.total
-        filled = int(round(24 * frac))
+        filled = round(24 * frac)
         line = f"[{'#' * filled}{'.' * (24 - filled)}] {self.done}/{self.total} {label}"
         line = line[:100]
         pad = max(0, self._width - len(line))
@@ -873,6 +1058,20 @@ def _load_scorekit() -> Any:
     import scorekit
 
     return scorekit
+
+
+@contextmanager
+def _torch_threads(torch: Any, nthreads: int) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(nthreads)``, restoring it afterwards."""
+    if torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(nthreads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def plan(
@@ -931,6 +1130,7 @@ def run(
     threads: Sequence[int | None] | None,
     policy: TimingPolicy,
     progress: bool = False,
+    torch: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the benchmark.
 
@@ -944,15 +1144,22 @@ def run(
         Target duration and repeat bounds of each measurement.
     progress : bool, default False
         Draw a progress bar on stderr.
+    torch : module, optional
+        The ``torch`` module; when given, kernels with a PyTorch baseline
+        also time it, interleaved with the other two, with
+        ``torch.set_num_threads`` set to the row's thread count.
 
     Returns
     -------
     machine : dict
-        Versions, build info, CPU, ``nproc``, default thread count and copy
-        bandwidth.
+        Versions, build info, CPU, ``nproc``, default thread counts and copy
+        bandwidth (``torch_version`` and ``torch_default_threads`` are None
+        without `torch`).
     rows : list of dict
-        One entry per measurement with the raw medians, rates, speed-up and
-        fraction of copy bandwidth.
+        One entry per measurement with the raw medians, rates, speed-ups and
+        fraction of copy bandwidth; ``torch_median`` (s), ``torch_rate``
+        (elements/s) and ``speedup_torch`` (PyTorch median / scorekit median)
+        are None when PyTorch was not timed.
     """
     default_threads = int(sk.get_num_threads())
     jobs = plan(sizes, dtypes, kernels, threads, default_threads)
@@ -975,6 +1182,8 @@ def run(
             "nproc": available_cpus(),
             "cpu_count": os.cpu_count(),
             "default_threads": default_threads,
+            "torch_version": None if torch is None else str(torch.__version__),
+            "torch_default_threads": None if torch is None else int(torch.get_num_threads()),
             "copy_bandwidth": bw,
             "timing": {"target_s": policy.target_s, "min_reps": policy.min_reps, "max_reps": policy.max_reps},
         }
@@ -993,10 +1202,19 @@ def run(
             f_np = kernel.numpy(inputs)
             _check_finite(kernel.name, f_sk())
             f_np()
-            t_sk, t_np = time_interleaved(f_sk, f_np, policy)
+            t_torch: np.ndarray | None = None
+            if torch is None or kernel.torch is None:
+                t_sk, t_np = time_interleaved(f_sk, f_np, policy)
+            else:
+                with _torch_threads(torch, nthreads):
+                    f_torch = kernel.torch(torch, inputs)
+                    f_torch()
+                    t_sk, t_np, t_torch = time_interleaved_many([f_sk, f_np, f_torch], policy)
+                f_torch = None
             f_sk = f_np = None
             med_sk = float(np.median(t_sk))
             med_np = float(np.median(t_np))
+            med_torch = None if t_torch is None else float(np.median(t_torch))
             nbytes = kernel.bytes_moved(inputs.n, inputs.dtype.itemsize)
             row: dict[str, Any] = {"kernel": kernel.name}
             if kernel.variant is not None:
@@ -1016,6 +1234,9 @@ def run(
                     "scorekit_elems_per_s": inputs.n / med_sk,
                     "numpy_elems_per_s": inputs.n / med_np,
                     "speedup": med_np / med_sk,
+                    "torch_median": med_torch,
+                    "torch_rate": None if med_torch is None else inputs.n / med_torch,
+                    "speedup_torch": None if med_torch is None else med_torch / med_sk,
                     "bytes_moved": nbytes,
                     "scorekit_bytes_per_s": nbytes / med_sk,
                     "copy_bw_fraction": nbytes / med_sk / bw["bytes_per_s"],
@@ -1066,7 +1287,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command line parser of the benchmark."""
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Time scorekit kernels against NumPy baselines and the machine's copy bandwidth.",
+        description="Time scorekit kernels against NumPy baselines (and PyTorch eager ones when "
+        "torch can be imported) and the machine's copy bandwidth.",
     )
     p.add_argument(
         "--quick",
@@ -1105,6 +1327,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="progress bar on stderr (auto: only when stderr is a terminal)",
     )
+    p.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="skip the PyTorch eager baselines (timed by default when torch can be imported)",
+    )
     return p
 
 
@@ -1140,7 +1367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: cannot import scorekit: {exc}", file=sys.stderr)
         return 1
 
-    machine, rows = run(sk, sizes, dtypes, kernels, args.threads, policy, progress=progress)
+    torch = None if args.no_torch else _load_torch()
+    machine, rows = run(
+        sk, sizes, dtypes, kernels, args.threads, policy, progress=progress, torch=torch
+    )
     report = format_markdown(machine, rows) if args.markdown else format_text(machine, rows)
     sys.stdout.write(report)
     sys.stdout.flush()
@@ -1153,6 +1383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dtypes": dtypes,
                 "kernels": list(dict.fromkeys(k.name for k in kernels)),
                 "threads": args.threads,
+                "torch": torch is not None,
             },
             "rows": rows,
         }
