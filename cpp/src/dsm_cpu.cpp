@@ -5,7 +5,6 @@
 
 #include "cpu_backend.hpp"
 #include "parallel.hpp"
-#include "noisy_rows.hpp"
 #include "simd.hpp"
 #include "scorekit/noise.hpp"
 
@@ -32,11 +31,8 @@ struct DsmArgs {
                          weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
     }
     // z for elements [first, first + count): the stored noise or `tile`, filled.
-    // The stored noise, or the tile's noise computed while score and grad are prefetched.
     const T* noise_at(std::int64_t first, std::int64_t count, T* tile) const {
         if (noise) return noise + first;
-        prefetch_range(score + first, count, false);
-        if (grad) prefetch_range(grad + first, count, true);
         fill_tile<NormalBlock<T>>(st, stream_first + static_cast<std::uint64_t>(first),
                                    static_cast<std::uint64_t>(count), tile);
         return tile;

@@ -12,7 +12,7 @@ namespace cpu {
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
              Stream st, std::uint64_t first_sample, T* out) {
-    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D, x, nullptr, out,
+    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D,
                           [&](std::int64_t b, std::int64_t i, std::int64_t n, const T* z) {
         const T a = scale(b), s = sigma(b);
         const T* xi = x + i;
@@ -24,7 +24,7 @@ void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowP
 template <class T>
 void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
                    RowParam<T> step_size, Stream st, std::uint64_t first_sample, T* out) {
-    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D, x, score, out,
+    noisy_row_segments<T>(st, first_sample * static_cast<std::uint64_t>(D), B, D,
                           [&](std::int64_t b, std::int64_t i, std::int64_t n, const T* z) {
         const LangevinRow<T> row(step_size(b));
         const T* xi = x + i;

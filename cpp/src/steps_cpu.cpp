@@ -20,7 +20,7 @@ template <class T>
 void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, RowParam<T> a,
                  RowParam<T> c, RowParam<T> g, Stream st, std::uint64_t first_sample, T* out,
                  T* out_mean) {
-    noisy_row_segments<T>(st, stream_first(first_sample, D), B, D, x, score, out,
+    noisy_row_segments<T>(st, stream_first(first_sample, D), B, D,
                           [&](std::int64_t b, std::int64_t i, std::int64_t n, const T* z) {
         const AffineStep<T> step{a(b), c(b), g(b)};
         for (std::int64_t k = 0; k < n; ++k) {
