@@ -219,6 +219,10 @@ def _worst(arr: np.ndarray, bad: np.ndarray):
 
 def out_array(out, name: str, shape: tuple, dtype: np.dtype) -> np.ndarray:
     """Check a user-supplied output array: exact shape and dtype, C-contiguous, writeable."""
+    if type(out) is np.ndarray and out.dtype == dtype and out.shape == tuple(shape):
+        flags = out.flags
+        if flags.c_contiguous and flags.aligned and flags.writeable:
+            return out
     if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
         raise ValueError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.dtype != dtype:
@@ -261,8 +265,8 @@ def output_unaliased(out, shape: tuple, dtype: np.dtype, arrays: tuple, params: 
     if out is None:
         return np.empty(shape, dtype=dtype), arrays, params
     out = out_array(out, "out", shape, dtype)
-    return (out, tuple(unaliased(a, out) for a in arrays),
-            tuple(param_unaliased(p, out) for p in params))
+    return (out, tuple([unaliased(a, out) for a in arrays]),
+            tuple([param_unaliased(p, out) if p.ndim else p for p in params]))
 
 
 def param_unaliased(param: np.ndarray, out: np.ndarray) -> np.ndarray:
