@@ -347,23 +347,32 @@ SCOREKIT_INLINE void store2(const Vec<std::uint32_t, N> (&w0)[4],
 }
 
 // The Bulk policy of fill_range: G groups (an even number) of N blocks per
-// step, the last blocks (fewer than G N) by the scalar path.
+// step; the last blocks (fewer than G N) from one more step into a buffer.
 template <class Isa, int G>
 struct Bulk {
     static_assert(G % 2 == 0, "groups are transformed in pairs");
+    static constexpr std::int64_t kStep = static_cast<std::int64_t>(G) * Isa::N;  // blocks
+
+    // Values of blocks [j, j + kStep) into out.
+    template <class Block, class T>
+    SCOREKIT_INLINE static void step(const Stream& st, std::uint64_t j, T* out) {
+        Vec<std::uint32_t, Isa::N> w[G][4];
+        philox<Isa, G>(st, j, w);
+        for (int g = 0; g < G; g += 2)
+            store2<Block, Isa::N>(w[g], w[g + 1], out + g * Isa::N * Block::kPerBlock);
+    }
+
     template <class Block, class T>
     SCOREKIT_INLINE static void run(const Stream& st, std::uint64_t j0, std::int64_t nb, T* out) {
-        constexpr std::int64_t step = static_cast<std::int64_t>(G) * Isa::N;
         std::int64_t b = 0;
-        for (; b + step <= nb; b += step) {
-            Vec<std::uint32_t, Isa::N> w[G][4];
-            philox<Isa, G>(st, j0 + static_cast<std::uint64_t>(b), w);
-            for (int g = 0; g < G; g += 2)
-                store2<Block, Isa::N>(w[g], w[g + 1], out + (b + g * Isa::N) * Block::kPerBlock);
+        for (; b + kStep <= nb; b += kStep)
+            step<Block>(st, j0 + static_cast<std::uint64_t>(b), out + b * Block::kPerBlock);
+        if (b < nb) {  // the last blocks: one more step into a buffer, the needed part copied
+            alignas(64) T tmp[kStep * Block::kPerBlock];
+            step<Block>(st, j0 + static_cast<std::uint64_t>(b), tmp);
+            std::memcpy(out + b * Block::kPerBlock, tmp,
+                        static_cast<std::size_t>((nb - b) * Block::kPerBlock) * sizeof(T));
         }
-        if (b < nb)
-            ScalarBulk::run<Block, T>(st, j0 + static_cast<std::uint64_t>(b), nb - b,
-                                      out + b * Block::kPerBlock);
     }
 };
 
