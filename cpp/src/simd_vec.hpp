@@ -174,10 +174,17 @@ SCOREKIT_INLINE void store_interleaved4(E* out, V a, V b, V c, V d) {
     using I = std::make_index_sequence<n>;
     const V ab_lo = zip<1, false>(a, b, I{}), ab_hi = zip<1, true>(a, b, I{});
     const V cd_lo = zip<1, false>(c, d, I{}), cd_hi = zip<1, true>(c, d, I{});
-    store(out, zip<2, false>(ab_lo, cd_lo, I{}));
-    store(out + n, zip<2, true>(ab_lo, cd_lo, I{}));
-    store(out + 2 * n, zip<2, false>(ab_hi, cd_hi, I{}));
-    store(out + 3 * n, zip<2, true>(ab_hi, cd_hi, I{}));
+    if constexpr (n == 2) {  // the pairs are whole vectors already
+        store(out, ab_lo);
+        store(out + 2, cd_lo);
+        store(out + 4, ab_hi);
+        store(out + 6, cd_hi);
+    } else {
+        store(out, zip<2, false>(ab_lo, cd_lo, I{}));
+        store(out + n, zip<2, true>(ab_lo, cd_lo, I{}));
+        store(out + 2 * n, zip<2, false>(ab_hi, cd_hi, I{}));
+        store(out + 3 * n, zip<2, true>(ab_hi, cd_hi, I{}));
+    }
 }
 
 // ------------------------------------------------------------- Philox ---
@@ -218,6 +225,20 @@ SCOREKIT_INLINE void philox(const Stream& st, std::uint64_t j0, Vec<std::uint32_
         k1 += philox_detail::kWeyl1;
     }
 }
+
+// mulhilo for any N on any target, through 64-bit lanes (the instruction-set
+// files use their own multiplies; this one lets every width be tested anywhere).
+template <int Width>
+struct PortableIsa {
+    static constexpr int N = Width;
+    using U = Vec<std::uint32_t, N>;
+    SCOREKIT_INLINE static void mulhilo(U a, std::uint32_t m, U& hi, U& lo) {
+        const Vec<std::uint64_t, N> p = __builtin_convertvector(a, Vec<std::uint64_t, N>) *
+                                        static_cast<std::uint64_t>(m);
+        hi = __builtin_convertvector(p >> 32, U);
+        lo = __builtin_convertvector(p, U);
+    }
+};
 
 // ---------------------------------------------- transforms of N blocks ---
 
