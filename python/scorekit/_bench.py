@@ -453,26 +453,20 @@ def _torch_generator(torch: Any) -> Any:
     return torch.Generator().manual_seed(NOISE_SEED)
 
 
-def _torch_normal(torch: Any, inp: Inputs) -> Callable[[], Any]:
-    gen = _torch_generator(torch)
-    n = inp.n
-    out = torch.from_numpy(inp.out((n,)))
+def _torch_fill(fname: str) -> Callable[[Any, Inputs], Callable[[], Any]]:
+    """torch.randn / torch.rand into a preallocated tensor."""
+    def factory(torch: Any, inp: Inputs) -> Callable[[], Any]:
+        gen = _torch_generator(torch)
+        n = inp.n
+        out = torch.from_numpy(inp.out((n,)))
+        fill = getattr(torch, fname)
 
-    def call() -> Any:
-        return torch.randn(n, generator=gen, dtype=out.dtype, out=out)
+        def call() -> Any:
+            return fill(n, generator=gen, dtype=out.dtype, out=out)
 
-    return call
+        return call
 
-
-def _torch_uniform(torch: Any, inp: Inputs) -> Callable[[], Any]:
-    gen = _torch_generator(torch)
-    n = inp.n
-    out = torch.from_numpy(inp.out((n,)))
-
-    def call() -> Any:
-        return torch.rand(n, generator=gen, dtype=out.dtype, out=out)
-
-    return call
+    return factory
 
 
 def _torch_rademacher(torch: Any, inp: Inputs) -> Callable[[], Any]:
@@ -581,9 +575,9 @@ class Kernel:
 
 KERNELS: tuple[Kernel, ...] = (
     Kernel("normal", _sk_noise("normal"), _np_normal, lambda n, s: n * s, True, False,
-           torch=_torch_normal),
+           torch=_torch_fill("randn")),
     Kernel("uniform", _sk_noise("uniform"), _np_uniform, lambda n, s: n * s, True, False,
-           torch=_torch_uniform),
+           torch=_torch_fill("rand")),
     Kernel("rademacher", _sk_noise("rademacher"), _np_rademacher, lambda n, s: n * s, True, False,
            torch=_torch_rademacher),
     Kernel("perturb", _sk_perturb, _np_perturb, lambda n, s: 2 * n * s, True, True,

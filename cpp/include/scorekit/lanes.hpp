@@ -21,41 +21,30 @@ namespace scorekit {
 template <class R>
 struct Lanes;
 
-template <>
-struct Lanes<float> {
-    using E = float;
-    using U = std::uint32_t;
+// One value of type E_ with its bits in U_.
+template <class E_, class U_>
+struct ScalarLanes {
+    using E = E_;
+    using U = U_;
     using M = bool;
-    SCOREKIT_HD SCOREKIT_INLINE static float splat(float v) { return v; }
-    SCOREKIT_HD SCOREKIT_INLINE static U bits(float x) { return bits_of(x); }
-    SCOREKIT_HD SCOREKIT_INLINE static float from_bits(U u) { return float_of(u); }
-    SCOREKIT_HD SCOREKIT_INLINE static float select(M c, float a, float b) {
-        return scorekit::select(c, a, b);
+    SCOREKIT_HD SCOREKIT_INLINE static E splat(E v) { return v; }
+    SCOREKIT_HD SCOREKIT_INLINE static U bits(E x) { return bits_of(x); }
+    SCOREKIT_HD SCOREKIT_INLINE static E from_bits(U u) {
+        if constexpr (sizeof(E) == 4)
+            return float_of(u);
+        else
+            return double_of(u);
     }
-    SCOREKIT_HD SCOREKIT_INLINE static float flip_sign(M c, float x) {
-        return scorekit::flip_sign(c, x);
-    }
-    SCOREKIT_HD SCOREKIT_INLINE static float sqrt(float x) { return sqrt_of(x); }
-    SCOREKIT_HD SCOREKIT_INLINE static float to_real(U u) { return static_cast<float>(u); }
+    SCOREKIT_HD SCOREKIT_INLINE static E select(M c, E a, E b) { return scorekit::select(c, a, b); }
+    SCOREKIT_HD SCOREKIT_INLINE static E flip_sign(M c, E x) { return scorekit::flip_sign(c, x); }
+    SCOREKIT_HD SCOREKIT_INLINE static E sqrt(E x) { return sqrt_of(x); }
+    SCOREKIT_HD SCOREKIT_INLINE static E to_real(U u) { return static_cast<E>(u); }
 };
 
 template <>
-struct Lanes<double> {
-    using E = double;
-    using U = std::uint64_t;
-    using M = bool;
-    SCOREKIT_HD SCOREKIT_INLINE static double splat(double v) { return v; }
-    SCOREKIT_HD SCOREKIT_INLINE static U bits(double x) { return bits_of(x); }
-    SCOREKIT_HD SCOREKIT_INLINE static double from_bits(U u) { return double_of(u); }
-    SCOREKIT_HD SCOREKIT_INLINE static double select(M c, double a, double b) {
-        return scorekit::select(c, a, b);
-    }
-    SCOREKIT_HD SCOREKIT_INLINE static double flip_sign(M c, double x) {
-        return scorekit::flip_sign(c, x);
-    }
-    SCOREKIT_HD SCOREKIT_INLINE static double sqrt(double x) { return sqrt_of(x); }
-    SCOREKIT_HD SCOREKIT_INLINE static double to_real(U u) { return static_cast<double>(u); }
-};
+struct Lanes<float> : ScalarLanes<float, std::uint32_t> {};
+template <>
+struct Lanes<double> : ScalarLanes<double, std::uint64_t> {};
 
 template <class R>
 using elem_t = typename Lanes<R>::E;
