@@ -6,7 +6,10 @@ for the host (every instruction-set level it supports) and, where an aarch64
 cross compiler and qemu-aarch64 are installed, for aarch64 and run under the
 emulator; all digests must agree. tests/native/vector_widths.cpp runs the
 vector noise code at 4, 8 and 16 lanes with a portable multiply (the 16 lanes
-of the AVX-512 path included, on any CPU) against the scalar functors.
+of the AVX-512 path included, on any CPU) against the scalar functors, and
+tests/native/avx512_emulated.cpp runs cpp/src/simd_avx512.cpp itself, compiled
+against emulated AVX-512 intrinsics (tests/native/avx512_emulation/), against
+them too.
 """
 
 import platform
@@ -100,3 +103,20 @@ def test_every_vector_width_on_aarch64(tmp_path):
     if cross is None or qemu is None:
         pytest.skip("needs aarch64-linux-gnu-g++ and qemu-aarch64")
     run_vector_widths(cross, tmp_path / "widths", (qemu,))
+
+
+def test_avx512_file_with_emulated_intrinsics_gives_the_scalar_bits(tmp_path):
+    """The AVX-512 path's own code, its multiply included, on a CPU without AVX-512."""
+    gxx = shutil.which("g++")
+    if gxx is None or platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("needs g++ on x86-64")
+    defs = ["-DSCOREKIT_HAVE_AVX512_PATH=1", "-D__AVX512F__", "-D__AVX512DQ__", "-D__AVX512BW__",
+            "-D__AVX512VL__", f"-I{ROOT / 'tests/native/avx512_emulation'}"]
+    obj = tmp_path / "avx512.o"
+    subprocess.run([gxx, *VECTOR_FLAGS, *defs, "-c", str(ROOT / "cpp/src/simd_avx512.cpp"), "-o",
+                    str(obj)], check=True)
+    exe = tmp_path / "emulated"
+    subprocess.run([gxx, *VECTOR_FLAGS, *defs, str(ROOT / "tests/native/avx512_emulated.cpp"),
+                    str(obj), "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr

@@ -368,7 +368,8 @@ SCOREKIT_INLINE void store2(const Vec<std::uint32_t, N> (&w0)[4],
 }
 
 // The Bulk policy of fill_range: G groups (an even number) of N blocks per
-// step; the last blocks (fewer than G N) from one more step into a buffer.
+// step; the last blocks (fewer than G N) from one more step into a buffer, or
+// one by one when they are fewer than N / 2.
 template <class Isa, int G>
 struct Bulk {
     static_assert(G % 2 == 0, "groups are transformed in pairs");
@@ -388,7 +389,10 @@ struct Bulk {
         std::int64_t b = 0;
         for (; b + kStep <= nb; b += kStep)
             step<Block>(st, j0 + static_cast<std::uint64_t>(b), out + b * Block::kPerBlock);
-        if (b < nb) {  // the last blocks: one more step into a buffer, the needed part copied
+        if ((nb - b) * 2 < Isa::N) {  // a few blocks: cheaper one by one than as a whole step
+            ScalarBulk::run<Block, T>(st, j0 + static_cast<std::uint64_t>(b), nb - b,
+                                      out + b * Block::kPerBlock);
+        } else if (b < nb) {  // one more step into a buffer, the needed part copied
             alignas(64) T tmp[kStep * Block::kPerBlock];
             step<Block>(st, j0 + static_cast<std::uint64_t>(b), tmp);
             std::memcpy(out + b * Block::kPerBlock, tmp,

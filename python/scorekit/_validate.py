@@ -22,6 +22,7 @@ _FINITE_MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
 # The smallest positive double that rounds to a nonzero value of each dtype is
 # just above half the smallest subnormal: v > _ROUNDS_TO_ZERO[dt] <=> dt(v) > 0.
 _ROUNDS_TO_ZERO = {np.dtype(np.float32): 2.0**-150, np.dtype(np.float64): 0.0}
+_TINY = {dt: float(np.finfo(dt).tiny) for dt in FLOAT_DTYPES}
 _F32, _F64 = FLOAT_DTYPES
 
 
@@ -207,10 +208,11 @@ def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
         raise ValueError(f"{name} must be finite (in {dtype}), got {v}")
     if nonnegative and not v >= 0:  # checked before rounding can make -1e-50 into -0.0
         raise ValueError(f"{name} must be >= 0, got {v}")
-    if positive and not v > _ROUNDS_TO_ZERO[dtype]:
-        c = float(np.array(v, dtype=dtype))
-        raise ValueError(f"{name} must be > 0 (in {dtype}), got {c if v > 0 else v}")
-    return np.array(v, dtype=dtype)
+    arr = np.array(v, dtype=dtype)
+    # below the smallest normal, the cast itself decides (denormals may be flushed to zero)
+    if positive and not (v > _ROUNDS_TO_ZERO[dtype] and (v >= _TINY[dtype] or float(arr) > 0)):
+        raise ValueError(f"{name} must be > 0 (in {dtype}), got {float(arr) if v > 0 else v}")
+    return arr
 
 
 def _worst(arr: np.ndarray, bad: np.ndarray):

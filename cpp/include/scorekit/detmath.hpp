@@ -85,8 +85,9 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
     const auto ix = L::bits(x);
     // x = mant * 2^k with mant in [1, 2); the exponent field is read as a double
     // through its bits (2^52 + e - 2^52), so no integer conversion is needed.
-    const R e = L::from_bits((ix >> 52) | 0x4330000000000000ull) - 4503599627370496.0;
-    const R mant = L::from_bits((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    const R e = L::from_bits((ix >> 52) | std::uint64_t{0x4330000000000000ull}) - 4503599627370496.0;
+    const R mant = L::from_bits((ix & std::uint64_t{0x000fffffffffffffull}) |
+                                 std::uint64_t{0x3ff0000000000000ull});
     const auto high = mant > 1.41421356237309504880;  // then use m/2 in (sqrt 1/2, 1)
     const R dk = e - L::select(high, L::splat(1022.0), L::splat(1023.0));
     const R m = L::select(high, mant * 0.5, mant);

@@ -33,7 +33,7 @@ template <class R = double>
 SCOREKIT_HD SCOREKIT_INLINE R uniform_f64(ulanes_t<R> a, ulanes_t<R> b) {
     // 1 + m * 2^-52 by its bits, so no integer conversion is needed; every step is exact.
     const ulanes_t<R> m = (a << 20) | (b >> 12);
-    return (Lanes<R>::from_bits(m | 0x3ff0000000000000ull) - 1.0) +
+    return (Lanes<R>::from_bits(m | std::uint64_t{0x3ff0000000000000ull}) - 1.0) +
            1.1102230246251565404e-16;  // + 2^-53
 }
 
