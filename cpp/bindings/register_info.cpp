@@ -62,7 +62,6 @@ void register_info(py::module_& m) {
 #else
         d["cuda_compiled"] = false;
 #endif
-        d["gpu_available"] = false;
         return d;
     });
 }

@@ -2,8 +2,9 @@
 
 Any object with ``__dlpack__`` (a PyTorch tensor, a JAX or CuPy array) whose
 ``__dlpack_device__`` is the CPU is viewed as a NumPy array without a copy.
-This build has no CUDA backend, so an array on a GPU is refused with an error
-that names the argument and its device, never copied to the host behind the
+CUDA arrays for the functions with a GPU path are routed by ``_gpu.py`` before
+they get here; everywhere else an array on a GPU is refused with an error that
+names the argument and its device, never copied to the host behind the
 caller's back.
 """
 
@@ -25,8 +26,8 @@ def dlpack_device(value, name: str = "array") -> int | None:
     try:
         return int(query(value)[0])
     except (ValueError, RuntimeError, BufferError, TypeError) as exc:
-        raise TypeError(f"{name} is on a device that DLPack cannot describe ({exc}): this "
-                        "scorekit build serves CPU arrays only") from None
+        raise TypeError(f"{name} is on a device that DLPack cannot describe ({exc}): scorekit "
+                        "takes CPU arrays, and CUDA arrays where a function has a GPU path") from None
 
 
 def host_view(value, name: str):
@@ -43,8 +44,8 @@ def host_view(value, name: str):
         return value
     if device not in _CPU_DEVICES:
         where = _DEVICE_NAMES.get(device, f"DLPack device type {device}")
-        raise TypeError(f"{name} is on a {where} device, but this scorekit build serves CPU "
-                        "arrays only (no CUDA backend): move it to the CPU first")
+        raise TypeError(f"{name} is on a {where} device, but this function runs on the CPU "
+                        "only: move it to the CPU first")
     # PyTorch exports a tensor's memory without its lazy negation / conjugation bits
     for resolve in ("resolve_neg", "resolve_conj"):
         if callable(getattr(value, resolve, None)):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import _core
+import numpy as np
+
+from . import _core, _gpu
 from ._validate import (batch_array, output_unaliased, per_sample, same_dtype, same_shape,
                         sample_offset, stream)
 
@@ -37,6 +39,9 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0, out=None):
     numpy.ndarray
         The next samples (``out`` when given).
     """
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return _gpu.langevin_step(x, score, step_size, seed=seed, counter=counter, offset=offset,
+                                  out=out)
     x = batch_array(x, "x")
     dt = x.dtype
     score = batch_array(score, "score")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import batch_array, per_sample, same_dtype, same_shape, sample_offset, stream, uint64
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -61,6 +61,10 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         divided by B for "mean". For "none"
         row b holds ``d L_b / d score[b]``.
     """
+    if type(score) is not np.ndarray and _gpu.on_cuda(score, "score"):
+        return _gpu.dsm_loss(score, sigma, seed=seed, counter=counter, noise=noise, weight=weight,
+                             reduction=reduction, return_grad=return_grad, offset=offset,
+                             reductions=_REDUCTIONS, weights=_WEIGHTS, total=_core.sum)
     score = batch_array(score, "score")
     dt = score.dtype
     batch = score.shape[0]

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import math
 
-from . import _core
+import numpy as np
+
+from . import _core, _gpu
 from ._validate import out_dtype, output, sample_offset, shape_arg, stream
 
 
 def _fill(kernel, shape, seed, counter, dtype, out, offset):
+    if out is not None and type(out) is not np.ndarray and _gpu.on_cuda(out, "out"):
+        return _gpu.fill(kernel.__name__, shape, seed, counter, dtype, out, offset)
     shape = shape_arg(shape)
     seed, counter = stream(seed, counter)
     D = math.prod(shape[1:]) if shape else 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import _core
+import numpy as np
+
+from . import _core, _gpu
 from ._validate import batch_array, output_unaliased, per_sample, sample_offset, stream
 
 
@@ -35,6 +37,9 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0, out=None):
     numpy.ndarray
         The perturbed batch (``out`` when given).
     """
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return _gpu.perturb(x, sigma, seed=seed, counter=counter, scale=scale, offset=offset,
+                            out=out)
     x = batch_array(x, "x")
     dt = x.dtype
     batch = x.shape[0]

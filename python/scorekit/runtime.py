@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import integer
 
 
@@ -44,12 +44,18 @@ def build_info():
         use: "avx512", "avx2" or "scalar", all with the same bits; the
         environment variable ``SCOREKIT_SIMD=scalar|avx2|avx512`` caps it at
         import), ``simd_supported`` (the best this CPU and build offer),
-        ``openmp``, ``num_threads``, ``cuda_compiled`` and ``gpu_available``,
-        plus ``numpy``. This version has no CUDA backend in the module (the
-        ``SCOREKIT_CUDA`` build option only checks that the shared kernel
-        headers compile with nvcc), so ``cuda_compiled`` and
-        ``gpu_available`` are always False.
+        ``openmp``, ``num_threads``, ``cuda_compiled`` (whether the CUDA
+        backend ``scorekit._cuda`` was built: ``SCOREKIT_CUDA=AUTO`` builds it
+        where nvcc is found) and ``gpu_available`` (whether it sees a CUDA
+        device, as :func:`gpu_available`), plus ``numpy``.
     """
     info = dict(_core.build_info())
+    info["cuda_compiled"] = _gpu.compiled()
+    info["gpu_available"] = gpu_available()
     info["numpy"] = np.__version__
     return info
+
+
+def gpu_available():
+    """Whether the CUDA backend is built and the CUDA runtime sees at least one device."""
+    return _gpu.device_count() > 0

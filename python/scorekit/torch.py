@@ -26,8 +26,9 @@ loss, and backward scales it); ``ssm_loss`` in ``score`` and ``jvp``;
 any other argument is refused with an error rather than given a silent zero;
 the losses have first derivatives only (``create_graph=True`` is refused).
 
-This build has no CUDA backend: CUDA tensors are refused with an error that
-names the argument.
+These ops run on the CPU: CUDA tensors are refused with an error that names
+the argument (``scorekit.perturb`` and the other plain functions with a GPU
+path take CUDA tensors, without autograd).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def _tensor(t, name: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.device.type != "cpu":
-        raise TypeError(f"{name} is on {t.device}, but this scorekit build serves CPU tensors "
-                        "only (no CUDA backend): move it to the CPU first")
+        raise TypeError(f"{name} is on {t.device}, but the scorekit.torch ops run on the CPU: "
+                        "move it to the CPU first")
     if t.dtype not in _DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
     return t

@@ -1,0 +1,102 @@
+// scorekit._cuda: the CUDA launchers for the Python layer, which has already
+// validated every argument and passes device pointers as integers (from
+// __cuda_array_interface__), the CUDA device and the caller's stream handle.
+// This file only unpacks.
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+
+#include "cuda_backend.hpp"
+
+namespace py = pybind11;
+namespace sc = scorekit::cuda;
+
+namespace {
+
+template <class T>
+T* ptr(std::uintptr_t p) {
+    return reinterpret_cast<T*>(p);
+}
+
+// A per-sample parameter: device pointer p (0: one value for every sample).
+template <class T>
+scorekit::RowParam<T> row_param(std::uintptr_t p, double value) {
+    return scorekit::RowParam<T>{ptr<const T>(p), static_cast<T>(value)};
+}
+
+void* stream_of(std::uintptr_t s) { return reinterpret_cast<void*>(s); }
+
+// Calls f(T{}) for dtype code 4 (float32) or 8 (float64).
+template <class F>
+void by_dtype(int itemsize, F&& f) {
+    if (itemsize == 4) return f(float{});
+    if (itemsize == 8) return f(double{});
+    throw py::type_error("scorekit._cuda: itemsize must be 4 or 8");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+    m.doc() = "scorekit CUDA launchers (device pointers in, kernels enqueued on the given stream)";
+    m.def("device_count", &sc::device_count);
+    m.def(
+        "fill_noise",
+        [](int kind, std::uintptr_t out, std::int64_t n, int itemsize, std::uint64_t seed,
+           std::uint64_t counter, std::uint64_t offset, int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::fill_noise<T>(static_cast<sc::NoiseKind>(kind), scorekit::Stream{seed, counter},
+                                  offset, n, ptr<T>(out), device, stream_of(stream));
+            });
+        },
+        py::arg("kind"), py::arg("out"), py::arg("n"), py::arg("itemsize"), py::arg("seed"),
+        py::arg("counter"), py::arg("offset"), py::arg("device"), py::arg("stream"));
+    m.def(
+        "perturb",
+        [](std::uintptr_t x, std::int64_t B, std::int64_t D, std::uintptr_t scale_p, double scale,
+           std::uintptr_t sigma_p, double sigma, std::uint64_t seed, std::uint64_t counter,
+           std::uint64_t first_sample, std::uintptr_t out, int itemsize, int device,
+           std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::perturb<T>(ptr<const T>(x), B, D, row_param<T>(scale_p, scale),
+                               row_param<T>(sigma_p, sigma), scorekit::Stream{seed, counter},
+                               first_sample, ptr<T>(out), device, stream_of(stream));
+            });
+        });
+    m.def(
+        "langevin_step",
+        [](std::uintptr_t x, std::uintptr_t score, std::int64_t B, std::int64_t D,
+           std::uintptr_t step_p, double step, std::uint64_t seed, std::uint64_t counter,
+           std::uint64_t first_sample, std::uintptr_t out, int itemsize, int device,
+           std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::langevin_step<T>(ptr<const T>(x), ptr<const T>(score), B, D,
+                                     row_param<T>(step_p, step), scorekit::Stream{seed, counter},
+                                     first_sample, ptr<T>(out), device, stream_of(stream));
+            });
+        });
+    m.def(
+        "dsm_loss",
+        [](std::uintptr_t score, std::uintptr_t noise, std::int64_t B, std::int64_t D,
+           std::uintptr_t sigma_p, double sigma, bool weight_is_sigma2, std::uintptr_t weight_p,
+           double weight, double batch_scale, std::uint64_t seed, std::uint64_t counter,
+           std::uint64_t first_sample, std::uintptr_t partial, std::uintptr_t row_loss,
+           std::uintptr_t grad, int itemsize, int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::dsm_loss<T>(ptr<const T>(score), ptr<const T>(noise), B, D,
+                                row_param<T>(sigma_p, sigma), weight_is_sigma2,
+                                row_param<T>(weight_p, weight), batch_scale,
+                                scorekit::Stream{seed, counter}, first_sample,
+                                ptr<double>(partial), ptr<double>(row_loss), ptr<T>(grad), device,
+                                stream_of(stream));
+            });
+        });
+    m.attr("reduce_chunk") = scorekit::kReduceChunk;
+}

@@ -1,0 +1,257 @@
+// CUDA launchers over the shared functors of cpp/include/scorekit: the noise
+// fills, perturb, langevin_step and dsm_loss. Each thread takes whole Philox
+// blocks (grid.hpp), so a value depends on its index only, never on the grid;
+// the dsm_loss reduction sums each chunk in a fixed order (every thread its
+// blocks in turn, then a fixed tree over the 256 threads) and the chunks of a
+// row left to right. No floating-point atomics; 64-bit indices throughout.
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "cuda_backend.hpp"
+#include "grid.hpp"
+#include "scorekit/noise.hpp"
+
+namespace scorekit {
+namespace cuda {
+
+namespace {
+
+void check(cudaError_t err, const char* what) {
+    if (err != cudaSuccess)
+        throw std::runtime_error(std::string("scorekit CUDA: ") + what + ": " +
+                                 cudaGetErrorString(err));
+}
+
+// Makes `device` current for a call and restores the previous device.
+class OnDevice {
+  public:
+    explicit OnDevice(int device) {
+        check(cudaGetDevice(&previous_), "cudaGetDevice");
+        if (device != previous_) check(cudaSetDevice(device), "cudaSetDevice");
+    }
+    ~OnDevice() { cudaSetDevice(previous_); }
+    OnDevice(const OnDevice&) = delete;
+    OnDevice& operator=(const OnDevice&) = delete;
+
+  private:
+    int previous_ = 0;
+};
+
+cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+__device__ SCOREKIT_INLINE std::uint64_t first_unit() {
+    return blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+}
+__device__ SCOREKIT_INLINE std::uint64_t unit_stride() {
+    return static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
+}
+
+template <class Block, class T>
+__global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
+    const std::uint64_t units = bu.units();
+    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+        T v[Block::kPerBlock];
+        make_block<Block>(st, bu.block(u), v);
+        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        for (std::uint64_t i = b; i < e; ++i) out[i] = v[s + (i - b)];
+    }
+}
+
+template <class T>
+__global__ void perturb_kernel(const T* x, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
+                               Stream st, BlockUnits bu, T* out) {
+    const std::uint64_t units = bu.units();
+    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+        T z[NormalBlock<T>::kPerBlock];
+        make_block<NormalBlock<T>>(st, bu.block(u), z);
+        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        for (std::uint64_t i = b; i < e; ++i) {
+            const std::int64_t row = static_cast<std::int64_t>(i) / D;
+            out[i] = perturb_value(x[i], z[s + (i - b)], scale(row), sigma(row));
+        }
+    }
+}
+
+template <class T>
+__global__ void langevin_kernel(const T* x, const T* score, std::int64_t D, RowParam<T> step,
+                                Stream st, BlockUnits bu, T* out) {
+    const std::uint64_t units = bu.units();
+    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+        T z[NormalBlock<T>::kPerBlock];
+        make_block<NormalBlock<T>>(st, bu.block(u), z);
+        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        for (std::uint64_t i = b; i < e; ++i) {
+            const std::int64_t row = static_cast<std::int64_t>(i) / D;
+            out[i] = LangevinRow<T>(step(row)).apply(x[i], score[i], z[s + (i - b)]);
+        }
+    }
+}
+
+template <class T>
+struct DsmArgs {
+    const T* score;
+    const T* noise;  // stored noise, or null: regenerate
+    RowChunks rc;
+    RowParam<T> sigma;
+    bool weight_is_sigma2;
+    RowParam<T> weight;
+    double batch_scale;
+    Stream st;
+    std::uint64_t stream_first;
+    T* grad;
+
+    __device__ SCOREKIT_INLINE DsmRow<T> row(std::int64_t b) const {
+        return DsmRow<T>(sigma(b), weight_is_sigma2,
+                         weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
+    }
+};
+
+// One thread block per chunk (grid-stride over chunks): the chunk's sum of
+// squared residuals into partial[chunk], its gradient into grad.
+template <class T>
+__global__ void dsm_chunk_kernel(DsmArgs<T> a, double* partial) {
+    __shared__ double sums[kThreads];
+    const std::int64_t chunks = a.rc.chunks();
+    for (std::int64_t unit = blockIdx.x; unit < a.rc.units(); unit += gridDim.x) {
+        const std::int64_t b = unit / chunks, c = unit % chunks;
+        const std::int64_t first = b * a.rc.D + c * a.rc.chunk;
+        const std::int64_t len = a.rc.D - c * a.rc.chunk < a.rc.chunk ? a.rc.D - c * a.rc.chunk
+                                                                      : a.rc.chunk;
+        const DsmRow<T> r = a.row(b);
+        const BlockUnits bu{a.stream_first + static_cast<std::uint64_t>(first),
+                            static_cast<std::uint64_t>(len < 0 ? 0 : len),
+                            static_cast<std::uint64_t>(NormalBlock<T>::kPerBlock)};
+        double acc = 0.0;
+        for (std::uint64_t u = threadIdx.x; u < bu.units(); u += kThreads) {
+            T z[NormalBlock<T>::kPerBlock];
+            if (!a.noise) make_block<NormalBlock<T>>(a.st, bu.block(u), z);
+            const std::uint64_t lo = bu.begin(u), hi = bu.end(u), s = bu.skip(u);
+            for (std::uint64_t i = lo; i < hi; ++i) {
+                const std::int64_t k = first + static_cast<std::int64_t>(i);
+                const T zi = a.noise ? a.noise[k] : z[s + (i - lo)];
+                const T q = r.residual(a.score[k], zi);
+                if (a.grad) a.grad[k] = r.grad_scale * q;
+                acc += static_cast<double>(q) * static_cast<double>(q);
+            }
+        }
+        sums[threadIdx.x] = acc;
+        for (int half = kThreads / 2; half > 0; half /= 2) {
+            __syncthreads();
+            if (static_cast<int>(threadIdx.x) < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+        }
+        if (threadIdx.x == 0) partial[unit] = sums[0];
+        __syncthreads();
+    }
+}
+
+// Row b: its chunk sums added left to right.
+template <class T>
+__global__ void dsm_row_kernel(DsmArgs<T> a, const double* partial, double* row_loss) {
+    const std::int64_t chunks = a.rc.chunks();
+    for (std::uint64_t b = first_unit(); b < static_cast<std::uint64_t>(a.rc.B); b += unit_stride()) {
+        const std::int64_t row = static_cast<std::int64_t>(b);
+        double s = 0.0;
+        for (std::int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
+        row_loss[row] = 0.5 * a.row(row).loss_scale * s;
+    }
+}
+
+unsigned grid_for(std::uint64_t units) { return static_cast<unsigned>(grid_blocks(units)); }
+
+}  // namespace
+
+int device_count() {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky "no driver / no device" error
+        return 0;
+    }
+    return n;
+}
+
+template <class T>
+void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,
+                void* stream) {
+    if (n <= 0) return;
+    const OnDevice on(device);
+    const auto N = static_cast<std::uint64_t>(n);
+    switch (kind) {
+        case NoiseKind::Normal: {
+            const BlockUnits bu{offset, N, NormalBlock<T>::kPerBlock};
+            fill_kernel<NormalBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
+            break;
+        }
+        case NoiseKind::Uniform: {
+            const BlockUnits bu{offset, N, UniformBlock<T>::kPerBlock};
+            fill_kernel<UniformBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
+            break;
+        }
+        case NoiseKind::Rademacher: {
+            const BlockUnits bu{offset, N, RademacherBlock<T>::kPerBlock};
+            fill_kernel<RademacherBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
+            break;
+        }
+    }
+    check(cudaGetLastError(), "noise kernel launch");
+}
+
+template <class T>
+void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
+             Stream st, std::uint64_t first_sample, T* out, int device, void* stream) {
+    if (B <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
+                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
+    perturb_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(x, D, scale, sigma,
+                                                                              st, bu, out);
+    check(cudaGetLastError(), "perturb kernel launch");
+}
+
+template <class T>
+void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
+                   RowParam<T> step_size, Stream st, std::uint64_t first_sample, T* out,
+                   int device, void* stream) {
+    if (B <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
+                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
+    langevin_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
+        x, score, D, step_size, st, bu, out);
+    check(cudaGetLastError(), "langevin_step kernel launch");
+}
+
+template <class T>
+void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
+              bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
+              std::uint64_t first_sample, double* partial, double* row_loss, T* grad, int device,
+              void* stream) {
+    if (B <= 0) return;
+    const OnDevice on(device);
+    const DsmArgs<T> a{score, noise, RowChunks{B, D, kReduceChunk}, sigma, weight_is_sigma2, weight,
+                       batch_scale, st, first_sample * static_cast<std::uint64_t>(D), grad};
+    const std::uint64_t units = static_cast<std::uint64_t>(a.rc.units());
+    const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
+    dsm_chunk_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(a, partial);
+    check(cudaGetLastError(), "dsm_loss kernel launch");
+    dsm_row_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, as_stream(stream)>>>(
+        a, partial, row_loss);
+    check(cudaGetLastError(), "dsm_loss row kernel launch");
+}
+
+#define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
+    template void fill_noise<T>(NoiseKind, Stream, std::uint64_t, std::int64_t, T*, int, void*);  \
+    template void perturb<T>(const T*, std::int64_t, std::int64_t, RowParam<T>, RowParam<T>,      \
+                             Stream, std::uint64_t, T*, int, void*);                              \
+    template void langevin_step<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>,   \
+                                   Stream, std::uint64_t, T*, int, void*);                        \
+    template void dsm_loss<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>, bool,  \
+                              RowParam<T>, double, Stream, std::uint64_t, double*, double*, T*,   \
+                              int, void*);
+SCOREKIT_CUDA_INSTANTIATE(float)
+SCOREKIT_CUDA_INSTANTIATE(double)
+#undef SCOREKIT_CUDA_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace scorekit

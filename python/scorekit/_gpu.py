@@ -1,0 +1,336 @@
+"""CUDA arrays: validation, allocation in the caller's framework, and the calls
+into the CUDA backend (``scorekit._cuda``).
+
+A PyTorch CUDA tensor or a CuPy array goes to the GPU kernels without a copy
+to the host. Outputs are allocated by the caller's framework on the input's
+device, and the kernels are enqueued on that framework's current stream
+(``torch.cuda.current_stream(device)``, ``cupy.cuda.get_current_stream()``);
+nothing synchronises, except that per-sample parameters given as device
+arrays are copied to the host to be checked (B values), and a "mean" or
+"sum" loss is returned as a Python float (which waits for the kernel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._interop import dlpack_device
+from ._validate import FLOAT_DTYPES, per_sample, sample_offset, shape_arg, stream, uint64
+
+try:  # built only where nvcc was found (SCOREKIT_CUDA=AUTO / ON)
+    from . import _cuda
+except ImportError:  # pragma: no cover - depends on the build
+    _cuda = None
+
+KDL_CUDA = 2
+_NOISE_KINDS = {"normal": 0, "uniform": 1, "rademacher": 2}
+
+
+def compiled() -> bool:
+    """Whether this build has the CUDA backend."""
+    return _cuda is not None
+
+
+def device_count() -> int:
+    """CUDA devices the backend can use (0 without the backend, a driver or a GPU)."""
+    return _cuda.device_count() if _cuda is not None else 0
+
+
+def on_cuda(value, name: str) -> bool:
+    """True for an array whose DLPack device is a CUDA GPU."""
+    return type(value) is not np.ndarray and dlpack_device(value, name) == KDL_CUDA
+
+
+class _Torch:
+    @staticmethod
+    def empty(like, shape, dtype):
+        import torch
+        return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=like.device)
+
+    @staticmethod
+    def contiguous(x):
+        return x.contiguous()
+
+    @staticmethod
+    def host(x):
+        return x.detach().cpu().numpy()
+
+    @staticmethod
+    def to_device(arr, like):
+        import torch
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(like.device)
+
+    @staticmethod
+    def stream(x) -> int:
+        import torch
+        return int(torch.cuda.current_stream(x.device).cuda_stream)
+
+    @staticmethod
+    def astype(x, dtype):
+        import torch
+        return x.to(getattr(torch, np.dtype(dtype).name))
+
+
+class _CuPy:
+    @staticmethod
+    def empty(like, shape, dtype):
+        import cupy
+        with cupy.cuda.Device(like.device.id):
+            return cupy.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def contiguous(x):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return cupy.ascontiguousarray(x)
+
+    @staticmethod
+    def host(x):
+        import cupy
+        return cupy.asnumpy(x)
+
+    @staticmethod
+    def to_device(arr, like):
+        import cupy
+        with cupy.cuda.Device(like.device.id):
+            return cupy.asarray(np.ascontiguousarray(arr))
+
+    @staticmethod
+    def stream(x) -> int:
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return int(cupy.cuda.get_current_stream().ptr)
+
+    @staticmethod
+    def astype(x, dtype):
+        return x.astype(dtype)
+
+
+_FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
+
+
+class DeviceArray:
+    """A C-contiguous float32/float64 CUDA array: the object, its pointer and layout."""
+
+    __slots__ = ("obj", "ptr", "shape", "dtype", "device", "fw", "nbytes")
+
+    def __init__(self, obj, ptr, shape, dtype, device, fw):
+        self.obj, self.ptr, self.shape, self.dtype, self.device, self.fw = (
+            obj, ptr, shape, dtype, device, fw)
+        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def overlaps(self, other: DeviceArray) -> bool:
+        return (self.device == other.device and self.nbytes and other.nbytes
+                and self.ptr < other.ptr + other.nbytes and other.ptr < self.ptr + self.nbytes)
+
+
+def _backend(name):
+    if _cuda is None:
+        raise TypeError(f"{name} is on a CUDA device, but this scorekit build has no CUDA "
+                        "backend (nvcc was not found when it was built): move it to the CPU, "
+                        "or build with SCOREKIT_CUDA=ON")
+    if _cuda.device_count() == 0:
+        raise TypeError(f"{name} is on a CUDA device, but the CUDA runtime sees no device "
+                        "(no driver or no GPU)")
+
+
+def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
+    """``value`` (a PyTorch CUDA tensor or CuPy array) checked and made C-contiguous.
+
+    ``out=True``: the array must already be C-contiguous (it is written in place).
+    """
+    _backend(name)
+    fw = _FRAMEWORKS.get(type(value).__module__.split(".")[0])
+    if fw is None:
+        raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
+                        "CUDA backend takes PyTorch tensors and CuPy arrays")
+    if getattr(value, "requires_grad", False):
+        raise TypeError(f"{name} requires grad: use scorekit.torch for autograd, or pass "
+                        f"{name}.detach()")
+    if fw is _Torch and (value.is_neg() or value.is_conj()):
+        value = value.resolve_neg().resolve_conj()
+    iface = value.__cuda_array_interface__
+    dtype = np.dtype(iface["typestr"])
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {dtype}")
+    shape = tuple(int(s) for s in iface["shape"])
+    strides = iface.get("strides")
+    contiguous = strides is None or strides == _c_strides(shape, dtype.itemsize)
+    if not contiguous:
+        if out:
+            raise ValueError(f"{name} must be C-contiguous")
+        return device_array(fw.contiguous(value), name)
+    if out and iface["data"][1]:
+        raise ValueError(f"{name} is read-only")
+    device = int(value.__dlpack_device__()[1])
+    return DeviceArray(value, int(iface["data"][0]), shape, dtype, device, fw)
+
+
+def _c_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _same_device(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
+    if arr.device != ref.device:
+        raise ValueError(f"{name} is on CUDA device {arr.device} but the call's arrays are on "
+                         f"device {ref.device}")
+    if arr.dtype != ref.dtype:
+        raise TypeError(f"{name} has dtype {arr.dtype} but the call's arrays are {ref.dtype}: "
+                        "all arrays of one call must share one dtype")
+
+
+def batch(value, name: str) -> DeviceArray:
+    arr = device_array(value, name)
+    if not arr.shape:
+        raise ValueError(f"{name} must have shape (B, ...) with at least one axis, got shape ()")
+    return arr
+
+
+def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple[int, float, object]:
+    """A per-sample parameter for the kernels: (device pointer or 0, value, keep-alive).
+
+    Numbers and host arrays are checked as on the CPU; a CUDA array is copied
+    to the host for the same checks and then read by the kernel where it is.
+    """
+    if on_cuda(value, name):
+        arr = device_array(value, name)
+        _same_device(ref, arr, name)
+        per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
+        if arr.shape == ():
+            return 0, float(arr.fw.host(arr.obj)), None
+        return arr.ptr, 0.0, arr
+    checked = per_sample(value, name, B, ref.dtype, **checks)
+    if checked.ndim == 0:
+        return 0, float(checked), None
+    moved = device_array(ref.fw.to_device(checked, ref.obj), name)
+    return moved.ptr, 0.0, moved
+
+
+def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
+    """A new array from the caller's framework, or the user's CUDA ``out`` once checked."""
+    if out is None:
+        return device_array(ref.fw.empty(ref.obj, shape, dtype), "out", out=True)
+    if not on_cuda(out, "out"):
+        raise ValueError("out must be a CUDA array on the inputs' device, got "
+                         f"{type(out).__name__}")
+    arr = device_array(out, "out", out=True)
+    _same_device(ref, arr, "out")
+    if arr.shape != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)}, got {arr.shape}")
+    for name, a in inputs:
+        if a.overlaps(arr) and not (a.ptr == arr.ptr and a.shape == arr.shape):
+            raise ValueError(f"out overlaps {name} other than element for element")
+    return arr
+
+
+# ---------------------------------------------------------------- kernels ---
+
+def fill(kind: str, shape, seed, counter, dtype, out, offset):
+    """normal / uniform / rademacher into a CUDA ``out``."""
+    shape = shape_arg(shape)
+    arr = device_array(out, "out", out=True)
+    if arr.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {arr.shape}")
+    if dtype is not None and np.dtype(dtype) != arr.dtype:
+        raise ValueError(f"out must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    seed, counter = stream(seed, counter)
+    D = int(np.prod(shape[1:], dtype=np.int64)) if shape else 1
+    offset = sample_offset(offset, shape[0] if shape else 1, D)
+    _cuda.fill_noise(_NOISE_KINDS[kind], arr.ptr, arr.size, arr.dtype.itemsize, seed, counter,
+                     offset * D, arr.device, arr.fw.stream(arr.obj))
+    return out
+
+
+def perturb(x, sigma, *, seed, counter, scale, offset, out):
+    xa = batch(x, "x")
+    B = xa.shape[0]
+    D = xa.size // B if B else 0
+    sig = param(sigma, "sigma", xa, B, positive=True)
+    sca = param(1.0 if scale is None else scale, "scale", xa, B)
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D)
+    res = output(out, xa, xa.shape, xa.dtype, [("x", xa)])
+    _cuda.perturb(xa.ptr, B, D, sca[0], sca[1], sig[0], sig[1], seed, counter, offset, res.ptr,
+                  xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
+    return res.obj
+
+
+def langevin_step(x, score, step_size, *, seed, counter, offset, out):
+    xa = batch(x, "x")
+    sa = device_array(score, "score") if on_cuda(score, "score") else None
+    if sa is None:
+        raise ValueError("score must be a CUDA array on x's device (x is on a CUDA device)")
+    _same_device(xa, sa, "score")
+    if sa.shape != xa.shape:
+        raise ValueError(f"score must have shape {xa.shape}, got {sa.shape}")
+    B = xa.shape[0]
+    D = xa.size // B if B else 0
+    step = param(step_size, "step_size", xa, B, nonnegative=True)
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D)
+    res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
+    _cuda.langevin_step(xa.ptr, sa.ptr, B, D, step[0], step[1], seed, counter, offset, res.ptr,
+                        xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
+    return res.obj
+
+
+def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_grad, offset,
+             reductions, weights, total):
+    """The CUDA dsm_loss; ``total`` sums a host float64 vector (the CPU's fixed order)."""
+    sa = batch(score, "score")
+    B = sa.shape[0]
+    D = sa.size // B if B else 0
+    if (seed is None) == (noise is None):
+        raise ValueError("dsm_loss: pass exactly one of seed= and noise=")
+    na = None
+    if noise is not None:
+        if not on_cuda(noise, "noise"):
+            raise ValueError("noise must be a CUDA array on score's device")
+        na = device_array(noise, "noise")
+        _same_device(sa, na, "noise")
+        if na.shape != sa.shape:
+            raise ValueError(f"noise must have shape {sa.shape}, got {na.shape}")
+        if uint64(counter, "counter") != 0 or uint64(offset, "offset") != 0:
+            raise ValueError("counter and offset select noise from a stream: they apply only "
+                             "with seed=, not noise=")
+        seed_v = counter_v = offset = 0
+    else:
+        seed_v, counter_v = stream(seed, counter)
+        offset = sample_offset(offset, B, D)
+    sig = param(sigma, "sigma", sa, B, positive=True)
+    if isinstance(weight, str):
+        if weight not in weights:
+            raise ValueError(f"weight must be 'sigma2', 'none', a number or a (B,) array, "
+                             f"got {weight!r}")
+        wt = (0, 0.0, None) if weight == "sigma2" else (0, 1.0, None)
+        weight_is_sigma2 = weight == "sigma2"
+    else:
+        wt = param(weight, "weight", sa, B, nonnegative=True)
+        weight_is_sigma2 = False
+    if not isinstance(reduction, str) or reduction not in reductions:
+        raise ValueError(f"reduction must be one of {reductions}, got {reduction!r}")
+    if not isinstance(return_grad, (bool, np.bool_)):
+        raise TypeError(f"return_grad must be a bool, got {type(return_grad).__name__}")
+    chunks = max(1, -(-D // _cuda.reduce_chunk))
+    partial = output(None, sa, (max(B, 1) * chunks,), np.float64)
+    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
+    batch_scale = 1.0 / B if (reduction == "mean" and B > 0) else 1.0
+    _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
+                   wt[1], batch_scale, seed_v, counter_v, offset, partial.ptr, row_loss.ptr,
+                   grad.ptr if grad else 0, sa.dtype.itemsize, sa.device, sa.fw.stream(sa.obj))
+    rows = row_loss.obj[:B]
+    if reduction == "none":
+        loss = sa.fw.astype(rows, sa.dtype)
+    else:
+        t = total(np.ascontiguousarray(sa.fw.host(rows), dtype=np.float64))
+        loss = t if reduction == "sum" else (t / B if B else float("nan"))
+    return (loss, grad.obj) if return_grad else loss

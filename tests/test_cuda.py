@@ -1,0 +1,152 @@
+"""The CUDA backend against the CPU: the same noise bits, the same results.
+
+Runs only where scorekit was built with CUDA and a GPU is present
+(``scorekit.gpu_available()``), over PyTorch CUDA tensors and CuPy arrays
+(each skipped when its package is missing). Elementwise kernels must match
+the CPU bit for bit (both sides use the same functors, without fused
+multiply-add); the dsm_loss reduction adds in another order, so losses
+agree within a relative 1e-12 (float64 accumulation of at most 2^62 terms
+in chunks of 4096, each term a float32 or float64 square).
+"""
+
+import numpy as np
+import pytest
+
+import scorekit
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not scorekit.gpu_available(), reason="needs a CUDA build and a GPU"),
+]
+
+SIZES = [1, 3, 4, 5, 255, 256, 257, 4097, 100_003]
+OFFSETS = [0, 1, 3, 2**32 * 4 - 5]
+LOSS_RTOL = 1e-12
+
+
+class Torch:
+    def __init__(self):
+        self.torch = pytest.importorskip("torch")
+        if not self.torch.cuda.is_available():
+            pytest.skip("PyTorch without CUDA")
+
+    def put(self, a):
+        return self.torch.from_numpy(np.ascontiguousarray(a)).cuda()
+
+    def empty(self, shape, dtype):
+        return self.torch.empty(shape, dtype=getattr(self.torch, np.dtype(dtype).name),
+                                device="cuda")
+
+    def get(self, a):
+        return a.cpu().numpy()
+
+
+class CuPy:
+    def __init__(self):
+        self.cp = pytest.importorskip("cupy")
+
+    def put(self, a):
+        return self.cp.asarray(np.ascontiguousarray(a))
+
+    def empty(self, shape, dtype):
+        return self.cp.empty(shape, dtype=dtype)
+
+    def get(self, a):
+        return self.cp.asnumpy(a)
+
+
+@pytest.fixture(params=["torch", "cupy"])
+def fw(request):
+    return Torch() if request.param == "torch" else CuPy()
+
+
+@pytest.mark.parametrize("kind", ["normal", "uniform", "rademacher"])
+@pytest.mark.parametrize("n", SIZES)
+def test_noise_bits(fw, kind, n, dtype):
+    for offset in OFFSETS:
+        out = fw.empty((n,), dtype)
+        got = getattr(scorekit, kind)(n, seed=2**63 + 5, counter=17, offset=offset, out=out)
+        want = getattr(scorekit, kind)(n, seed=2**63 + 5, counter=17, offset=offset, dtype=dtype)
+        np.testing.assert_array_equal(fw.get(got), want)
+
+
+def batch(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (3, 4097), (2, 3, 5, 7)])
+def test_perturb_and_langevin_bits(fw, shape, dtype):
+    x, s = batch(shape, dtype), batch(shape, dtype, 1)
+    sig = np.linspace(0.1, 2.0, shape[0]).astype(dtype)
+    def host(v):
+        return v if isinstance(v, (float, np.ndarray, type(None))) else fw.get(v)
+
+    for sigma, scale in [(0.7, None), (sig, sig[::-1].copy()), (fw.put(sig), 0.9)]:
+        got = scorekit.perturb(fw.put(x), sigma, seed=3, counter=9, offset=2, scale=scale)
+        want = scorekit.perturb(x, host(sigma), seed=3, counter=9, offset=2, scale=host(scale))
+        np.testing.assert_array_equal(fw.get(got), want)
+    got = scorekit.langevin_step(fw.put(x), fw.put(s), sig, seed=3, counter=9, offset=2)
+    np.testing.assert_array_equal(fw.get(got), scorekit.langevin_step(x, s, sig, seed=3,
+                                                                      counter=9, offset=2))
+    xd = fw.put(x)  # in place
+    scorekit.perturb(xd, 0.5, seed=1, out=xd)
+    np.testing.assert_array_equal(fw.get(xd), scorekit.perturb(x, 0.5, seed=1))
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (5, 7), (3, 3 * 4096 + 5), (2, 3, 5, 7)])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_dsm_loss(fw, shape, reduction, dtype):
+    s = batch(shape, dtype)
+    sig = np.linspace(0.1, 2.0, shape[0]).astype(dtype)
+    for weight in ("sigma2", "none", sig):
+        got_loss, got_grad = scorekit.dsm_loss(fw.put(s), sig, seed=4, counter=2, offset=1,
+                                               weight=weight, reduction=reduction)
+        want_loss, want_grad = scorekit.dsm_loss(s, sig, seed=4, counter=2, offset=1,
+                                                 weight=weight, reduction=reduction)
+        np.testing.assert_array_equal(fw.get(got_grad), want_grad)
+        got = fw.get(got_loss) if reduction == "none" else got_loss
+        np.testing.assert_allclose(got, want_loss, rtol=LOSS_RTOL if dtype == np.float64 else 1e-6)
+    z = batch(shape, dtype, 2)
+    got = scorekit.dsm_loss(fw.put(s), 0.5, noise=fw.put(z), reduction="sum", return_grad=False)
+    np.testing.assert_allclose(got, scorekit.dsm_loss(s, 0.5, noise=z, reduction="sum",
+                                                      return_grad=False), rtol=1e-6)
+
+
+def test_outputs_live_on_the_callers_framework_and_device(fw):
+    x = fw.put(batch((4, 6), np.float32))
+    out = scorekit.perturb(x, 0.5, seed=1)
+    assert type(out) is type(x)
+    assert out.__dlpack_device__() == x.__dlpack_device__()
+
+
+def test_torch_stream_semantics():
+    t = Torch().torch
+    x = t.randn(1024, 1024, device="cuda")
+    s = t.cuda.Stream()
+    s.wait_stream(t.cuda.current_stream())  # x is written on the default stream
+    with t.cuda.stream(s):
+        y = scorekit.perturb(x, 0.5, seed=1)  # enqueued on s
+    s.synchronize()
+    np.testing.assert_array_equal(y.cpu().numpy(), scorekit.perturb(x.cpu().numpy(), 0.5, seed=1))
+
+
+def test_out_of_memory_is_the_frameworks_error():
+    """scorekit allocates its outputs through the caller's framework: running out
+    of memory there raises that framework's error, and nothing is launched."""
+    t = Torch().torch
+    free, _ = t.cuda.mem_get_info()
+    x = t.empty((int(free * 0.6) // 4,), device="cuda")  # the output cannot fit beside it
+    with pytest.raises(t.cuda.OutOfMemoryError):
+        scorekit.perturb(x.view(1, -1), 0.5, seed=1)
+    del x
+    t.cuda.empty_cache()
+
+
+def test_requires_grad_and_cpu_mixes_are_refused():
+    t = Torch().torch
+    x = t.randn(3, 4, device="cuda", requires_grad=True)
+    with pytest.raises(TypeError, match="x requires grad"):
+        scorekit.perturb(x, 0.5, seed=1)
+    with pytest.raises(ValueError, match="score must be a CUDA array"):
+        scorekit.langevin_step(x.detach(), np.ones((3, 4), np.float32), 0.1, seed=1)

@@ -1,0 +1,164 @@
+"""Host-side pieces of the CUDA backend, tested without a GPU.
+
+- cuda/grid.hpp (the launchers' work layout): tests/native/cuda_grid.cpp checks
+  on the host that every element is covered exactly once, with the value index
+  the scalar fill gives it, for awkward sizes, offsets and grid sizes.
+- The routing of CUDA arrays (scorekit/_gpu.py): refused with an error naming
+  the argument when the build or the machine cannot serve them, and checked
+  (dtype, layout, device, read-only outputs) before any kernel is launched.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scorekit
+from scorekit import _gpu
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_launch_layout_covers_every_element_once(tmp_path):
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found")
+    exe = tmp_path / "cuda_grid"
+    subprocess.run([gxx, "-std=c++17", "-O2", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cuda'}",
+                    str(ROOT / "tests/native/cuda_grid.cpp"), "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout
+
+
+class FakeCuda:
+    """An object that reports a CUDA device and a CUDA array interface."""
+
+    def __init__(self, shape=(3, 4), typestr="<f4", strides=None, readonly=False, device=0,
+                 ptr=4096):
+        self.shape, self.device_id = shape, device
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": typestr, "strides": strides,
+                                         "data": (ptr, readonly), "version": 3}
+
+    def __dlpack__(self, **kwargs):
+        raise AssertionError("must not be exported")
+
+    def __dlpack_device__(self):
+        return (2, self.device_id)
+
+
+class FakeCupyArray(FakeCuda):
+    pass
+
+
+FakeCupyArray.__module__ = "cupy._core.core"  # routed as a CuPy array
+
+
+class Backend:
+    """Stands in for scorekit._cuda: records launches instead of running them."""
+
+    reduce_chunk = 4096
+
+    def __init__(self, devices=1):
+        self.devices, self.calls = devices, []
+
+    def device_count(self):
+        return self.devices
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name, args))
+
+
+@pytest.fixture
+def backend(monkeypatch):
+    fake = Backend()
+    monkeypatch.setattr(_gpu, "_cuda", fake)
+    monkeypatch.setattr(_gpu._CuPy, "stream", staticmethod(lambda x: 0))
+    return fake
+
+
+def test_without_the_cuda_backend_arrays_are_refused_by_name(monkeypatch):
+    monkeypatch.setattr(_gpu, "_cuda", None)
+    with pytest.raises(TypeError, match="x is on a CUDA device.*no CUDA backend"):
+        scorekit.perturb(FakeCuda(), 0.5, seed=1)
+    with pytest.raises(TypeError, match="score is on a CUDA device.*no CUDA backend"):
+        scorekit.dsm_loss(FakeCuda(), 0.5, seed=1)
+    with pytest.raises(TypeError, match="out is on a CUDA device.*no CUDA backend"):
+        scorekit.normal((3, 4), seed=1, out=FakeCuda())
+    assert scorekit.build_info()["cuda_compiled"] is False
+
+
+def test_without_a_device_arrays_are_refused_by_name(monkeypatch):
+    monkeypatch.setattr(_gpu, "_cuda", Backend(devices=0))
+    with pytest.raises(TypeError, match="x is on a CUDA device.*sees no device"):
+        scorekit.langevin_step(FakeCuda(), FakeCuda(), 0.1, seed=1)
+    assert not scorekit.gpu_available()
+
+
+def test_other_frameworks_are_named(backend):
+    with pytest.raises(TypeError, match="x is a CUDA array of type FakeCuda.*PyTorch.*CuPy"):
+        scorekit.perturb(FakeCuda(), 0.5, seed=1)
+
+
+@pytest.mark.parametrize("typestr", ["<f2", "<i4", "<c8"])
+def test_dtypes_are_checked(backend, typestr):
+    with pytest.raises(TypeError, match="x must be a float32 or float64 array"):
+        scorekit.perturb(FakeCupyArray(typestr=typestr), 0.5, seed=1)
+    assert backend.calls == []
+
+
+def test_outputs_are_checked(backend):
+    x = FakeCupyArray()
+    with pytest.raises(ValueError, match="out is read-only"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(readonly=True, ptr=8192))
+    with pytest.raises(ValueError, match="out must be C-contiguous"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(strides=(4, 12), ptr=8192))
+    with pytest.raises(ValueError, match="out must have shape"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(shape=(4, 3), ptr=8192))
+    with pytest.raises(ValueError, match="out is on CUDA device 1"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(device=1, ptr=8192))
+    with pytest.raises(ValueError, match="out overlaps x"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(ptr=4096 + 8))
+    with pytest.raises(ValueError, match="out must be a CUDA array"):
+        scorekit.perturb(x, 0.5, seed=1, out=np.empty((3, 4), np.float32))
+    assert backend.calls == []
+
+
+def test_mixed_devices_and_dtypes_are_refused(backend):
+    x = FakeCupyArray()
+    with pytest.raises(ValueError, match="score is on CUDA device 1"):
+        scorekit.langevin_step(x, FakeCupyArray(device=1, ptr=8192), 0.1, seed=1)
+    with pytest.raises(TypeError, match="score has dtype float64"):
+        scorekit.langevin_step(x, FakeCupyArray(typestr="<f8", ptr=8192), 0.1, seed=1)
+    with pytest.raises(ValueError, match="score must be a CUDA array"):
+        scorekit.langevin_step(x, np.ones((3, 4), np.float32), 0.1, seed=1)
+    with pytest.raises(ValueError, match="noise must be a CUDA array"):
+        scorekit.dsm_loss(x, 0.5, noise=np.ones((3, 4), np.float32))
+    assert backend.calls == []
+
+
+def test_scalar_parameters_are_checked_as_on_the_cpu(backend):
+    x = FakeCupyArray()
+    for bad, match in [(0.0, "sigma must be > 0"), (float("nan"), "sigma must be finite"),
+                       (1e-46, r"sigma must be > 0 \(in float32\)")]:
+        with pytest.raises(ValueError, match=match):
+            scorekit.perturb(x, bad, seed=1)
+    with pytest.raises(ValueError, match="seed must be in"):
+        scorekit.perturb(x, 0.5, seed=-1)
+    assert backend.calls == []
+
+
+def test_valid_calls_reach_the_launchers_with_the_cpu_layout(backend):
+    x = FakeCupyArray(shape=(3, 4))
+    out = FakeCupyArray(shape=(3, 4), ptr=1 << 20)
+    assert scorekit.perturb(x, 0.5, seed=7, counter=2, offset=5, scale=0.9, out=out) is out
+    name, args = backend.calls[-1]
+    # x, B, D, scale (pointer, value), sigma (pointer, value), seed, counter, first sample, out
+    assert name == "perturb"
+    assert args[:11] == (4096, 3, 4, 0, pytest.approx(0.9), 0, 0.5, 7, 2, 5, 1 << 20)
+    assert args[11] == 4  # float32
+    scorekit.normal((3, 4), seed=7, counter=2, offset=5, out=out)
+    name, args = backend.calls[-1]
+    # kind, out, n, itemsize, seed, counter, first stream element = offset * D
+    assert name == "fill_noise" and args[:7] == (0, 1 << 20, 12, 4, 7, 2, 20)
