@@ -1,0 +1,150 @@
+"""GPU benchmark: scorekit's CUDA kernels against PyTorch on the same card.
+
+    python benchmarks/gpu_bench.py [--sizes 24,26,28] [--repeats 20] [--markdown]
+
+Needs a CUDA build of scorekit (``scorekit.gpu_available()``) and PyTorch with
+CUDA. For each size 2^k (float32 elements) it times, on one CUDA stream with
+CUDA events, interleaved, medians of ``--repeats``:
+
+- the device-to-device copy ``y.copy_(x)`` (the bandwidth floor: read + write);
+- ``normal`` (write N), ``perturb`` (read x, write out), ``langevin_step``
+  (read x and score, write out) into preallocated outputs, and ``dsm_loss``
+  with its gradient (read score, write grad; noise regenerated);
+- the same in PyTorch eager and under ``torch.compile``: ``randn_like`` noise and
+  tensor expressions; the dsm_loss baseline reads a stored noise tensor (as the
+  CPU benchmark's NumPy baseline does) and forms the closed-form gradient.
+
+"% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
+Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
+PyTorch eager and no slower than torch.compile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="24,26,28", help="log2 of the element counts")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    args = parser.parse_args(argv)
+
+    import scorekit
+    if not scorekit.gpu_available():
+        print("needs a CUDA build of scorekit and a GPU (scorekit.gpu_available() is False)")
+        return 2
+    import torch
+    if not torch.cuda.is_available():
+        print("needs PyTorch with CUDA")
+        return 2
+
+    dev = torch.device("cuda")
+    props = torch.cuda.get_device_properties(dev)
+    print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB; torch {torch.__version__}; "
+          f"scorekit {scorekit.__version__}; float32; medians of {args.repeats} (CUDA events)")
+
+    def timed(fn) -> float:
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop) / 1e3
+
+    def compiled(fn):
+        if args.no_compile:
+            return None
+        return torch.compile(fn)
+
+    rows = []
+    for k in (int(v) for v in args.sizes.split(",")):
+        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev)
+        torch.cuda.empty_cache()
+
+    head = ["kernel", "N", "variant", "median", "GB/s", "% copy BW", "time / scorekit"]
+    lines = []
+    for kernel, size, name, t, gbs, frac, ratio in rows:
+        lines.append([kernel, size, name, f"{t * 1e3:.3f} ms", f"{gbs:.0f}", f"{frac:.0%}",
+                      "-" if ratio is None else f"{ratio:.2f}x"])
+    if args.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "|".join([":---"] * 3 + ["---:"] * 4) + "|")
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
+        for line in [head, *lines]:
+            print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
+    return 0
+
+
+def bench_size(k, repeats, timed, compiled, torch, scorekit, dev) -> list:
+    """Rows for 2^k float32 elements, as (B = 1024, D) batches."""
+    n = 1 << k
+    B = 1 << 10
+    D = n // B
+    x = torch.randn(B, D, device=dev)
+    score = torch.randn(B, D, device=dev)
+    z = torch.randn(B, D, device=dev)
+    out = torch.empty_like(x)
+    flat = out.view(-1)
+    sigma = torch.rand(B, device=dev) + 0.1
+    scale = torch.rand(B, device=dev) + 0.5
+    step = torch.full((B,), 1e-3, device=dev)
+
+    def t_perturb():
+        return x * scale[:, None] + sigma[:, None] * torch.randn_like(x)
+
+    def t_langevin():
+        return x + step[:, None] * score + torch.sqrt(2 * step)[:, None] * torch.randn_like(x)
+
+    def t_dsm():
+        q = sigma[:, None] * score + z
+        return 0.5 * (q * q).sum() / B, q * (sigma[:, None] / B)
+
+    cases = {
+        "copy": (2 * n * 4, {"torch copy_": lambda: out.copy_(x)}),
+        "normal": (n * 4, {
+            "scorekit": lambda: scorekit.normal(n, seed=1, counter=2, out=flat),
+            "torch eager": lambda: flat.normal_()}),
+        "perturb": (2 * n * 4, {
+            "scorekit": lambda: scorekit.perturb(x, sigma, seed=1, counter=2, scale=scale,
+                                                 out=out),
+            "torch eager": t_perturb, "torch.compile": compiled(t_perturb)}),
+        "langevin_step": (3 * n * 4, {
+            "scorekit": lambda: scorekit.langevin_step(x, score, step, seed=1, counter=2,
+                                                       out=out),
+            "torch eager": t_langevin, "torch.compile": compiled(t_langevin)}),
+        "dsm_loss + grad": (2 * n * 4, {
+            "scorekit": lambda: scorekit.dsm_loss(score, sigma, seed=1, counter=2,
+                                                  reduction="none"),
+            "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
+    }
+    rows, copy_bw = [], None
+    for kernel, (nbytes, variants) in cases.items():
+        variants = {name: fn for name, fn in variants.items() if fn is not None}
+        for fn in variants.values():  # warm up (and compile)
+            for _ in range(3):
+                fn()
+        torch.cuda.synchronize()
+        times = {name: [] for name in variants}
+        for _ in range(repeats):
+            for name, fn in variants.items():
+                times[name].append(timed(fn))
+        med = {name: statistics.median(t) for name, t in times.items()}
+        if kernel == "copy":
+            copy_bw = nbytes / med["torch copy_"]
+        for name, t in med.items():
+            ratio = t / med["scorekit"] if "scorekit" in med else None
+            rows.append((kernel, f"2^{k}", name, t, nbytes / t / 1e9, nbytes / t / copy_bw,
+                         ratio))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
