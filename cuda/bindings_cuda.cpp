@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <string>
 
 #include "cuda_backend.hpp"
 
@@ -38,7 +39,15 @@ void by_dtype(int itemsize, F&& f) {
 
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "scorekit CUDA launchers (device pointers in, kernels enqueued on the given stream)";
-    m.def("device_count", &sc::device_count);
+    m.def("device_count", []() { return sc::device_count(); });
+    m.def(
+        "runtime_status",
+        []() {
+            std::string why;
+            sc::device_count(&why);
+            return why;
+        },
+        "Why the runtime sees no device (the CUDA error text), or '' when it sees one.");
     m.def(
         "fill_noise",
         [](int kind, std::uintptr_t out, std::int64_t n, int itemsize, std::uint64_t seed,

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
@@ -16,7 +17,8 @@ namespace cuda {
 enum class NoiseKind { Normal = 0, Uniform = 1, Rademacher = 2 };
 
 // Devices the runtime can see; 0 without a driver or a GPU (never throws).
-int device_count();
+// `why`, when given, receives the runtime's reason for 0 ("" otherwise).
+int device_count(std::string* why = nullptr);
 
 template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,

@@ -29,14 +29,18 @@ class OnDevice {
   public:
     explicit OnDevice(int device) {
         check(cudaGetDevice(&previous_), "cudaGetDevice");
-        if (device != previous_) check(cudaSetDevice(device), "cudaSetDevice");
+        changed_ = device != previous_;
+        if (changed_) check(cudaSetDevice(device), "cudaSetDevice");
     }
-    ~OnDevice() { cudaSetDevice(previous_); }
+    ~OnDevice() {
+        if (changed_) cudaSetDevice(previous_);
+    }
     OnDevice(const OnDevice&) = delete;
     OnDevice& operator=(const OnDevice&) = delete;
 
   private:
     int previous_ = 0;
+    bool changed_ = false;
 };
 
 cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
@@ -162,12 +166,15 @@ unsigned grid_for(std::uint64_t units) { return static_cast<unsigned>(grid_block
 
 }  // namespace
 
-int device_count() {
+int device_count(std::string* why) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError();  // clear the sticky "no driver / no device" error
+    const cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+        if (why) *why = cudaGetErrorString(err);
+        cudaGetLastError();  // clear the "no driver / no device" error
         return 0;
     }
+    if (why) *why = n ? "" : "no CUDA device";
     return n;
 }
 

@@ -162,3 +162,65 @@ def test_valid_calls_reach_the_launchers_with_the_cpu_layout(backend):
     name, args = backend.calls[-1]
     # kind, out, n, itemsize, seed, counter, first stream element = offset * D
     assert name == "fill_noise" and args[:7] == (0, 1 << 20, 12, 4, 7, 2, 20)
+
+
+class FakeTorchTensor(FakeCuda):
+    requires_grad = False
+
+    def is_neg(self):
+        return False
+
+    def is_conj(self):
+        return False
+
+
+FakeTorchTensor.__module__ = "torch"
+
+
+def test_a_parameter_inside_out_is_copied_first(backend, monkeypatch):
+    copies = []
+
+    def copy(x):
+        copies.append(x)
+        return FakeCupyArray(shape=x.shape, ptr=1 << 24)
+
+    monkeypatch.setattr(_gpu._CuPy, "copy", staticmethod(copy))
+    monkeypatch.setattr(_gpu._CuPy, "host", staticmethod(lambda x: np.full(x.shape, 0.5,
+                                                                            np.float32)))
+    x, out = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 4), ptr=1 << 20)
+    sigma = FakeCupyArray(shape=(3,), ptr=(1 << 20) + 8)  # lies inside out
+    scorekit.perturb(x, sigma, seed=1, out=out)
+    name, args = backend.calls[-1]
+    assert copies == [sigma] and args[5] == 1 << 24  # the kernel reads the copy
+    far = FakeCupyArray(shape=(3,), ptr=1 << 22)  # elsewhere: read where it is
+    scorekit.perturb(x, far, seed=1, out=out)
+    assert backend.calls[-1][1][5] == 1 << 22 and len(copies) == 1
+
+
+def test_zero_d_device_parameters_are_numbers(backend, monkeypatch):
+    monkeypatch.setattr(_gpu._CuPy, "host", staticmethod(lambda x: np.array(0.25)))
+    scorekit.perturb(FakeCupyArray(), FakeCupyArray(shape=(), typestr="<f8", ptr=1 << 22),
+                     seed=1, out=FakeCupyArray(ptr=1 << 20))
+    args = backend.calls[-1][1]
+    assert args[5:7] == (0, 0.25)  # by value, cast like a number
+
+
+def test_frameworks_and_output_dtypes_are_not_mixed(backend):
+    x = FakeCupyArray()
+    with pytest.raises(TypeError, match="sigma and the call's other arrays come from different"):
+        scorekit.perturb(x, FakeTorchTensor(shape=(3,), ptr=1 << 22), seed=1)
+    with pytest.raises(ValueError, match="out must have dtype float32, got float64"):
+        scorekit.perturb(x, 0.5, seed=1, out=FakeCupyArray(typestr="<f8", ptr=1 << 22))
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        scorekit.normal((3, 4), seed=1, dtype=np.int32, out=x)
+    assert backend.calls == []
+
+
+def test_a_visible_gpu_is_usable_when_the_backend_is_built():
+    """Where the backend is built and PyTorch sees a GPU, scorekit must see it too
+    (rather than the GPU tests skipping silently): a driver too old for the CUDA
+    version scorekit was built with shows up here with the runtime's reason."""
+    torch = pytest.importorskip("torch")
+    if not (_gpu.compiled() and torch.cuda.is_available()):
+        pytest.skip("needs the CUDA backend and a GPU visible to PyTorch")
+    assert scorekit.gpu_available(), _gpu._cuda.runtime_status()

@@ -12,6 +12,7 @@ version of each for testing and benchmarking.
 
 from __future__ import annotations
 
+from . import _core
 from .divergence import divergence
 from .gmm import GaussianMixture
 from .langevin import langevin_step
@@ -29,7 +30,7 @@ from .steps import (MalaState, StepResult, corrector_step, mala_accept, mala_pro
 from .trace import DiagonalEstimate, TraceEstimate, diagonal, hutchinson
 from .trace_sketch import hutchpp, xtrace
 
-__version__ = build_info()["version"]
+__version__ = _core.build_info()["version"]  # no CUDA query at import (fork safety)
 
 __all__ = [
     "DiagonalEstimate",

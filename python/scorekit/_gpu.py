@@ -15,12 +15,16 @@ from __future__ import annotations
 import numpy as np
 
 from ._interop import dlpack_device
-from ._validate import FLOAT_DTYPES, per_sample, sample_offset, shape_arg, stream, uint64
+from ._validate import (FLOAT_DTYPES, dtype_arg, per_sample, sample_offset, shape_arg, stream,
+                        uint64)
 
+_IMPORT_ERROR = ""
 try:  # built only where nvcc was found (SCOREKIT_CUDA=AUTO / ON)
     from . import _cuda
-except ImportError:  # pragma: no cover - depends on the build
+except ModuleNotFoundError:  # pragma: no cover - depends on the build
     _cuda = None
+except ImportError as exc:  # pragma: no cover - built, but cannot load here
+    _cuda, _IMPORT_ERROR = None, str(exc)
 
 KDL_CUDA = 2
 _NOISE_KINDS = {"normal": 0, "uniform": 1, "rademacher": 2}
@@ -58,7 +62,13 @@ class _Torch:
     @staticmethod
     def to_device(arr, like):
         import torch
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(like.device)
+        # pinned host memory: the copy is enqueued on the current stream without blocking
+        host = torch.from_numpy(np.ascontiguousarray(arr)).pin_memory()
+        return host.to(like.device, non_blocking=True)
+
+    @staticmethod
+    def copy(x):
+        return x.clone()
 
     @staticmethod
     def stream(x) -> int:
@@ -96,6 +106,12 @@ class _CuPy:
             return cupy.asarray(np.ascontiguousarray(arr))
 
     @staticmethod
+    def copy(x):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return x.copy()
+
+    @staticmethod
     def stream(x) -> int:
         import cupy
         with cupy.cuda.Device(x.device.id):
@@ -129,13 +145,18 @@ class DeviceArray:
 
 
 def _backend(name):
+    if _cuda is None and _IMPORT_ERROR:
+        raise TypeError(f"{name} is on a CUDA device, but scorekit's CUDA backend could not be "
+                        f"loaded: {_IMPORT_ERROR}")
     if _cuda is None:
         raise TypeError(f"{name} is on a CUDA device, but this scorekit build has no CUDA "
                         "backend (nvcc was not found when it was built): move it to the CPU, "
                         "or build with SCOREKIT_CUDA=ON")
     if _cuda.device_count() == 0:
-        raise TypeError(f"{name} is on a CUDA device, but the CUDA runtime sees no device "
-                        "(no driver or no GPU)")
+        why = _cuda.runtime_status() if hasattr(_cuda, "runtime_status") else ""
+        raise TypeError(f"{name} is on a CUDA device, but scorekit's CUDA runtime sees no device"
+                        f" ({why or 'no driver or no GPU'}; the driver must support the CUDA "
+                        "version scorekit was built with)")
 
 
 def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
@@ -149,8 +170,8 @@ def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
         raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
                         "CUDA backend takes PyTorch tensors and CuPy arrays")
     if getattr(value, "requires_grad", False):
-        raise TypeError(f"{name} requires grad: use scorekit.torch for autograd, or pass "
-                        f"{name}.detach()")
+        raise TypeError(f"{name} requires grad: pass {name}.detach() (the autograd ops of "
+                        "scorekit.torch run on the CPU only)")
     if fw is _Torch and (value.is_neg() or value.is_conj()):
         value = value.resolve_neg().resolve_conj()
     iface = value.__cuda_array_interface__
@@ -179,6 +200,9 @@ def _c_strides(shape, itemsize):
 
 
 def _same_device(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
+    if arr.fw is not ref.fw:
+        raise TypeError(f"{name} and the call's other arrays come from different frameworks: "
+                        "pass PyTorch tensors only or CuPy arrays only")
     if arr.device != ref.device:
         raise ValueError(f"{name} is on CUDA device {arr.device} but the call's arrays are on "
                          f"device {ref.device}")
@@ -194,24 +218,43 @@ def batch(value, name: str) -> DeviceArray:
     return arr
 
 
-def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple[int, float, object]:
-    """A per-sample parameter for the kernels: (device pointer or 0, value, keep-alive).
+def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
+    """A per-sample parameter for the kernels: (device pointer or 0, value, device array or None).
 
     Numbers and host arrays are checked as on the CPU; a CUDA array is copied
-    to the host for the same checks and then read by the kernel where it is.
+    to the host for the same checks and then read by the kernel where it is
+    (a 0-d one is passed by value, cast like a number).
     """
     if on_cuda(value, name):
         arr = device_array(value, name)
-        _same_device(ref, arr, name)
-        per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
+        _same_device(ref, arr, name) if arr.shape else _same_device_only(ref, arr, name)
+        host = arr.fw.host(arr.obj)
         if arr.shape == ():
-            return 0, float(arr.fw.host(arr.obj)), None
+            return 0, float(per_sample(host[()], name, B, ref.dtype, **checks)), None
+        per_sample(host, name, B, ref.dtype, **checks)
         return arr.ptr, 0.0, arr
     checked = per_sample(value, name, B, ref.dtype, **checks)
     if checked.ndim == 0:
         return 0, float(checked), None
     moved = device_array(ref.fw.to_device(checked, ref.obj), name)
     return moved.ptr, 0.0, moved
+
+
+def _same_device_only(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
+    if arr.device != ref.device:
+        raise ValueError(f"{name} is on CUDA device {arr.device} but the call's arrays are on "
+                         f"device {ref.device}")
+
+
+def unaliased_params(params: list, out: DeviceArray) -> list:
+    """Per-sample parameters copied where they lie in ``out`` (which the kernel overwrites)."""
+    res = []
+    for ptr, value, arr in params:
+        if arr is not None and arr.overlaps(out):
+            arr = device_array(arr.fw.copy(arr.obj), "parameter")
+            ptr = arr.ptr
+        res.append((ptr, value, arr))
+    return res
 
 
 def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
@@ -222,6 +265,8 @@ def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
         raise ValueError("out must be a CUDA array on the inputs' device, got "
                          f"{type(out).__name__}")
     arr = device_array(out, "out", out=True)
+    if arr.dtype != np.dtype(dtype):
+        raise ValueError(f"out must have dtype {np.dtype(dtype)}, got {arr.dtype}")
     _same_device(ref, arr, "out")
     if arr.shape != tuple(shape):
         raise ValueError(f"out must have shape {tuple(shape)}, got {arr.shape}")
@@ -236,11 +281,12 @@ def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
 def fill(kind: str, shape, seed, counter, dtype, out, offset):
     """normal / uniform / rademacher into a CUDA ``out``."""
     shape = shape_arg(shape)
+    dtype = dtype_arg(dtype) if dtype is not None else None
     arr = device_array(out, "out", out=True)
     if arr.shape != shape:
         raise ValueError(f"out must have shape {shape}, got {arr.shape}")
-    if dtype is not None and np.dtype(dtype) != arr.dtype:
-        raise ValueError(f"out must have dtype {np.dtype(dtype)}, got {arr.dtype}")
+    if dtype is not None and dtype != arr.dtype:
+        raise ValueError(f"out must have dtype {dtype}, got {arr.dtype}")
     seed, counter = stream(seed, counter)
     D = int(np.prod(shape[1:], dtype=np.int64)) if shape else 1
     offset = sample_offset(offset, shape[0] if shape else 1, D)
@@ -258,6 +304,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa)])
+    sca, sig = unaliased_params([sca, sig], res)
     _cuda.perturb(xa.ptr, B, D, sca[0], sca[1], sig[0], sig[1], seed, counter, offset, res.ptr,
                   xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj
@@ -277,6 +324,7 @@ def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
+    (step,) = unaliased_params([step], res)
     _cuda.langevin_step(xa.ptr, sa.ptr, B, D, step[0], step[1], seed, counter, offset, res.ptr,
                         xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj
