@@ -1,9 +1,9 @@
 // CUDA launchers over the shared functors of cpp/include/scorekit: the noise
 // fills, perturb, langevin_step and dsm_loss. Each thread takes whole Philox
 // blocks (grid.hpp), so a value depends on its index only, never on the grid;
-// the dsm_loss reduction sums each chunk in a fixed order (every thread its
-// blocks in turn, then a fixed tree over the 256 threads) and the chunks of a
-// row left to right. No floating-point atomics; 64-bit indices throughout.
+// dsm_loss sums each row (or each chunk of kReduceChunk elements of a long row,
+// the chunks then left to right) in the CPU's LaneSum8 order, so its losses are
+// the CPU's bits too. No floating-point atomics; 64-bit indices throughout.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -112,11 +112,36 @@ struct DsmArgs {
     }
 };
 
-// One thread block per chunk (grid-stride over chunks): the chunk's sum of
-// squared residuals into partial[chunk], its gradient into grad.
+// Rows of at most kShortRow elements: one thread per row runs the CPU's
+// DsmRow::run on it (the same sum, in the same order: the same bits).
+constexpr std::int64_t kShortRow = 64;
+
+template <class T>
+__global__ void dsm_short_rows_kernel(DsmArgs<T> a, double* row_loss) {
+    const std::int64_t D = a.rc.D;
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(a.rc.B); u += unit_stride()) {
+        const std::int64_t b = static_cast<std::int64_t>(u), first = b * D;
+        T z[kShortRow];
+        const T* zp = a.noise ? a.noise + first : z;
+        if (!a.noise)
+            fill_range<NormalBlock<T>>(a.st, a.stream_first + static_cast<std::uint64_t>(first),
+                                       static_cast<std::uint64_t>(D), z);
+        const DsmRow<T> r = a.row(b);
+        row_loss[b] = 0.5 * r.loss_scale * r.run(a.score + first, zp, a.grad ? a.grad + first : nullptr, D);
+    }
+}
+
+// Longer rows: one thread block per chunk of kReduceChunk elements (grid-stride
+// over chunks). The chunk's squared residuals go through shared memory in tiles;
+// threads 0..7 add them as LaneSum8 does on the CPU (lane k: positions p with
+// p % 8 == k, in order), so partial[chunk] has the CPU's bits.
+constexpr std::int64_t kTileValues = 1024;  // a multiple of 8
+
 template <class T>
 __global__ void dsm_chunk_kernel(DsmArgs<T> a, double* partial) {
-    __shared__ double sums[kThreads];
+    __shared__ double squares[kTileValues];
+    __shared__ double lanes[8];
+    constexpr std::uint64_t K = NormalBlock<T>::kPerBlock;
     const std::int64_t chunks = a.rc.chunks();
     for (std::int64_t unit = blockIdx.x; unit < a.rc.units(); unit += gridDim.x) {
         const std::int64_t b = unit / chunks, c = unit % chunks;
@@ -124,28 +149,35 @@ __global__ void dsm_chunk_kernel(DsmArgs<T> a, double* partial) {
         const std::int64_t len = a.rc.D - c * a.rc.chunk < a.rc.chunk ? a.rc.D - c * a.rc.chunk
                                                                       : a.rc.chunk;
         const DsmRow<T> r = a.row(b);
-        const BlockUnits bu{a.stream_first + static_cast<std::uint64_t>(first),
-                            static_cast<std::uint64_t>(len < 0 ? 0 : len),
-                            static_cast<std::uint64_t>(NormalBlock<T>::kPerBlock)};
-        double acc = 0.0;
-        for (std::uint64_t u = threadIdx.x; u < bu.units(); u += kThreads) {
-            T z[NormalBlock<T>::kPerBlock];
-            if (!a.noise) make_block<NormalBlock<T>>(a.st, bu.block(u), z);
-            const std::uint64_t lo = bu.begin(u), hi = bu.end(u), s = bu.skip(u);
-            for (std::uint64_t i = lo; i < hi; ++i) {
-                const std::int64_t k = first + static_cast<std::int64_t>(i);
-                const T zi = a.noise ? a.noise[k] : z[s + (i - lo)];
-                const T q = r.residual(a.score[k], zi);
-                if (a.grad) a.grad[k] = r.grad_scale * q;
-                acc += static_cast<double>(q) * static_cast<double>(q);
+        double lane_acc = 0.0;  // threads 0..7: lane threadIdx.x of the chunk's sum
+        for (std::int64_t t0 = 0; t0 < len; t0 += kTileValues) {
+            const std::int64_t tn = len - t0 < kTileValues ? len - t0 : kTileValues;
+            const std::int64_t base = first + t0;
+            const BlockUnits bu{a.stream_first + static_cast<std::uint64_t>(base),
+                                static_cast<std::uint64_t>(tn), K};
+            for (std::uint64_t u = threadIdx.x; u < bu.units(); u += kThreads) {
+                T z[NormalBlock<T>::kPerBlock];
+                if (!a.noise) make_block<NormalBlock<T>>(a.st, bu.block(u), z);
+                const std::uint64_t lo = bu.begin(u), hi = bu.end(u), s = bu.skip(u);
+                for (std::uint64_t i = lo; i < hi; ++i) {
+                    const std::int64_t k = base + static_cast<std::int64_t>(i);
+                    const T q = r.residual(a.score[k], a.noise ? a.noise[k] : z[s + (i - lo)]);
+                    if (a.grad) a.grad[k] = r.grad_scale * q;
+                    squares[i] = static_cast<double>(q) * static_cast<double>(q);
+                }
             }
-        }
-        sums[threadIdx.x] = acc;
-        for (int half = kThreads / 2; half > 0; half /= 2) {
             __syncthreads();
-            if (static_cast<int>(threadIdx.x) < half) sums[threadIdx.x] += sums[threadIdx.x + half];
+            if (threadIdx.x < 8)
+                for (std::int64_t i = threadIdx.x; i < tn; i += 8) lane_acc += squares[i];
+            __syncthreads();
         }
-        if (threadIdx.x == 0) partial[unit] = sums[0];
+        if (threadIdx.x < 8) lanes[threadIdx.x] = lane_acc;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            LaneSum8 sum;
+            for (int k = 0; k < 8; ++k) sum.a[k] = lanes[k];
+            partial[unit] = sum.total();
+        }
         __syncthreads();
     }
 }
@@ -238,6 +270,12 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
     const OnDevice on(device);
     const DsmArgs<T> a{score, noise, RowChunks{B, D, kReduceChunk}, sigma, weight_is_sigma2, weight,
                        batch_scale, st, first_sample * static_cast<std::uint64_t>(D), grad};
+    if (D <= kShortRow) {
+        dsm_short_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0,
+                                   as_stream(stream)>>>(a, row_loss);
+        check(cudaGetLastError(), "dsm_loss kernel launch");
+        return;
+    }
     const std::uint64_t units = static_cast<std::uint64_t>(a.rc.units());
     const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
     dsm_chunk_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(a, partial);

@@ -224,3 +224,34 @@ def test_a_visible_gpu_is_usable_when_the_backend_is_built():
     if not (_gpu.compiled() and torch.cuda.is_available()):
         pytest.skip("needs the CUDA backend and a GPU visible to PyTorch")
     assert scorekit.gpu_available(), _gpu._cuda.runtime_status()
+
+
+def emulated_kernels_source(tmp_path):
+    """cuda/kernels.cu with its kernel<<<...>>>(...) launches as emu::launch calls."""
+    import re
+    src = (ROOT / "cuda/kernels.cu").read_text()
+    launch = re.compile(r"(\w+<(?:[^<>]|<[^<>]*>)*>)<<<(.*?)>>>\(", re.S)
+    out, count = launch.subn(lambda m: f"emu::launch(emu::cfg({m[2]}), {m[1]}, ", src)
+    assert count >= 7, "the launch syntax of cuda/kernels.cu changed: update this rewrite"
+    path = tmp_path / "kernels_emulated.cpp"
+    path.write_text(out)
+    return path
+
+
+def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
+    """The launchers of cuda/kernels.cu on the host (blocks of real threads and
+    barriers, tests/native/cuda_emulation) against the CPU backend, bit for bit."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found")
+    flags = ["-std=c++20", "-O1", "-pthread", "-ffp-contract=off", "-fno-fast-math",
+             "-fno-math-errno", f"-I{ROOT / 'tests/native/cuda_emulation'}",
+             f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cpp/src'}"]
+    cpu = [str(ROOT / f"cpp/src/{s}.cpp") for s in
+           ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu")]
+    exe = tmp_path / "emulated"
+    subprocess.run([gxx, *flags, str(emulated_kernels_source(tmp_path)),
+                    str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
+                   check=True)
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
