@@ -71,9 +71,16 @@ __global__ void perturb_kernel(const T* x, std::int64_t D, RowParam<T> scale, Ro
         T z[NormalBlock<T>::kPerBlock];
         make_block<NormalBlock<T>>(st, bu.block(u), z);
         const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        std::int64_t row = static_cast<std::int64_t>(b) / D;  // one division per unit
+        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
+        T a = scale(row), sg = sigma(row);
         for (std::uint64_t i = b; i < e; ++i) {
-            const std::int64_t row = static_cast<std::int64_t>(i) / D;
-            out[i] = perturb_value(x[i], z[s + (i - b)], scale(row), sigma(row));
+            if (i == row_end) {  // a unit of <= 4 elements crosses into the next row(s)
+                row = static_cast<std::int64_t>(i) / D;
+                row_end = static_cast<std::uint64_t>((row + 1) * D);
+                a = scale(row), sg = sigma(row);
+            }
+            out[i] = perturb_value(x[i], z[s + (i - b)], a, sg);
         }
     }
 }
@@ -86,9 +93,16 @@ __global__ void langevin_kernel(const T* x, const T* score, std::int64_t D, RowP
         T z[NormalBlock<T>::kPerBlock];
         make_block<NormalBlock<T>>(st, bu.block(u), z);
         const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        std::int64_t row = static_cast<std::int64_t>(b) / D;  // one division, one sqrt per unit
+        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
+        LangevinRow<T> lr(step(row));
         for (std::uint64_t i = b; i < e; ++i) {
-            const std::int64_t row = static_cast<std::int64_t>(i) / D;
-            out[i] = LangevinRow<T>(step(row)).apply(x[i], score[i], z[s + (i - b)]);
+            if (i == row_end) {
+                row = static_cast<std::int64_t>(i) / D;
+                row_end = static_cast<std::uint64_t>((row + 1) * D);
+                lr = LangevinRow<T>(step(row));
+            }
+            out[i] = lr.apply(x[i], score[i], z[s + (i - b)]);
         }
     }
 }
