@@ -90,6 +90,22 @@ PYBIND11_MODULE(_cuda, m) {
             });
         });
     m.def(
+        "affine_step",
+        [](std::uintptr_t x, std::uintptr_t score, std::int64_t B, std::int64_t D,
+           std::uintptr_t a_p, double a, std::uintptr_t c_p, double c, std::uintptr_t g_p, double g,
+           std::uint64_t seed, std::uint64_t counter, std::uint64_t first_sample,
+           std::uintptr_t out, std::uintptr_t out_mean, int itemsize, int device,
+           std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::affine_step<T>(ptr<const T>(x), ptr<const T>(score), B, D, row_param<T>(a_p, a),
+                                   row_param<T>(c_p, c), row_param<T>(g_p, g),
+                                   scorekit::Stream{seed, counter}, first_sample, ptr<T>(out),
+                                   ptr<T>(out_mean), device, stream_of(stream));
+            });
+        });
+    m.def(
         "dsm_loss",
         [](std::uintptr_t score, std::uintptr_t noise, std::int64_t B, std::int64_t D,
            std::uintptr_t sigma_p, double sigma, bool weight_is_sigma2, std::uintptr_t weight_p,

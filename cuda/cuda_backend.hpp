@@ -33,6 +33,12 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
                    RowParam<T> step_size, Stream st, std::uint64_t first_sample, T* out,
                    int device, void* stream);
 
+// x_mean = a x + c score (into out_mean when not null), out = x_mean + g z.
+template <class T>
+void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, RowParam<T> a,
+                 RowParam<T> c, RowParam<T> g, Stream st, std::uint64_t first_sample, T* out,
+                 T* out_mean, int device, void* stream);
+
 // Rows summed in chunks of kReduceChunk: `partial` holds B * chunks doubles
 // (chunks = ceil(D / kReduceChunk), at least 1), row_loss B doubles.
 template <class T>

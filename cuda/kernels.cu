@@ -12,6 +12,7 @@
 #include "cuda_backend.hpp"
 #include "grid.hpp"
 #include "scorekit/noise.hpp"
+#include "scorekit/steps.hpp"
 
 namespace scorekit {
 namespace cuda {
@@ -103,6 +104,31 @@ __global__ void langevin_kernel(const T* x, const T* score, std::int64_t D, RowP
                 lr = LangevinRow<T>(step(row));
             }
             out[i] = lr.apply(x[i], score[i], z[s + (i - b)]);
+        }
+    }
+}
+
+template <class T>
+__global__ void affine_kernel(const T* x, const T* score, std::int64_t D, RowParam<T> a,
+                              RowParam<T> c, RowParam<T> g, Stream st, BlockUnits bu, T* out,
+                              T* out_mean) {
+    const std::uint64_t units = bu.units();
+    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+        T z[NormalBlock<T>::kPerBlock];
+        make_block<NormalBlock<T>>(st, bu.block(u), z);
+        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
+        std::int64_t row = static_cast<std::int64_t>(b) / D;
+        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
+        AffineStep<T> step{a(row), c(row), g(row)};
+        for (std::uint64_t i = b; i < e; ++i) {
+            if (i == row_end) {
+                row = static_cast<std::int64_t>(i) / D;
+                row_end = static_cast<std::uint64_t>((row + 1) * D);
+                step = AffineStep<T>{a(row), c(row), g(row)};
+            }
+            const T m = step.mean(x[i], score[i]);
+            if (out_mean) out_mean[i] = m;
+            out[i] = step.next(m, z[s + (i - b)]);
         }
     }
 }
@@ -276,6 +302,19 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
 }
 
 template <class T>
+void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, RowParam<T> a,
+                 RowParam<T> c, RowParam<T> g, Stream st, std::uint64_t first_sample, T* out,
+                 T* out_mean, int device, void* stream) {
+    if (B <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
+                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
+    affine_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
+        x, score, D, a, c, g, st, bu, out, out_mean);
+    check(cudaGetLastError(), "noisy_affine_step kernel launch");
+}
+
+template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
               std::uint64_t first_sample, double* partial, double* row_loss, T* grad, int device,
@@ -305,6 +344,9 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
                              Stream, std::uint64_t, T*, int, void*);                              \
     template void langevin_step<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>,   \
                                    Stream, std::uint64_t, T*, int, void*);                        \
+    template void affine_step<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>,     \
+                                 RowParam<T>, RowParam<T>, Stream, std::uint64_t, T*, T*, int,    \
+                                 void*);                                                          \
     template void dsm_loss<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>, bool,  \
                               RowParam<T>, double, Stream, std::uint64_t, double*, double*, T*,   \
                               int, void*);

@@ -92,6 +92,17 @@ def test_perturb_and_langevin_bits(fw, shape, dtype):
     np.testing.assert_array_equal(fw.get(xd), scorekit.perturb(x, 0.5, seed=1))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (3, 4097), (2, 3, 5, 7)])
+def test_noisy_affine_step_bits(fw, shape, dtype):
+    x, s = batch(shape, dtype), batch(shape, dtype, 1)
+    a = np.linspace(0.5, 1.5, shape[0]).astype(dtype)
+    got = scorekit.noisy_affine_step(fw.put(x), fw.put(s), a, -0.25, fw.put(a[::-1].copy()),
+                                     seed=5, counter=3, offset=2)
+    want = scorekit.noisy_affine_step(x, s, a, -0.25, a[::-1].copy(), seed=5, counter=3, offset=2)
+    np.testing.assert_array_equal(fw.get(got.x), want.x)
+    np.testing.assert_array_equal(fw.get(got.x_mean), want.x_mean)
+
+
 @pytest.mark.parametrize("shape", [(1, 3), (5, 7), (3, 64), (3, 65), (3, 3 * 4096 + 5),
                                    (2, 3, 5, 7)])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

@@ -232,7 +232,7 @@ def emulated_kernels_source(tmp_path):
     src = (ROOT / "cuda/kernels.cu").read_text()
     launch = re.compile(r"(\w+<(?:[^<>]|<[^<>]*>)*>)<<<(.*?)>>>\(", re.S)
     out, count = launch.subn(lambda m: f"emu::launch(emu::cfg({m[2]}), {m[1]}, ", src)
-    assert count >= 7, "the launch syntax of cuda/kernels.cu changed: update this rewrite"
+    assert count >= 8, "the launch syntax of cuda/kernels.cu changed: update this rewrite"
     path = tmp_path / "kernels_emulated.cpp"
     path.write_text(out)
     return path
@@ -248,10 +248,26 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
              "-fno-math-errno", f"-I{ROOT / 'tests/native/cuda_emulation'}",
              f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cpp/src'}"]
     cpu = [str(ROOT / f"cpp/src/{s}.cpp") for s in
-           ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu")]
+           ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu", "steps_cpu")]
     exe = tmp_path / "emulated"
     subprocess.run([gxx, *flags, str(emulated_kernels_source(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
                    check=True)
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+def test_noisy_affine_step_reaches_its_launcher(backend, monkeypatch):
+    monkeypatch.setattr(_gpu._CuPy, "empty", staticmethod(
+        lambda like, shape, dtype: FakeCupyArray(shape=tuple(shape), ptr=1 << 26)))
+    x, s = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 4), ptr=1 << 22)
+    out = FakeCupyArray(shape=(3, 4), ptr=1 << 20)
+    res = scorekit.noisy_affine_step(x, s, 1.5, -0.25, 0.5, seed=7, counter=2, offset=1, out=out)
+    assert res.x is out and res.x_mean.__cuda_array_interface__["data"][0] == 1 << 26
+    name, args = backend.calls[-1]
+    # x, score, B, D, a, c, g (pointer, value), seed, counter, first sample, out, mean, itemsize
+    assert name == "affine_step"
+    assert args[:17] == (4096, 1 << 22, 3, 4, 0, 1.5, 0, -0.25, 0, 0.5, 7, 2, 1, 1 << 20, 1 << 26,
+                         4, 0)
+    with pytest.raises(ValueError, match="score must be a CUDA array"):
+        scorekit.noisy_affine_step(x, np.ones((3, 4), np.float32), 1.0, 0.0, 0.0, seed=1)

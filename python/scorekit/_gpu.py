@@ -1,8 +1,9 @@
 """CUDA arrays: validation, allocation in the caller's framework, and the calls
 into the CUDA backend (``scorekit._cuda``).
 
-A PyTorch CUDA tensor or a CuPy array goes to the GPU kernels without a copy
-to the host. Outputs are allocated by the caller's framework on the input's
+A PyTorch CUDA tensor or a CuPy array passed to the noise fills (``out=``),
+perturb, langevin_step, noisy_affine_step or dsm_loss goes to the GPU kernels
+without a copy to the host. Outputs are allocated by the caller's framework on the input's
 device, and the kernels are enqueued on that framework's current stream
 (``torch.cuda.current_stream(device)``, ``cupy.cuda.get_current_stream()``);
 nothing synchronises, except that per-sample parameters given as device
@@ -311,13 +312,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
 
 
 def langevin_step(x, score, step_size, *, seed, counter, offset, out):
-    xa = batch(x, "x")
-    sa = device_array(score, "score") if on_cuda(score, "score") else None
-    if sa is None:
-        raise ValueError("score must be a CUDA array on x's device (x is on a CUDA device)")
-    _same_device(xa, sa, "score")
-    if sa.shape != xa.shape:
-        raise ValueError(f"score must have shape {xa.shape}, got {sa.shape}")
+    xa, sa = _pair(x, score)
     B = xa.shape[0]
     D = xa.size // B if B else 0
     step = param(step_size, "step_size", xa, B, nonnegative=True)
@@ -328,6 +323,33 @@ def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     _cuda.langevin_step(xa.ptr, sa.ptr, B, D, step[0], step[1], seed, counter, offset, res.ptr,
                         xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj
+
+
+def _pair(x, score) -> tuple:
+    xa = batch(x, "x")
+    sa = device_array(score, "score") if on_cuda(score, "score") else None
+    if sa is None:
+        raise ValueError("score must be a CUDA array on x's device (x is on a CUDA device)")
+    _same_device(xa, sa, "score")
+    if sa.shape != xa.shape:
+        raise ValueError(f"score must have shape {xa.shape}, got {sa.shape}")
+    return xa, sa
+
+
+def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple:
+    """(x_next, x_mean) on the GPU; x_mean is a new array of the caller's framework."""
+    xa, sa = _pair(x, score)
+    B = xa.shape[0]
+    D = xa.size // B if B else 0
+    coeffs = [param(v, name, xa, B) for v, name in ((a, "a"), (c, "c"), (g, "g"))]
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D)
+    res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
+    mean = output(None, xa, xa.shape, xa.dtype)
+    (pa, va, _), (pc, vc, _), (pg, vg, _) = unaliased_params(coeffs, res)
+    _cuda.affine_step(xa.ptr, sa.ptr, B, D, pa, va, pc, vc, pg, vg, seed, counter, offset,
+                      res.ptr, mean.ptr, xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
+    return res.obj, mean.obj
 
 
 def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_grad, offset,

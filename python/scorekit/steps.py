@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import (batch_array, choice, flag, output, param_unaliased, per_sample, same_dtype,
                         same_shape, sample_offset, stream, unaliased)
 from .sde import SDE, VESDE, VPSDE, subVPSDE
@@ -54,6 +54,9 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None)
     StepResult
         ``(x, x_mean)``; ``x`` is ``out`` when given (``out=x`` updates in place).
     """
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return StepResult(*_gpu.noisy_affine_step(x, score, a, c, g, seed=seed, counter=counter,
+                                                  offset=offset, out=out))
     x, score = _pair(x, score)
     B, dt = x.shape[0], x.dtype
     a, c, g = (_coeff(v, n, B, dt) for v, n in ((a, "a"), (c, "c"), (g, "g")))

@@ -1,6 +1,6 @@
 // The CUDA launchers of cuda/kernels.cu, run on the host under
 // tests/native/cuda_emulation (blocks of real threads and barriers), against
-// the CPU backend: noise, perturb and langevin_step bit for bit, dsm_loss
+// the CPU backend: noise, perturb, langevin_step and affine_step bit for bit, dsm_loss
 // gradients and losses bit for bit (both sum in the LaneSum8 order), on
 // awkward shapes and offsets, with the launch grids and with 1 or 3 blocks.
 // Built and run by tests/test_cuda_host.py. Prints "ok" or the first failures.
@@ -71,6 +71,13 @@ void elementwise() {
                 cuda::langevin_step<T>(x.data(), sc.data(), B, D, p, st, fs, g.data(), 0, nullptr);
                 cpu::langevin_step<T>(x.data(), sc.data(), B, D, p, st, fs, c.data());
                 if (!same(g, c)) FAIL("langevin B %lld D %lld\n", (long long)B, (long long)D);
+                const RowParam<T> k{nullptr, T(-0.3)};
+                std::vector<T> gm(g.size()), cm(g.size());
+                cuda::affine_step<T>(x.data(), sc.data(), B, D, p, k, p, st, fs, g.data(),
+                                     gm.data(), 0, nullptr);
+                cpu::affine_step<T>(x.data(), sc.data(), B, D, p, k, p, st, fs, c.data(), cm.data());
+                if (!same(g, c) || !same(gm, cm))
+                    FAIL("affine_step B %lld D %lld\n", (long long)B, (long long)D);
             }
         }
 }
