@@ -64,54 +64,11 @@ __global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
     }
 }
 
-template <class T>
-__global__ void perturb_kernel(const T* x, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
-                               Stream st, BlockUnits bu, T* out) {
-    const std::uint64_t units = bu.units();
-    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
-        T z[NormalBlock<T>::kPerBlock];
-        make_block<NormalBlock<T>>(st, bu.block(u), z);
-        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
-        std::int64_t row = static_cast<std::int64_t>(b) / D;  // one division per unit
-        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
-        T a = scale(row), sg = sigma(row);
-        for (std::uint64_t i = b; i < e; ++i) {
-            if (i == row_end) {  // a unit of <= 4 elements crosses into the next row(s)
-                row = static_cast<std::int64_t>(i) / D;
-                row_end = static_cast<std::uint64_t>((row + 1) * D);
-                a = scale(row), sg = sigma(row);
-            }
-            out[i] = perturb_value(x[i], z[s + (i - b)], a, sg);
-        }
-    }
-}
-
-template <class T>
-__global__ void langevin_kernel(const T* x, const T* score, std::int64_t D, RowParam<T> step,
-                                Stream st, BlockUnits bu, T* out) {
-    const std::uint64_t units = bu.units();
-    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
-        T z[NormalBlock<T>::kPerBlock];
-        make_block<NormalBlock<T>>(st, bu.block(u), z);
-        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
-        std::int64_t row = static_cast<std::int64_t>(b) / D;  // one division, one sqrt per unit
-        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
-        LangevinRow<T> lr(step(row));
-        for (std::uint64_t i = b; i < e; ++i) {
-            if (i == row_end) {
-                row = static_cast<std::int64_t>(i) / D;
-                row_end = static_cast<std::uint64_t>((row + 1) * D);
-                lr = LangevinRow<T>(step(row));
-            }
-            out[i] = lr.apply(x[i], score[i], z[s + (i - b)]);
-        }
-    }
-}
-
-template <class T>
-__global__ void affine_kernel(const T* x, const T* score, std::int64_t D, RowParam<T> a,
-                              RowParam<T> c, RowParam<T> g, Stream st, BlockUnits bu, T* out,
-                              T* out_mean) {
+// Elementwise kernels with normal noise: op.row(b) when an element starts row b
+// (once per unit, then at each row boundary inside it: one division per unit),
+// op(i, z_i) for every element i of the flat B x D range.
+template <class T, class Op>
+__global__ void noisy_rows_kernel(Stream st, BlockUnits bu, std::int64_t D, Op op) {
     const std::uint64_t units = bu.units();
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
         T z[NormalBlock<T>::kPerBlock];
@@ -119,19 +76,58 @@ __global__ void affine_kernel(const T* x, const T* score, std::int64_t D, RowPar
         const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
         std::int64_t row = static_cast<std::int64_t>(b) / D;
         std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
-        AffineStep<T> step{a(row), c(row), g(row)};
+        op.row(row);
         for (std::uint64_t i = b; i < e; ++i) {
-            if (i == row_end) {
+            if (i == row_end) {  // a unit of <= 4 elements crosses into the next row(s)
                 row = static_cast<std::int64_t>(i) / D;
                 row_end = static_cast<std::uint64_t>((row + 1) * D);
-                step = AffineStep<T>{a(row), c(row), g(row)};
+                op.row(row);
             }
-            const T m = step.mean(x[i], score[i]);
-            if (out_mean) out_mean[i] = m;
-            out[i] = step.next(m, z[s + (i - b)]);
+            op(i, z[s + (i - b)]);
         }
     }
 }
+
+template <class T>
+struct PerturbOp {
+    const T* x;
+    RowParam<T> scale, sigma;
+    T* out;
+    T a, s;
+    __device__ SCOREKIT_INLINE void row(std::int64_t b) { a = scale(b), s = sigma(b); }
+    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
+        out[i] = perturb_value(x[i], z, a, s);
+    }
+};
+
+template <class T>
+struct LangevinOp {
+    const T* x;
+    const T* score;
+    RowParam<T> step;
+    T* out;
+    LangevinRow<T> lr;
+    __device__ SCOREKIT_INLINE void row(std::int64_t b) { lr = LangevinRow<T>(step(b)); }
+    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
+        out[i] = lr.apply(x[i], score[i], z);
+    }
+};
+
+template <class T>
+struct AffineOp {
+    const T* x;
+    const T* score;
+    RowParam<T> a, c, g;
+    T* out;
+    T* out_mean;
+    AffineStep<T> step;
+    __device__ SCOREKIT_INLINE void row(std::int64_t b) { step = AffineStep<T>{a(b), c(b), g(b)}; }
+    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
+        const T m = step.mean(x[i], score[i]);
+        if (out_mean) out_mean[i] = m;
+        out[i] = step.next(m, z);
+    }
+};
 
 template <class T>
 struct DsmArgs {
@@ -283,8 +279,9 @@ void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowP
     const OnDevice on(device);
     const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
                         static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    perturb_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(x, D, scale, sigma,
-                                                                              st, bu, out);
+    const PerturbOp<T> op{x, scale, sigma, out, T(0), T(0)};
+    noisy_rows_kernel<T, PerturbOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
+        st, bu, D, op);
     check(cudaGetLastError(), "perturb kernel launch");
 }
 
@@ -296,8 +293,9 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
     const OnDevice on(device);
     const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
                         static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    langevin_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
-        x, score, D, step_size, st, bu, out);
+    const LangevinOp<T> op{x, score, step_size, out, LangevinRow<T>(T(0))};
+    noisy_rows_kernel<T, LangevinOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
+        st, bu, D, op);
     check(cudaGetLastError(), "langevin_step kernel launch");
 }
 
@@ -309,8 +307,9 @@ void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, Row
     const OnDevice on(device);
     const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
                         static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    affine_kernel<T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
-        x, score, D, a, c, g, st, bu, out, out_mean);
+    const AffineOp<T> op{x, score, a, c, g, out, out_mean, AffineStep<T>{T(0), T(0), T(0)}};
+    noisy_rows_kernel<T, AffineOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
+        st, bu, D, op);
     check(cudaGetLastError(), "noisy_affine_step kernel launch");
 }
 
