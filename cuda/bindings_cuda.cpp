@@ -62,6 +62,16 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("kind"), py::arg("out"), py::arg("n"), py::arg("itemsize"), py::arg("seed"),
         py::arg("counter"), py::arg("offset"), py::arg("device"), py::arg("stream"));
     m.def(
+        "sphere_rows",
+        [](std::uintptr_t v, std::int64_t rows, std::int64_t D, int itemsize, int device,
+           std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::sphere_rows<T>(ptr<T>(v), rows, D, device, stream_of(stream));
+            });
+        });
+    m.def(
         "perturb",
         [](std::uintptr_t x, std::int64_t B, std::int64_t D, std::uintptr_t scale_p, double scale,
            std::uintptr_t sigma_p, double sigma, std::uint64_t seed, std::uint64_t counter,

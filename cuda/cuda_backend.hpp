@@ -24,6 +24,10 @@ template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,
                 void* stream);
 
+// Rows of D normals rescaled in place to norm sqrt(D) (sphere probes).
+template <class T>
+void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stream);
+
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
              Stream st, std::uint64_t first_sample, T* out, int device, void* stream);

@@ -13,6 +13,7 @@
 #include "grid.hpp"
 #include "scorekit/noise.hpp"
 #include "scorekit/steps.hpp"
+#include "scorekit/trace.hpp"
 
 namespace scorekit {
 namespace cuda {
@@ -67,6 +68,16 @@ __global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
 // Elementwise kernels with normal noise: op.row(b) when an element starts row b
 // (once per unit, then at each row boundary inside it: one division per unit),
 // op(i, z_i) for every element i of the flat B x D range.
+// Sphere probes: each row of D normals rescaled to norm sqrt(D), one thread per
+// row through the CPU's functions (the same sum in the same order: the same bits).
+template <class T>
+__global__ void sphere_rows_kernel(T* v, std::int64_t rows, std::int64_t D) {
+    for (std::uint64_t r = first_unit(); r < static_cast<std::uint64_t>(rows); r += unit_stride()) {
+        T* row = v + static_cast<std::int64_t>(r) * D;
+        scale_row(row, D, sphere_factor(chunked_dot(row, row, D), D));
+    }
+}
+
 template <class T, class Op>
 __global__ void noisy_rows_kernel(Stream st, BlockUnits bu, std::int64_t D, Op op) {
     const std::uint64_t units = bu.units();
@@ -273,6 +284,15 @@ void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n,
 }
 
 template <class T>
+void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stream) {
+    if (rows <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    sphere_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,
+                            as_stream(stream)>>>(v, rows, D);
+    check(cudaGetLastError(), "sphere probe kernel launch");
+}
+
+template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
              Stream st, std::uint64_t first_sample, T* out, int device, void* stream) {
     if (B <= 0 || D <= 0) return;
@@ -339,6 +359,7 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
     template void fill_noise<T>(NoiseKind, Stream, std::uint64_t, std::int64_t, T*, int, void*);  \
+    template void sphere_rows<T>(T*, std::int64_t, std::int64_t, int, void*);                     \
     template void perturb<T>(const T*, std::int64_t, std::int64_t, RowParam<T>, RowParam<T>,      \
                              Stream, std::uint64_t, T*, int, void*);                              \
     template void langevin_step<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>,   \

@@ -68,6 +68,18 @@ def test_noise_bits(fw, kind, n, dtype):
         np.testing.assert_array_equal(fw.get(got), want)
 
 
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+@pytest.mark.parametrize("shape,num_probes", [((3, 5), None), ((2, 4097), 3), ((4, 2, 3), 2)])
+def test_probe_bits(fw, kind, shape, num_probes, dtype):
+    full = shape if num_probes is None else (shape[0], num_probes) + shape[1:]
+    for offset in (0, 5):
+        got = scorekit.probes(shape, kind=kind, seed=9, counter=4, num_probes=num_probes,
+                              offset=offset, out=fw.empty(full, dtype))
+        want = scorekit.probes(shape, kind=kind, seed=9, counter=4, num_probes=num_probes,
+                               offset=offset, dtype=dtype)
+        np.testing.assert_array_equal(fw.get(got), want)
+
+
 def batch(shape, dtype, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal(shape).astype(dtype)

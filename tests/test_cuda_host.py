@@ -248,7 +248,8 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
              "-fno-math-errno", f"-I{ROOT / 'tests/native/cuda_emulation'}",
              f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cpp/src'}"]
     cpu = [str(ROOT / f"cpp/src/{s}.cpp") for s in
-           ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu", "steps_cpu")]
+           ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu", "steps_cpu",
+            "probes_cpu")]
     exe = tmp_path / "emulated"
     subprocess.run([gxx, *flags, str(emulated_kernels_source(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
@@ -271,3 +272,17 @@ def test_noisy_affine_step_reaches_its_launcher(backend, monkeypatch):
                          4, 0)
     with pytest.raises(ValueError, match="score must be a CUDA array"):
         scorekit.noisy_affine_step(x, np.ones((3, 4), np.float32), 1.0, 0.0, 0.0, seed=1)
+
+
+def test_probes_reach_the_fill_and_sphere_launchers(backend):
+    out = FakeCupyArray(shape=(3, 2, 5), ptr=1 << 20)
+    assert scorekit.probes((3, 5), kind="sphere", seed=7, counter=2, num_probes=2, offset=4,
+                           out=out) is out
+    (fill, fargs), (sphere, sargs) = backend.calls[-2:]
+    # normals for stream rows (offset + b) * K + k: from element offset * K * D
+    assert fill == "fill_noise" and fargs[:7] == (0, 1 << 20, 30, 4, 7, 2, 4 * 2 * 5)
+    assert sphere == "sphere_rows" and sargs[:4] == (1 << 20, 6, 5, 4)
+    scorekit.probes((3, 5), kind="rademacher", seed=7, out=FakeCupyArray(shape=(3, 5)))
+    assert backend.calls[-1][0] == "fill_noise" and backend.calls[-1][1][0] == 2
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 2, 5\)"):
+        scorekit.probes((3, 5), kind="gaussian", seed=7, num_probes=2, out=FakeCupyArray())

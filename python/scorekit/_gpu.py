@@ -1,8 +1,8 @@
 """CUDA arrays: validation, allocation in the caller's framework, and the calls
 into the CUDA backend (``scorekit._cuda``).
 
-A PyTorch CUDA tensor or a CuPy array passed to the noise fills (``out=``),
-perturb, langevin_step, noisy_affine_step or dsm_loss goes to the GPU kernels
+A PyTorch CUDA tensor or a CuPy array passed to the noise fills or probes
+(``out=``), perturb, langevin_step, noisy_affine_step or dsm_loss goes to the GPU kernels
 without a copy to the host. Outputs are allocated by the caller's framework on the input's
 device, and the kernels are enqueued on that framework's current stream
 (``torch.cuda.current_stream(device)``, ``cupy.cuda.get_current_stream()``);
@@ -293,6 +293,32 @@ def fill(kind: str, shape, seed, counter, dtype, out, offset):
     offset = sample_offset(offset, shape[0] if shape else 1, D)
     _cuda.fill_noise(_NOISE_KINDS[kind], arr.ptr, arr.size, arr.dtype.itemsize, seed, counter,
                      offset * D, arr.device, arr.fw.stream(arr.obj))
+    return out
+
+
+def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out, count):
+    """Probe vectors into a CUDA ``out``: the stream rows of the CPU layout."""
+    shape = shape_arg(shape)
+    if not shape:
+        raise ValueError("shape must have at least one axis (B, ...), got ()")
+    K = 1 if num_probes is None else count(num_probes, "num_probes")
+    out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
+    dtype = dtype_arg(dtype) if dtype is not None else None
+    arr = device_array(out, "out", out=True)
+    if arr.shape != out_shape:
+        raise ValueError(f"out must have shape {out_shape}, got {arr.shape}")
+    if dtype is not None and dtype != arr.dtype:
+        raise ValueError(f"out must have dtype {dtype}, got {arr.dtype}")
+    seed, counter = stream(seed, counter)
+    D = int(np.prod(shape[1:], dtype=np.int64))
+    offset = sample_offset(offset, shape[0], D, K)
+    # rows b * K + k hold stream rows (offset + b) * K + k: one contiguous range
+    fill_kind = _NOISE_KINDS["rademacher" if kind == "rademacher" else "normal"]
+    st = arr.fw.stream(arr.obj)
+    _cuda.fill_noise(fill_kind, arr.ptr, arr.size, arr.dtype.itemsize, seed, counter,
+                     offset * K * D, arr.device, st)
+    if kind == "sphere":
+        _cuda.sphere_rows(arr.ptr, shape[0] * K, D, arr.dtype.itemsize, arr.device, st)
     return out
 
 

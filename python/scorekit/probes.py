@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from . import _core
+import numpy as np
+
+from . import _core, _gpu
 from ._validate import choice, count, out_dtype, output, sample_offset, shape_arg, stream
 
 PROBE_KINDS = ("rademacher", "gaussian", "sphere")
@@ -46,10 +48,13 @@ def probes(shape, *, kind, seed, counter=0, dtype=None, num_probes=None, offset=
         normals times ``sqrt(D / sum(g**2))`` (factor and product in float64,
         rounded once). Kernels that take ``seed`` regenerate the same probes.
     """
+    kind = choice(kind, "kind", PROBE_KINDS)
+    if out is not None and type(out) is not np.ndarray and _gpu.on_cuda(out, "out"):
+        return _gpu.probes(kind, shape, seed=seed, counter=counter, dtype=dtype,
+                           num_probes=num_probes, offset=offset, out=out, count=count)
     shape = shape_arg(shape)
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")
-    kind = choice(kind, "kind", PROBE_KINDS)
     seed, counter = stream(seed, counter)
     K = 1 if num_probes is None else count(num_probes, "num_probes")
     out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]

@@ -54,6 +54,21 @@ void noise() {
 }
 
 template <class T>
+void sphere() {
+    for (std::int64_t D : {1, 7, 4097})
+        for (std::int64_t k0 : {0, 3}) {
+            const std::int64_t rows = 3;
+            std::vector<T> g(static_cast<std::size_t>(rows * D)), c(g.size());
+            const Stream st{11, 5};
+            cuda::fill_noise<T>(cuda::NoiseKind::Normal, st, static_cast<std::uint64_t>(k0 * D),
+                                rows * D, g.data(), 0, nullptr);
+            cuda::sphere_rows<T>(g.data(), rows, D, 0, nullptr);
+            cpu::fill_probes<T>(ProbeKind::Sphere, st, rows, 1, D, 1, k0, c.data());
+            if (!same(g, c)) FAIL("sphere D %lld k0 %lld\n", (long long)D, (long long)k0);
+        }
+}
+
+template <class T>
 void elementwise() {
     const std::int64_t shapes[][2] = {{1, 1}, {7, 5}, {2, 1031}, {5, 1}};
     for (auto& s : shapes)
@@ -117,6 +132,8 @@ void all() {
     noise<double>();
     elementwise<float>();
     elementwise<double>();
+    sphere<float>();
+    sphere<double>();
     dsm<float>();
     dsm<double>();
 }
