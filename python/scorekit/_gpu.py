@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._interop import dlpack_device
-from ._validate import (FLOAT_DTYPES, dtype_arg, per_sample, sample_offset, shape_arg, stream,
-                        uint64)
+from ._validate import (FLOAT_DTYPES, count, dtype_arg, no_stream_with_noise, per_sample,
+                        sample_offset, shape_arg, stream)
 
 _IMPORT_ERROR = ""
 try:  # built only where nvcc was found (SCOREKIT_CUDA=AUTO / ON)
@@ -201,12 +201,11 @@ def _c_strides(shape, itemsize):
 
 
 def _same_device(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
+    """One framework, one device and one dtype per call."""
     if arr.fw is not ref.fw:
         raise TypeError(f"{name} and the call's other arrays come from different frameworks: "
                         "pass PyTorch tensors only or CuPy arrays only")
-    if arr.device != ref.device:
-        raise ValueError(f"{name} is on CUDA device {arr.device} but the call's arrays are on "
-                         f"device {ref.device}")
+    _same_device_only(ref, arr, name)
     if arr.dtype != ref.dtype:
         raise TypeError(f"{name} has dtype {arr.dtype} but the call's arrays are {ref.dtype}: "
                         "all arrays of one call must share one dtype")
@@ -228,11 +227,12 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
     """
     if on_cuda(value, name):
         arr = device_array(value, name)
-        _same_device(ref, arr, name) if arr.shape else _same_device_only(ref, arr, name)
-        host = arr.fw.host(arr.obj)
-        if arr.shape == ():
-            return 0, float(per_sample(host[()], name, B, ref.dtype, **checks)), None
-        per_sample(host, name, B, ref.dtype, **checks)
+        if arr.shape == ():  # a number on the device: any framework or dtype, cast like one
+            _same_device_only(ref, arr, name)
+            host = arr.fw.host(arr.obj)[()]
+            return 0, float(per_sample(host, name, B, ref.dtype, **checks)), None
+        _same_device(ref, arr, name)
+        per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
         return arr.ptr, 0.0, arr
     checked = per_sample(value, name, B, ref.dtype, **checks)
     if checked.ndim == 0:
@@ -279,15 +279,21 @@ def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
 
 # ---------------------------------------------------------------- kernels ---
 
-def fill(kind: str, shape, seed, counter, dtype, out, offset):
-    """normal / uniform / rademacher into a CUDA ``out``."""
-    shape = shape_arg(shape)
+def _fill_target(out, shape: tuple, dtype) -> DeviceArray:
+    """The CUDA ``out`` of a noise or probe fill, checked against the requested shape and dtype."""
     dtype = dtype_arg(dtype) if dtype is not None else None
     arr = device_array(out, "out", out=True)
     if arr.shape != shape:
         raise ValueError(f"out must have shape {shape}, got {arr.shape}")
     if dtype is not None and dtype != arr.dtype:
         raise ValueError(f"out must have dtype {dtype}, got {arr.dtype}")
+    return arr
+
+
+def fill(kind: str, shape, seed, counter, dtype, out, offset):
+    """normal / uniform / rademacher into a CUDA ``out``."""
+    shape = shape_arg(shape)
+    arr = _fill_target(out, shape, dtype)
     seed, counter = stream(seed, counter)
     D = int(np.prod(shape[1:], dtype=np.int64)) if shape else 1
     offset = sample_offset(offset, shape[0] if shape else 1, D)
@@ -296,19 +302,13 @@ def fill(kind: str, shape, seed, counter, dtype, out, offset):
     return out
 
 
-def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out, count):
+def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out):
     """Probe vectors into a CUDA ``out``: the stream rows of the CPU layout."""
     shape = shape_arg(shape)
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")
     K = 1 if num_probes is None else count(num_probes, "num_probes")
-    out_shape = shape if num_probes is None else (shape[0], K) + shape[1:]
-    dtype = dtype_arg(dtype) if dtype is not None else None
-    arr = device_array(out, "out", out=True)
-    if arr.shape != out_shape:
-        raise ValueError(f"out must have shape {out_shape}, got {arr.shape}")
-    if dtype is not None and dtype != arr.dtype:
-        raise ValueError(f"out must have dtype {dtype}, got {arr.dtype}")
+    arr = _fill_target(out, shape if num_probes is None else (shape[0], K) + shape[1:], dtype)
     seed, counter = stream(seed, counter)
     D = int(np.prod(shape[1:], dtype=np.int64))
     offset = sample_offset(offset, shape[0], D, K)
@@ -394,9 +394,7 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
         _same_device(sa, na, "noise")
         if na.shape != sa.shape:
             raise ValueError(f"noise must have shape {sa.shape}, got {na.shape}")
-        if uint64(counter, "counter") != 0 or uint64(offset, "offset") != 0:
-            raise ValueError("counter and offset select noise from a stream: they apply only "
-                             "with seed=, not noise=")
+        no_stream_with_noise(counter, offset)
         seed_v = counter_v = offset = 0
     else:
         seed_v, counter_v = stream(seed, counter)

@@ -27,7 +27,8 @@ def dlpack_device(value, name: str = "array") -> int | None:
         return int(query(value)[0])
     except (ValueError, RuntimeError, BufferError, TypeError) as exc:
         raise TypeError(f"{name} is on a device that DLPack cannot describe ({exc}): scorekit "
-                        "takes CPU arrays, and CUDA arrays where a function has a GPU path") from None
+                        "takes CPU arrays, and CUDA arrays where a function has a GPU path"
+                        ) from None
 
 
 def host_view(value, name: str):

@@ -107,6 +107,13 @@ def stream(seed, counter) -> tuple[int, int]:
     return uint64(seed, "seed"), uint64(counter, "counter")
 
 
+def no_stream_with_noise(counter, offset) -> None:
+    """With stored noise (``noise=``) the stream selectors must keep their defaults."""
+    if uint64(counter, "counter") != 0 or uint64(offset, "offset") != 0:
+        raise ValueError("counter and offset select noise from a stream: they apply only "
+                         "with seed=, not noise=")
+
+
 def sample_offset(offset, B: int, D: int, K: int = 1) -> int:
     """The global index of a batch's first sample (the ``offset`` of a shard).
 

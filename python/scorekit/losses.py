@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import batch_array, per_sample, same_dtype, same_shape, sample_offset, stream, uint64
+from ._validate import (batch_array, no_stream_with_noise, per_sample, same_dtype, same_shape,
+                        sample_offset, stream)
 
 _REDUCTIONS = ("mean", "sum", "none")
 _WEIGHTS = ("sigma2", "none")
@@ -74,9 +75,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         noise = batch_array(noise, "noise")
         same_dtype(dt, noise=noise)
         same_shape(score.shape, noise=noise)
-        if uint64(counter, "counter") != 0 or uint64(offset, "offset") != 0:
-            raise ValueError("counter and offset select noise from a stream: they apply only "
-                             "with seed=, not noise=")
+        no_stream_with_noise(counter, offset)
         seed_v = counter_v = offset = 0
     else:
         seed_v, counter_v = stream(seed, counter)

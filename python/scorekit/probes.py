@@ -51,7 +51,7 @@ def probes(shape, *, kind, seed, counter=0, dtype=None, num_probes=None, offset=
     kind = choice(kind, "kind", PROBE_KINDS)
     if out is not None and type(out) is not np.ndarray and _gpu.on_cuda(out, "out"):
         return _gpu.probes(kind, shape, seed=seed, counter=counter, dtype=dtype,
-                           num_probes=num_probes, offset=offset, out=out, count=count)
+                           num_probes=num_probes, offset=offset, out=out)
     shape = shape_arg(shape)
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")

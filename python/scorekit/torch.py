@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from . import _api
-from ._validate import choice, count, flag, shape_arg, uint64
+from ._validate import choice, count, flag, no_stream_with_noise, shape_arg, uint64
 
 __all__ = ["AffineStep", "dsm_loss", "ism_loss", "langevin_step", "langevin_step_",
            "noisy_affine_step", "normal", "perturb", "perturb_", "probes", "rademacher", "ssm_loss",
@@ -519,9 +519,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         if _need_grad(noise):
             raise ValueError("noise requires grad, but scorekit.torch.dsm_loss differentiates "
                              "only with respect to score: pass noise.detach()")
-        if uint64(counter, "counter") or uint64(offset, "offset"):
-            raise ValueError("counter and offset select noise from a stream: they apply only "
-                             "with seed=, not noise=")
+        no_stream_with_noise(counter, offset)
         seed = 0
     stream = _stream(seed, counter, offset)
     loss, _ = _dsm_op(score, sigma, weight_t, noise, *stream, reduction, _need_grad(score))
