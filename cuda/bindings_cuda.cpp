@@ -133,5 +133,77 @@ PYBIND11_MODULE(_cuda, m) {
                                 stream_of(stream));
             });
         });
-    m.attr("reduce_chunk") = scorekit::kReduceChunk;
+    m.def(
+        "ssm_loss",
+        [](int kind, std::uintptr_t score, std::uintptr_t jvp, std::int64_t B, std::int64_t K,
+           std::int64_t D, bool variance_reduced, double batch_scale, std::uint64_t seed,
+           std::uint64_t counter, std::uint64_t first_sample, std::uintptr_t work,
+           std::uintptr_t row_loss, std::uintptr_t grad_score, std::uintptr_t grad_jvp,
+           int itemsize, int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::ssm_loss<T>(static_cast<scorekit::ProbeKind>(kind),
+                                scorekit::Stream{seed, counter}, first_sample, ptr<const T>(score),
+                                ptr<const T>(jvp), B, K, D, variance_reduced, batch_scale,
+                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(grad_score),
+                                ptr<T>(grad_jvp), device, stream_of(stream));
+            });
+        });
+    m.def(
+        "ism_loss",
+        [](std::uintptr_t score, std::uintptr_t trace, std::int64_t B, std::int64_t D,
+           double batch_scale, std::uintptr_t work, std::uintptr_t row_loss,
+           std::uintptr_t grad_score, int itemsize, int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::ism_loss<T>(ptr<const T>(score), ptr<const T>(trace), B, D, batch_scale,
+                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(grad_score),
+                                device, stream_of(stream));
+            });
+        });
+    m.def(
+        "langevin_corrector",
+        [](std::uintptr_t x, std::uintptr_t score, std::int64_t B, std::int64_t D, double snr,
+           std::uintptr_t alpha_p, double alpha, bool per_sample, std::uint64_t seed,
+           std::uint64_t counter, std::uint64_t first_sample, std::uintptr_t out,
+           std::uintptr_t out_mean, std::uintptr_t step, std::uintptr_t work, int itemsize,
+           int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::langevin_corrector<T>(ptr<const T>(x), ptr<const T>(score), B, D, snr,
+                                          row_param<T>(alpha_p, alpha), per_sample,
+                                          scorekit::Stream{seed, counter}, first_sample,
+                                          ptr<T>(out), ptr<T>(out_mean), ptr<double>(step),
+                                          ptr<double>(work), device, stream_of(stream));
+            });
+        });
+    m.def(
+        "mala_accept",
+        [](std::uintptr_t x, std::uintptr_t score, std::uintptr_t logp, std::uintptr_t prop,
+           std::uintptr_t score_prop, std::uintptr_t logp_prop, std::int64_t B, std::int64_t D,
+           std::uintptr_t h_p, double h, std::uint64_t seed, std::uint64_t counter,
+           std::uint64_t first_sample, std::uintptr_t x_out, std::uintptr_t score_out,
+           std::uintptr_t logp_out, std::uintptr_t accepted, std::uintptr_t work, int itemsize,
+           int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::mala_accept<T>(ptr<const T>(x), ptr<const T>(score), ptr<const double>(logp),
+                                   ptr<const T>(prop), ptr<const T>(score_prop),
+                                   ptr<const double>(logp_prop), B, D, row_param<T>(h_p, h),
+                                   scorekit::Stream{seed, counter}, first_sample, ptr<T>(x_out),
+                                   ptr<T>(score_out), ptr<double>(logp_out),
+                                   ptr<std::uint8_t>(accepted), ptr<double>(work), device,
+                                   stream_of(stream));
+            });
+        });
+    // Doubles of scratch (`work` / `partial`) each launcher needs.
+    m.def("dsm_work", &sc::dsm_work, py::arg("B"), py::arg("D"));
+    m.def("ssm_work", &sc::ssm_work, py::arg("B"), py::arg("K"), py::arg("D"));
+    m.def("ism_work", &sc::ism_work, py::arg("B"), py::arg("D"));
+    m.def("corrector_work", &sc::corrector_work, py::arg("B"), py::arg("D"));
+    m.def("mala_work", &sc::mala_work, py::arg("B"), py::arg("D"));
 }

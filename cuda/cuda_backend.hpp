@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <string>
 
+#include "grid.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
+#include "scorekit/trace.hpp"
 
 namespace scorekit {
 namespace cuda {
@@ -43,13 +45,66 @@ void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, Row
                  RowParam<T> c, RowParam<T> g, Stream st, std::uint64_t first_sample, T* out,
                  T* out_mean, int device, void* stream);
 
-// Rows summed in chunks of kReduceChunk: `partial` holds B * chunks doubles
-// (chunks = ceil(D / kReduceChunk), at least 1), row_loss B doubles.
+// Rows summed in the CPU's order: `partial` holds dsm_work(B, D) doubles,
+// row_loss B doubles.
 template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
               std::uint64_t first_sample, double* partial, double* row_loss, T* grad, int device,
               void* stream);
+
+// Sliced score matching, probes regenerated (probe k of sample b is stream row
+// (first_sample + b) * K + k): per-sample losses into row_loss; grad_score and
+// grad_jvp (each may be null) as on the CPU. `work` holds ssm_work(B, K, D) doubles.
+template <class T>
+void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score, const T* jvp,
+              std::int64_t B, std::int64_t K, std::int64_t D, bool variance_reduced,
+              double batch_scale, double* work, double* row_loss, T* grad_score, T* grad_jvp,
+              int device, void* stream);
+
+inline std::int64_t ssm_work(std::int64_t B, std::int64_t K, std::int64_t D) {
+    return reduce_scratch(B * K, D, kReduceChunk, 2) + 4 * B * K + B;
+}
+
+// Implicit score matching: row_loss[b] = |s_b|^2 / 2 + trace[b]; grad_score (may
+// be null) = batch_scale * score. `work` holds ism_work(B, D) doubles.
+template <class T>
+void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
+              double* work, double* row_loss, T* grad_score, int device, void* stream);
+
+inline std::int64_t ism_work(std::int64_t B, std::int64_t D) {
+    return reduce_scratch(B, D, kReduceChunk, 1);
+}
+
+// Langevin corrector (the CPU's langevin_corrector): eps into step (B doubles).
+// `work` holds corrector_work(B, D) doubles.
+template <class T>
+void langevin_corrector(const T* x, const T* score, std::int64_t B, std::int64_t D, double snr,
+                        RowParam<T> alpha, bool per_sample, Stream st, std::uint64_t first_sample,
+                        T* out, T* out_mean, double* step, double* work, int device,
+                        void* stream);
+
+inline std::int64_t corrector_work(std::int64_t B, std::int64_t D) {
+    return reduce_scratch(B, D, kReduceChunk, 2) + 4 * B + 2;
+}
+
+// MALA accept / reject (the CPU's mala_accept); outputs must not overlap the
+// inputs. `work` holds mala_work(B, D) doubles.
+template <class T>
+void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_prop,
+                 const T* score_prop, const double* logp_prop, std::int64_t B, std::int64_t D,
+                 RowParam<T> h, Stream st, std::uint64_t first_sample, T* x_out, T* score_out,
+                 double* logp_out, std::uint8_t* accepted, double* work, int device,
+                 void* stream);
+
+inline std::int64_t mala_work(std::int64_t B, std::int64_t D) {
+    return reduce_scratch(B, D, D > 0 ? D : 1, 2);
+}
+
+// Doubles of `partial` dsm_loss needs.
+inline std::int64_t dsm_work(std::int64_t B, std::int64_t D) {
+    return reduce_scratch(B, D, kReduceChunk, 1);
+}
 
 }  // namespace cuda
 }  // namespace scorekit

@@ -59,5 +59,15 @@ struct RowChunks {
     SCOREKIT_HD SCOREKIT_INLINE std::int64_t units() const { return B * chunks(); }
 };
 
+// Rows of at most this many elements are reduced one thread per row.
+constexpr std::int64_t kShortRow = 64;
+
+// Doubles of scratch a row reduction (cuda/row_reduce.cuh) of `rows` rows of D
+// elements in chunks of `chunk`, with `sums` values per element, needs.
+SCOREKIT_HD SCOREKIT_INLINE std::int64_t reduce_scratch(std::int64_t rows, std::int64_t D,
+                                                        std::int64_t chunk, int sums) {
+    return D <= kShortRow ? 0 : RowChunks{rows, D, chunk}.chunks() * rows * sums;
+}
+
 }  // namespace cuda
 }  // namespace scorekit

@@ -1,17 +1,13 @@
 // CUDA launchers over the shared functors of cpp/include/scorekit: the noise
-// fills, perturb, langevin_step and dsm_loss. Each thread takes whole Philox
-// blocks (grid.hpp), so a value depends on its index only, never on the grid;
-// dsm_loss sums each row (or each chunk of kReduceChunk elements of a long row,
-// the chunks then left to right) in the CPU's LaneSum8 order, so its losses are
-// the CPU's bits too. No floating-point atomics; 64-bit indices throughout.
-#include <cuda_runtime.h>
-
-#include <stdexcept>
+// fills, perturb, langevin_step, noisy_affine_step and dsm_loss. Each thread
+// takes whole Philox blocks (grid.hpp), so a value depends on its index only,
+// never on the grid; dsm_loss sums its rows in the CPU's order (row_reduce.cuh),
+// so its losses are the CPU's bits too. No floating-point atomics; 64-bit
+// indices throughout.
 #include <string>
 
 #include "cuda_backend.hpp"
-#include "grid.hpp"
-#include "scorekit/noise.hpp"
+#include "row_reduce.cuh"
 #include "scorekit/steps.hpp"
 #include "scorekit/trace.hpp"
 
@@ -19,40 +15,6 @@ namespace scorekit {
 namespace cuda {
 
 namespace {
-
-void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess)
-        throw std::runtime_error(std::string("scorekit CUDA: ") + what + ": " +
-                                 cudaGetErrorString(err));
-}
-
-// Makes `device` current for a call and restores the previous device.
-class OnDevice {
-  public:
-    explicit OnDevice(int device) {
-        check(cudaGetDevice(&previous_), "cudaGetDevice");
-        changed_ = device != previous_;
-        if (changed_) check(cudaSetDevice(device), "cudaSetDevice");
-    }
-    ~OnDevice() {
-        if (changed_) cudaSetDevice(previous_);
-    }
-    OnDevice(const OnDevice&) = delete;
-    OnDevice& operator=(const OnDevice&) = delete;
-
-  private:
-    int previous_ = 0;
-    bool changed_ = false;
-};
-
-cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
-
-__device__ SCOREKIT_INLINE std::uint64_t first_unit() {
-    return blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
-}
-__device__ SCOREKIT_INLINE std::uint64_t unit_stride() {
-    return static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
-}
 
 template <class Block, class T>
 __global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
@@ -140,11 +102,14 @@ struct AffineOp {
     }
 };
 
+// dsm_loss: values q_j^2 of the residuals q = sigma s + z (the gradient written
+// on the way), noise stored or regenerated; rows of D elements.
 template <class T>
-struct DsmArgs {
+struct DsmOp {
+    static constexpr int kSums = 1;
     const T* score;
     const T* noise;  // stored noise, or null: regenerate
-    RowChunks rc;
+    std::int64_t D;
     RowParam<T> sigma;
     bool weight_is_sigma2;
     RowParam<T> weight;
@@ -157,91 +122,33 @@ struct DsmArgs {
         return DsmRow<T>(sigma(b), weight_is_sigma2,
                          weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
     }
+    __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t, unsigned tid,
+                                           unsigned nthreads) const {
+        const DsmRow<T> r = row(b);
+        const std::int64_t base = b * D + j0;
+        auto put = [&](std::int64_t i, T z) {
+            const T q = r.residual(score[base + i], z);
+            if (grad) grad[base + i] = r.grad_scale * q;
+            vals[i] = static_cast<double>(q) * static_cast<double>(q);
+        };
+        if (noise) {
+            for (std::int64_t i = tid; i < n; i += nthreads) put(i, noise[base + i]);
+        } else {
+            for_stream_values<NormalBlock<T>, T>(st, stream_first + static_cast<std::uint64_t>(base),
+                                                 n, tid, nthreads, put);
+        }
+    }
 };
 
-// Rows of at most kShortRow elements: one thread per row runs the CPU's
-// DsmRow::run on it (the same sum, in the same order: the same bits).
-constexpr std::int64_t kShortRow = 64;
-
 template <class T>
-__global__ void dsm_short_rows_kernel(DsmArgs<T> a, double* row_loss) {
-    const std::int64_t D = a.rc.D;
-    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(a.rc.B); u += unit_stride()) {
-        const std::int64_t b = static_cast<std::int64_t>(u), first = b * D;
-        T z[kShortRow];
-        const T* zp = a.noise ? a.noise + first : z;
-        if (!a.noise)
-            fill_range<NormalBlock<T>>(a.st, a.stream_first + static_cast<std::uint64_t>(first),
-                                       static_cast<std::uint64_t>(D), z);
-        const DsmRow<T> r = a.row(b);
-        row_loss[b] = 0.5 * r.loss_scale * r.run(a.score + first, zp, a.grad ? a.grad + first : nullptr, D);
+struct DsmFin {
+    DsmOp<T> op;
+    double* row_loss;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
+        row_loss[b] = 0.5 * op.row(b).loss_scale * sums[0];
     }
-}
-
-// Longer rows: one thread block per chunk of kReduceChunk elements (grid-stride
-// over chunks). The chunk's squared residuals go through shared memory in tiles;
-// threads 0..7 add them as LaneSum8 does on the CPU (lane k: positions p with
-// p % 8 == k, in order), so partial[chunk] has the CPU's bits.
-constexpr std::int64_t kTileValues = 1024;  // a multiple of 8
-
-template <class T>
-__global__ void dsm_chunk_kernel(DsmArgs<T> a, double* partial) {
-    __shared__ double squares[kTileValues];
-    __shared__ double lanes[8];
-    constexpr std::uint64_t K = NormalBlock<T>::kPerBlock;
-    const std::int64_t chunks = a.rc.chunks();
-    for (std::int64_t unit = blockIdx.x; unit < a.rc.units(); unit += gridDim.x) {
-        const std::int64_t b = unit / chunks, c = unit % chunks;
-        const std::int64_t first = b * a.rc.D + c * a.rc.chunk;
-        const std::int64_t len = a.rc.D - c * a.rc.chunk < a.rc.chunk ? a.rc.D - c * a.rc.chunk
-                                                                      : a.rc.chunk;
-        const DsmRow<T> r = a.row(b);
-        double lane_acc = 0.0;  // threads 0..7: lane threadIdx.x of the chunk's sum
-        for (std::int64_t t0 = 0; t0 < len; t0 += kTileValues) {
-            const std::int64_t tn = len - t0 < kTileValues ? len - t0 : kTileValues;
-            const std::int64_t base = first + t0;
-            const BlockUnits bu{a.stream_first + static_cast<std::uint64_t>(base),
-                                static_cast<std::uint64_t>(tn), K};
-            for (std::uint64_t u = threadIdx.x; u < bu.units(); u += kThreads) {
-                T z[NormalBlock<T>::kPerBlock];
-                if (!a.noise) make_block<NormalBlock<T>>(a.st, bu.block(u), z);
-                const std::uint64_t lo = bu.begin(u), hi = bu.end(u), s = bu.skip(u);
-                for (std::uint64_t i = lo; i < hi; ++i) {
-                    const std::int64_t k = base + static_cast<std::int64_t>(i);
-                    const T q = r.residual(a.score[k], a.noise ? a.noise[k] : z[s + (i - lo)]);
-                    if (a.grad) a.grad[k] = r.grad_scale * q;
-                    squares[i] = static_cast<double>(q) * static_cast<double>(q);
-                }
-            }
-            __syncthreads();
-            if (threadIdx.x < 8)
-                for (std::int64_t i = threadIdx.x; i < tn; i += 8) lane_acc += squares[i];
-            __syncthreads();
-        }
-        if (threadIdx.x < 8) lanes[threadIdx.x] = lane_acc;
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            LaneSum8 sum;
-            for (int k = 0; k < 8; ++k) sum.a[k] = lanes[k];
-            partial[unit] = sum.total();
-        }
-        __syncthreads();
-    }
-}
-
-// Row b: its chunk sums added left to right.
-template <class T>
-__global__ void dsm_row_kernel(DsmArgs<T> a, const double* partial, double* row_loss) {
-    const std::int64_t chunks = a.rc.chunks();
-    for (std::uint64_t b = first_unit(); b < static_cast<std::uint64_t>(a.rc.B); b += unit_stride()) {
-        const std::int64_t row = static_cast<std::int64_t>(b);
-        double s = 0.0;
-        for (std::int64_t c = 0; c < chunks; ++c) s += partial[row * chunks + c];
-        row_loss[row] = 0.5 * a.row(row).loss_scale * s;
-    }
-}
-
-unsigned grid_for(std::uint64_t units) { return static_cast<unsigned>(grid_blocks(units)); }
+};
 
 }  // namespace
 
@@ -340,21 +247,10 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
-    const DsmArgs<T> a{score, noise, RowChunks{B, D, kReduceChunk}, sigma, weight_is_sigma2, weight,
-                       batch_scale, st, first_sample * static_cast<std::uint64_t>(D), grad};
-    if (D <= kShortRow) {
-        dsm_short_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0,
-                                   as_stream(stream)>>>(a, row_loss);
-        check(cudaGetLastError(), "dsm_loss kernel launch");
-        return;
-    }
-    const std::uint64_t units = static_cast<std::uint64_t>(a.rc.units());
-    const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
-    dsm_chunk_kernel<T><<<blocks, kThreads, 0, as_stream(stream)>>>(a, partial);
-    check(cudaGetLastError(), "dsm_loss kernel launch");
-    dsm_row_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, as_stream(stream)>>>(
-        a, partial, row_loss);
-    check(cudaGetLastError(), "dsm_loss row kernel launch");
+    const DsmOp<T> op{score, noise, D, sigma, weight_is_sigma2, weight, batch_scale, st,
+                      first_sample * static_cast<std::uint64_t>(D), grad};
+    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss}, partial, as_stream(stream),
+               "dsm_loss kernel launch");
 }
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \

@@ -58,13 +58,31 @@ FakeCupyArray.__module__ = "cupy._core.core"  # routed as a CuPy array
 class Backend:
     """Stands in for scorekit._cuda: records launches instead of running them."""
 
-    reduce_chunk = 4096
-
     def __init__(self, devices=1):
         self.devices, self.calls = devices, []
 
     def device_count(self):
         return self.devices
+
+    @staticmethod
+    def dsm_work(B, D):
+        return 0
+
+    @staticmethod
+    def ssm_work(B, K, D):
+        return 4 * B * K + B
+
+    @staticmethod
+    def ism_work(B, D):
+        return 0
+
+    @staticmethod
+    def corrector_work(B, D):
+        return 4 * B + 2
+
+    @staticmethod
+    def mala_work(B, D):
+        return 2 * B
 
     def __getattr__(self, name):
         return lambda *args: self.calls.append((name, args))
@@ -226,32 +244,40 @@ def test_a_visible_gpu_is_usable_when_the_backend_is_built():
     assert scorekit.gpu_available(), _gpu._cuda.runtime_status()
 
 
-def emulated_kernels_source(tmp_path):
-    """cuda/kernels.cu with its kernel<<<...>>>(...) launches as emu::launch calls."""
+CUDA_SOURCES = ("kernels.cu", "score_matching.cu", "steps.cu")
+
+
+def emulated_cuda_sources(tmp_path):
+    """cuda/*.cu and *.cuh with their kernel<<<...>>>(...) launches as emu::launch calls,
+    written under tmp_path (which goes first on the include path)."""
     import re
-    src = (ROOT / "cuda/kernels.cu").read_text()
-    launch = re.compile(r"(\w+<(?:[^<>]|<[^<>]*>)*>)<<<(.*?)>>>\(", re.S)
-    out, count = launch.subn(lambda m: f"emu::launch(emu::cfg({m[2]}), {m[1]}, ", src)
-    assert count >= 8, "the launch syntax of cuda/kernels.cu changed: update this rewrite"
-    path = tmp_path / "kernels_emulated.cpp"
-    path.write_text(out)
-    return path
+    launch = re.compile(r"(\w+(?:<(?:[^<>]|<[^<>]*>)*>)?)<<<(.*?)>>>\(", re.S)
+    total = 0
+    for src in sorted((ROOT / "cuda").glob("*.cu*")):
+        if src.name == "instantiate_headers.cu":
+            continue
+        out, count = launch.subn(lambda m: f"emu::launch(emu::cfg({m[2]}), {m[1]}, ",
+                                 src.read_text())
+        total += count
+        (tmp_path / (src.name + (".cpp" if src.suffix == ".cu" else ""))).write_text(out)
+    assert total >= 16, "the launch syntax of cuda/ changed: update this rewrite"
+    return [tmp_path / (name + ".cpp") for name in CUDA_SOURCES]
 
 
 def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
-    """The launchers of cuda/kernels.cu on the host (blocks of real threads and
+    """The launchers of cuda/*.cu on the host (blocks of real threads and
     barriers, tests/native/cuda_emulation) against the CPU backend, bit for bit."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")
     flags = ["-std=c++20", "-O1", "-pthread", "-ffp-contract=off", "-fno-fast-math",
-             "-fno-math-errno", f"-I{ROOT / 'tests/native/cuda_emulation'}",
+             "-fno-math-errno", f"-I{tmp_path}", f"-I{ROOT / 'tests/native/cuda_emulation'}",
              f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cpp/src'}"]
     cpu = [str(ROOT / f"cpp/src/{s}.cpp") for s in
            ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu", "steps_cpu",
-            "probes_cpu")]
+            "probes_cpu", "score_matching_cpu")]
     exe = tmp_path / "emulated"
-    subprocess.run([gxx, *flags, str(emulated_kernels_source(tmp_path)),
+    subprocess.run([gxx, *flags, *map(str, emulated_cuda_sources(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
                    check=True)
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900)
@@ -286,3 +312,123 @@ def test_probes_reach_the_fill_and_sphere_launchers(backend):
     assert backend.calls[-1][0] == "fill_noise" and backend.calls[-1][1][0] == 2
     with pytest.raises(ValueError, match=r"out must have shape \(3, 2, 5\)"):
         scorekit.probes((3, 5), kind="gaussian", seed=7, num_probes=2, out=FakeCupyArray())
+
+
+class FakeAllocation(FakeCupyArray):
+    """An array the stand-in framework allocated: slicing and casting keep it."""
+
+    def __init__(self, shape, dtype, ptr):
+        super().__init__(shape=tuple(shape), typestr=np.dtype(dtype).str, ptr=ptr)
+        self.dtype = np.dtype(dtype)
+
+    def __getitem__(self, index):
+        return self
+
+
+FakeAllocation.__module__ = "cupy._core.core"
+
+@pytest.fixture
+def alloc(backend, monkeypatch):
+    """The stand-in CuPy allocates FakeAllocations at distinct addresses (recorded)."""
+    made = []
+
+    def empty(like, shape, dtype):
+        made.append(FakeAllocation(shape, dtype, (1 << 30) + (len(made) << 20)))
+        return made[-1]
+
+    monkeypatch.setattr(_gpu._CuPy, "empty", staticmethod(empty))
+    monkeypatch.setattr(_gpu._CuPy, "to_device", staticmethod(
+        lambda arr, like: empty(like, np.shape(arr), np.asarray(arr).dtype)))
+    monkeypatch.setattr(_gpu._CuPy, "astype", staticmethod(lambda x, dtype: x))
+    monkeypatch.setattr(_gpu._CuPy, "host", staticmethod(lambda x: np.zeros(x.shape, x.dtype)))
+    return made
+
+
+def ptr_of(a):
+    return a.__cuda_array_interface__["data"][0]
+
+
+def test_ssm_loss_reaches_its_launcher(alloc, backend):
+    score, jvp = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 2, 4), ptr=1 << 22)
+    loss, gs, gj = scorekit.ssm_loss(score, jvp, seed=7, counter=2, kind="sphere",
+                                     variance_reduction=False, reduction="sum", offset=1)
+    name, args = backend.calls[-1]
+    # kind, score, jvp, B, K, D, variance_reduced, batch scale, seed, counter, first sample
+    assert name == "ssm_loss" and args[:11] == (2, 4096, 1 << 22, 3, 2, 4, False, 1.0, 7, 2, 1)
+    work, row_loss = alloc[0], alloc[1]
+    assert work.shape == (4 * 3 * 2 + 3,) and work.dtype == np.float64
+    assert args[11:15] == (ptr_of(work), ptr_of(row_loss), ptr_of(gs), ptr_of(gj))
+    assert gs.shape == (3, 4) and gj.shape == (3, 2, 4) and args[15:17] == (4, 0)
+    assert loss == 0.0  # the sum of the (stand-in) row losses, on the host
+    assert scorekit.ssm_loss(score, score, seed=1, return_grad=False, reduction="mean") == 0.0
+    assert backend.calls[-1][1][4] == 1 and backend.calls[-1][1][7] == pytest.approx(1 / 3)
+    assert backend.calls[-1][1][13:15] == (0, 0)  # no gradients asked for
+    calls = len(backend.calls)
+    with pytest.raises(ValueError, match=r"jvp must have score's shape \(3, 4\) or \(B, K\)"):
+        scorekit.ssm_loss(score, FakeCupyArray(shape=(3, 5), ptr=1 << 22), seed=1)
+    with pytest.raises(ValueError, match="jvp must be a CUDA array on score's device"):
+        scorekit.ssm_loss(score, np.ones((3, 4), np.float32), seed=1)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        scorekit.ssm_loss(score, jvp, seed=1, kind="cube")
+    with pytest.raises(TypeError, match="variance_reduction must be a bool"):
+        scorekit.ssm_loss(score, jvp, seed=1, variance_reduction=1)
+    assert len(backend.calls) == calls
+
+
+def test_ism_loss_reaches_its_launcher(alloc, backend):
+    score, trace = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3,), ptr=1 << 22)
+    loss, gs, gt = scorekit.ism_loss(score, trace)
+    name, args = backend.calls[-1]
+    assert name == "ism_loss" and args[:5] == (4096, 1 << 22, 3, 4, pytest.approx(1 / 3))
+    assert args[6:8] == (ptr_of(alloc[1]), ptr_of(gs)) and gt.shape == (3,)
+    with pytest.raises(ValueError, match=r"jac_trace must have shape \(B,\) = \(3,\)"):
+        scorekit.ism_loss(score, FakeCupyArray(shape=(4,), ptr=1 << 22))
+    with pytest.raises(TypeError, match="jac_trace has dtype float64"):
+        scorekit.ism_loss(score, FakeCupyArray(shape=(3,), typestr="<f8", ptr=1 << 22))
+
+
+def test_corrector_step_reaches_its_launcher(alloc, backend):
+    x, s = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 4), ptr=1 << 22)
+    alpha = np.array([0.5, 1.0, 2.0])  # float64, cast to x's dtype as on the CPU
+    out, mean, step = scorekit.corrector_step(x, s, snr=0.16, alpha=alpha, seed=7, counter=2,
+                                              offset=3, per_sample=True)
+    name, args = backend.calls[-1]
+    # x, score, B, D, snr, alpha (pointer, value), per sample, seed, counter, first sample
+    assert name == "langevin_corrector"
+    assert args[:11] == (4096, 1 << 22, 3, 4, 0.16, ptr_of(alloc[0]), 0.0, True, 7, 2, 3)
+    assert alloc[0].dtype == np.float32  # alpha on the device in x's dtype
+    assert args[11:14] == (ptr_of(out), ptr_of(mean), ptr_of(step)) and step.dtype == np.float64
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        scorekit.corrector_step(x, s, snr=0.1, alpha=-1.0, seed=1)
+    with pytest.raises(ValueError, match="snr must be finite and >= 0"):
+        scorekit.corrector_step(x, s, snr=-0.1, seed=1)
+    with pytest.raises(TypeError, match="per_sample must be a bool"):
+        scorekit.corrector_step(x, s, snr=0.1, seed=1, per_sample="yes")
+
+
+def test_mala_steps_reach_their_launchers(alloc, backend):
+    x, s = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 4), ptr=1 << 22)
+    p, sp = FakeCupyArray(shape=(3, 4), ptr=1 << 23), FakeCupyArray(shape=(3, 4), ptr=1 << 24)
+    state = scorekit.mala_accept(x, s, [0.0, 1.0, 2.0], p, sp, np.zeros(3), 0.1, seed=7,
+                                 counter=2, offset=5)
+    name, args = backend.calls[-1]
+    logp, logp_prop = alloc[0], alloc[1]  # host log-densities copied over as float64
+    assert logp.dtype == logp_prop.dtype == np.float64
+    # x, score, logp, proposal, score of the proposal, its logp, B, D, h, seed, counter, offset
+    assert name == "mala_accept"
+    assert args[:13] == (4096, 1 << 22, ptr_of(logp), 1 << 23, 1 << 24, ptr_of(logp_prop), 3, 4,
+                         0, pytest.approx(0.1), 7, 2, 5)
+    assert args[13:16] == (ptr_of(state.x), ptr_of(state.score), ptr_of(state.logp))
+    assert args[16] == ptr_of(state.accepted) and state.accepted.dtype == np.uint8
+    with pytest.raises(ValueError, match=r"logp must have shape \(B,\) = \(3,\)"):
+        scorekit.mala_accept(x, s, [0.0], p, sp, np.zeros(3), 0.1, seed=1)
+    with pytest.raises(ValueError, match=r"proposal must have shape \(3, 4\)"):
+        scorekit.mala_accept(x, s, np.zeros(3), FakeCupyArray(shape=(3, 5), ptr=1 << 23), sp,
+                             np.zeros(3), 0.1, seed=1)
+    with pytest.raises(ValueError, match="step_size must be > 0"):
+        scorekit.mala_accept(x, s, np.zeros(3), p, sp, np.zeros(3), 0.0, seed=1)
+    scorekit.mala_propose(x, s, 0.125, seed=7, counter=2, offset=5)
+    name, args = backend.calls[-1]
+    # the affine step (1, h, sqrt(2 h)) with the proposal's noise
+    assert name == "affine_step"
+    assert args[4:13] == (0, 1.0, 0, 0.125, 0, pytest.approx(0.5), 7, 2, 5)

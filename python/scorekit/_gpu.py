@@ -2,10 +2,12 @@
 into the CUDA backend (``scorekit._cuda``).
 
 A PyTorch CUDA tensor or a CuPy array passed to the noise fills or probes
-(``out=``), perturb, langevin_step, noisy_affine_step or dsm_loss goes to the GPU kernels
-without a copy to the host. Outputs are allocated by the caller's framework on the input's
-device, and the kernels are enqueued on that framework's current stream
-(``torch.cuda.current_stream(device)``, ``cupy.cuda.get_current_stream()``);
+(``out=``), perturb, langevin_step, noisy_affine_step, dsm_loss, ssm_loss, ism_loss,
+corrector_step, mala_propose or mala_accept goes to the GPU kernels without a
+copy to the host (and predictor_step, through noisy_affine_step). Outputs are
+allocated by the caller's framework on the input's device, and the kernels are
+enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
+``cupy.cuda.get_current_stream()``);
 nothing synchronises, except that per-sample parameters given as device
 arrays are copied to the host to be checked (B values), and a "mean" or
 "sum" loss is returned as a Python float (which waits for the kernel).
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _core
 from ._interop import dlpack_device
-from ._validate import (FLOAT_DTYPES, count, dtype_arg, no_stream_with_noise, per_sample,
-                        sample_offset, shape_arg, stream)
+from ._validate import (FLOAT_DTYPES, PROBE_KINDS, REDUCTIONS, batch_scale, choice, coefficient,
+                        count, dtype_arg, flag, log_densities, no_stream_with_noise, per_sample,
+                        probe_count, reduction_args, sample_offset, shape_arg, snr_arg, stream)
 
 _IMPORT_ERROR = ""
 try:  # built only where nvcc was found (SCOREKIT_CUDA=AUTO / ON)
@@ -351,15 +355,73 @@ def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     return res.obj
 
 
+def _companion(value, name: str, ref: DeviceArray, ref_name: str, shape=None) -> DeviceArray:
+    """Another array of the call: on ref's device, framework and dtype (and of ``shape``)."""
+    if not on_cuda(value, name):
+        raise ValueError(f"{name} must be a CUDA array on {ref_name}'s device ({ref_name} is on "
+                         "a CUDA device)")
+    arr = device_array(value, name)
+    _same_device(ref, arr, name)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    return arr
+
+
 def _pair(x, score) -> tuple:
     xa = batch(x, "x")
-    sa = device_array(score, "score") if on_cuda(score, "score") else None
-    if sa is None:
-        raise ValueError("score must be a CUDA array on x's device (x is on a CUDA device)")
-    _same_device(xa, sa, "score")
-    if sa.shape != xa.shape:
-        raise ValueError(f"score must have shape {xa.shape}, got {sa.shape}")
-    return xa, sa
+    return xa, _companion(score, "score", xa, "x", xa.shape)
+
+
+def _rows(arr: DeviceArray) -> tuple:
+    """(B, D): the batch and the elements per sample."""
+    B = arr.shape[0]
+    return B, (arr.size // B if B else 0)
+
+
+def _coefficient(value, name: str, ref: DeviceArray, B: int, nonnegative: bool = False) -> tuple:
+    """A per-sample coefficient as the CPU takes it (a float64 array is cast to the
+    call's dtype), then as ``param``."""
+    if on_cuda(value, name):
+        arr = device_array(value, name)
+        if arr.shape == (B,) and arr.dtype != ref.dtype:
+            value = arr.fw.astype(arr.obj, ref.dtype)
+        return param(value, name, ref, B, nonnegative=nonnegative)
+    return param(coefficient(value, name, B, ref.dtype, nonnegative=nonnegative), name, ref, B)
+
+
+def _log_densities(value, name: str, ref: DeviceArray, B: int) -> DeviceArray:
+    """(B,) float64 log-densities on ref's device (host values are copied there)."""
+    if on_cuda(value, name):
+        arr = device_array(value, name)
+        if arr.fw is not ref.fw:
+            raise TypeError(f"{name} and the call's other arrays come from different "
+                            "frameworks: pass PyTorch tensors only or CuPy arrays only")
+        _same_device_only(ref, arr, name)
+        if arr.shape != (B,):
+            raise ValueError(f"{name} must have shape (B,) = ({B},), got {arr.shape}")
+        if arr.dtype != np.float64:
+            arr = device_array(arr.fw.astype(arr.obj, np.float64), name)
+        return arr
+    return device_array(ref.fw.to_device(log_densities(value, name, B), ref.obj), name)
+
+
+def _scratch(ref: DeviceArray, n: int) -> DeviceArray:
+    """A float64 work array of n (at least 1) elements on ref's device."""
+    return output(None, ref, (max(int(n), 1),), np.float64)
+
+
+def _launch(ref: DeviceArray) -> tuple:
+    """The trailing launcher arguments: itemsize, device, stream."""
+    return ref.dtype.itemsize, ref.device, ref.fw.stream(ref.obj)
+
+
+def _loss(row_loss: DeviceArray, B: int, reduction: str, ref: DeviceArray):
+    """The per-sample losses reduced as on the CPU (sums in float64, the CPU's fixed order)."""
+    rows = row_loss.obj[:B]
+    if reduction == "none":
+        return ref.fw.astype(rows, ref.dtype)
+    t = _core.sum(np.ascontiguousarray(ref.fw.host(rows), dtype=np.float64))
+    return t if reduction == "sum" else (t / B if B else float("nan"))
 
 
 def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple:
@@ -367,7 +429,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple
     xa, sa = _pair(x, score)
     B = xa.shape[0]
     D = xa.size // B if B else 0
-    coeffs = [param(v, name, xa, B) for v, name in ((a, "a"), (c, "c"), (g, "g"))]
+    coeffs = [_coefficient(v, name, xa, B) for v, name in ((a, "a"), (c, "c"), (g, "g"))]
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
@@ -379,8 +441,8 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple
 
 
 def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_grad, offset,
-             reductions, weights, total):
-    """The CUDA dsm_loss; ``total`` sums a host float64 vector (the CPU's fixed order)."""
+             weights):
+    """The CUDA dsm_loss."""
     sa = batch(score, "score")
     B = sa.shape[0]
     D = sa.size // B if B else 0
@@ -409,22 +471,114 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
     else:
         wt = param(weight, "weight", sa, B, nonnegative=True)
         weight_is_sigma2 = False
-    if not isinstance(reduction, str) or reduction not in reductions:
-        raise ValueError(f"reduction must be one of {reductions}, got {reduction!r}")
+    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if not isinstance(return_grad, (bool, np.bool_)):
         raise TypeError(f"return_grad must be a bool, got {type(return_grad).__name__}")
-    chunks = max(1, -(-D // _cuda.reduce_chunk))
-    partial = output(None, sa, (max(B, 1) * chunks,), np.float64)
+    partial = _scratch(sa, _cuda.dsm_work(B, D))
     row_loss = output(None, sa, (max(B, 1),), np.float64)
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
-    batch_scale = 1.0 / B if (reduction == "mean" and B > 0) else 1.0
     _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
-                   wt[1], batch_scale, seed_v, counter_v, offset, partial.ptr, row_loss.ptr,
-                   grad.ptr if grad else 0, sa.dtype.itemsize, sa.device, sa.fw.stream(sa.obj))
-    rows = row_loss.obj[:B]
-    if reduction == "none":
-        loss = sa.fw.astype(rows, sa.dtype)
-    else:
-        t = total(np.ascontiguousarray(sa.fw.host(rows), dtype=np.float64))
-        loss = t if reduction == "sum" else (t / B if B else float("nan"))
+                   wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, partial.ptr,
+                   row_loss.ptr, grad.ptr if grad else 0, *_launch(sa))
+    loss = _loss(row_loss, B, reduction, sa)
     return (loss, grad.obj) if return_grad else loss
+
+
+def ssm_loss(score, jvp, *, seed, counter, kind, variance_reduction, reduction, return_grad,
+             offset):
+    """The CUDA ssm_loss: probes regenerated on the device, never stored."""
+    sa = batch(score, "score")
+    ja = _companion(jvp, "jvp", sa, "score")
+    B, D = _rows(sa)
+    K = probe_count(sa.shape, ja.shape)
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D, K)
+    kind = choice(kind, "kind", PROBE_KINDS)
+    vr = flag(variance_reduction, "variance_reduction")
+    reduction, return_grad = reduction_args(reduction, return_grad)
+    work = _scratch(sa, _cuda.ssm_work(B, K, D))
+    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    gs = output(None, sa, sa.shape, sa.dtype) if return_grad else None
+    gj = output(None, sa, ja.shape, sa.dtype) if return_grad else None
+    _cuda.ssm_loss(PROBE_KINDS.index(kind), sa.ptr, ja.ptr, B, K, D, vr,
+                   batch_scale(reduction, B), seed, counter, offset, work.ptr, row_loss.ptr,
+                   gs.ptr if gs else 0, gj.ptr if gj else 0, *_launch(sa))
+    loss = _loss(row_loss, B, reduction, sa)
+    return (loss, gs.obj, gj.obj) if return_grad else loss
+
+
+def ism_loss(score, jac_trace, *, reduction, return_grad):
+    """The CUDA ism_loss; ``jac_trace`` is a (B,) CUDA array of score's dtype."""
+    sa = batch(score, "score")
+    B, D = _rows(sa)
+    ta = _companion(jac_trace, "jac_trace", sa, "score")
+    if ta.shape != (B,):
+        raise ValueError(f"jac_trace must have shape (B,) = ({B},), got {ta.shape}")
+    reduction, return_grad = reduction_args(reduction, return_grad)
+    scale = batch_scale(reduction, B)
+    work = _scratch(sa, _cuda.ism_work(B, D))
+    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    gs = output(None, sa, sa.shape, sa.dtype) if return_grad else None
+    _cuda.ism_loss(sa.ptr, ta.ptr, B, D, scale, work.ptr, row_loss.ptr, gs.ptr if gs else 0,
+                   *_launch(sa))
+    loss = _loss(row_loss, B, reduction, sa)
+    if not return_grad:
+        return loss
+    return loss, gs.obj, sa.fw.to_device(np.full(B, scale, dtype=sa.dtype), sa.obj)
+
+
+def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, out) -> tuple:
+    """(x, x_mean, step_size) of the Langevin corrector on the GPU."""
+    xa, sa = _pair(x, score)
+    B, D = _rows(xa)
+    snr_v = snr_arg(snr)
+    al = _coefficient(alpha, "alpha", xa, B, nonnegative=True)
+    per = flag(per_sample, "per_sample")
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D)
+    res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
+    (al,) = unaliased_params([al], res)
+    mean = output(None, xa, xa.shape, xa.dtype)
+    step = output(None, xa, (max(B, 1),), np.float64)
+    work = _scratch(xa, _cuda.corrector_work(B, D))
+    _cuda.langevin_corrector(xa.ptr, sa.ptr, B, D, snr_v, al[0], al[1], per, seed, counter,
+                             offset, res.ptr, mean.ptr, step.ptr, work.ptr, *_launch(xa))
+    return res.obj, mean.obj, step.obj[:B]
+
+
+def mala_propose(x, score, step_size, *, seed, counter, offset):
+    """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h))."""
+    xa = batch(x, "x")
+    B = xa.shape[0]
+    if on_cuda(step_size, "step_size"):
+        arr = device_array(step_size, "step_size")
+        _same_device_only(xa, arr, "step_size")
+        step_size = arr.fw.host(arr.obj)
+    h = per_sample(step_size, "step_size", B, xa.dtype, positive=True)
+    return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
+                             counter=counter, offset=offset, out=None)[0]
+
+
+def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_size, *, seed,
+                counter, offset) -> tuple:
+    """(x, score, logp, accepted) of the MALA test on the GPU, new arrays of the caller's
+    framework (accepted as bool)."""
+    xa, sa = _pair(x, score)
+    pa = _companion(proposal, "proposal", xa, "x", xa.shape)
+    spa = _companion(score_proposal, "score_proposal", xa, "x", xa.shape)
+    B, D = _rows(xa)
+    lx = _log_densities(logp, "logp", xa, B)
+    lp = _log_densities(logp_proposal, "logp_proposal", xa, B)
+    h = param(step_size, "step_size", xa, B, positive=True)
+    seed, counter = stream(seed, counter)
+    offset = sample_offset(offset, B, D)
+    x_out = output(None, xa, xa.shape, xa.dtype)
+    s_out = output(None, xa, xa.shape, xa.dtype)
+    l_out = output(None, xa, (max(B, 1),), np.float64)
+    acc = xa.fw.empty(xa.obj, (max(B, 1),), np.uint8)
+    work = _scratch(xa, _cuda.mala_work(B, D))
+    _cuda.mala_accept(xa.ptr, sa.ptr, lx.ptr, pa.ptr, spa.ptr, lp.ptr, B, D, h[0], h[1], seed,
+                      counter, offset, x_out.ptr, s_out.ptr, l_out.ptr,
+                      int(acc.__cuda_array_interface__["data"][0]), work.ptr, *_launch(xa))
+    return x_out.obj, s_out.obj, l_out.obj[:B], xa.fw.astype(acc[:B], np.bool_)

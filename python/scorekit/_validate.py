@@ -324,3 +324,57 @@ def flag(value, name: str) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return bool(value)
+
+
+REDUCTIONS = ("mean", "sum", "none")
+PROBE_KINDS = ("rademacher", "gaussian", "sphere")  # the order of scorekit::ProbeKind
+
+
+def reduction_args(reduction, return_grad) -> tuple:
+    """A loss's ``reduction`` (one of REDUCTIONS) and ``return_grad`` flag."""
+    return choice(reduction, "reduction", REDUCTIONS), flag(return_grad, "return_grad")
+
+
+def batch_scale(reduction: str, B: int) -> float:
+    """The factor of the per-sample gradients: 1/B for a mean over a non-empty batch."""
+    return 1.0 / B if (reduction == "mean" and B > 0) else 1.0
+
+
+def probe_count(score_shape: tuple, jvp_shape: tuple) -> int:
+    """K, the probes per sample, from ``jvp``'s shape (score's, or (B, K) + score's rest)."""
+    B, rest = score_shape[0], score_shape[1:]
+    if tuple(jvp_shape) == tuple(score_shape):
+        return 1
+    if (len(jvp_shape) == len(score_shape) + 1 and jvp_shape[0] == B
+            and tuple(jvp_shape[2:]) == tuple(rest) and jvp_shape[1] >= 1):
+        return int(jvp_shape[1])
+    raise ValueError(f"jvp must have score's shape {tuple(score_shape)} or (B, K) + "
+                     f"{tuple(rest)} for K probes, got {tuple(jvp_shape)}")
+
+
+def coefficient(value, name: str, B: int, dtype, *, nonnegative: bool = False):
+    """A per-sample coefficient computed in float64 (number or (B,) array), cast to dtype."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
+        if value.shape != (B,):
+            raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got "
+                             f"shape {value.shape}")
+        value = value.astype(dtype)
+    arr = per_sample(value, name, B, dtype)
+    if nonnegative and not np.all(arr >= 0):
+        raise ValueError(f"{name} must be >= 0")
+    return arr
+
+
+def log_densities(value, name: str, B: int) -> np.ndarray:
+    """A (B,) float64 array of log-densities."""
+    arr = np.ascontiguousarray(np.asarray(value, dtype=np.float64))
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), got {arr.shape}")
+    return arr
+
+
+def snr_arg(snr) -> float:
+    v = float(snr)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"snr must be finite and >= 0, got {snr!r}")
+    return v

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import (batch_array, no_stream_with_noise, per_sample, same_dtype, same_shape,
-                        sample_offset, stream)
-
-_REDUCTIONS = ("mean", "sum", "none")
+from ._validate import REDUCTIONS as _REDUCTIONS
+from ._validate import (batch_array, batch_scale, no_stream_with_noise, per_sample, same_dtype,
+                        same_shape, sample_offset, stream)
 _WEIGHTS = ("sigma2", "none")
 
 
@@ -25,8 +24,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     ``noise`` array. One pass over ``score``: noise, residual, gradient and the
     per-sample sums are fused. The kernel forms ``q = sigma_b * score + z`` and
     computes ``L_b = 0.5 * (w_b / sigma_b**2) * sum q**2`` (the same loss), so a
-    tiny or huge sigma does not overflow ``z / sigma`` or ``sigma**2``. Sums accumulate in float64 in a fixed order, so
-    results are identical for any number of threads.
+    tiny or huge sigma does not overflow ``z / sigma`` or ``sigma**2``. Sums accumulate
+    in float64 in a fixed order, so results are identical for any number of threads.
 
     Parameters
     ----------
@@ -65,7 +64,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     if type(score) is not np.ndarray and _gpu.on_cuda(score, "score"):
         return _gpu.dsm_loss(score, sigma, seed=seed, counter=counter, noise=noise, weight=weight,
                              reduction=reduction, return_grad=return_grad, offset=offset,
-                             reductions=_REDUCTIONS, weights=_WEIGHTS, total=_core.sum)
+                             weights=_WEIGHTS)
     score = batch_array(score, "score")
     dt = score.dtype
     batch = score.shape[0]
@@ -83,7 +82,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     sigma_a = per_sample(sigma, "sigma", batch, dt, positive=True)
     if isinstance(weight, str):
         if weight not in _WEIGHTS:
-            raise ValueError(f"weight must be 'sigma2', 'none', a number or a (B,) array, got {weight!r}")
+            raise ValueError(f"weight must be 'sigma2', 'none', a number or a (B,) array, "
+                             f"got {weight!r}")
         weight_a = None if weight == "sigma2" else np.asarray(1.0, dtype=dt)
     else:
         weight_a = per_sample(weight, "weight", batch, dt, nonnegative=True)
@@ -94,9 +94,8 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
 
     row_loss = np.empty(batch, dtype=np.float64)
     grad = np.empty(score.shape, dtype=dt) if return_grad else None
-    batch_scale = 1.0 / batch if (reduction == "mean" and batch > 0) else 1.0
-    _core.dsm_loss(score, noise, sigma_a, weight_a, batch_scale, seed_v, counter_v, offset, row_loss,
-                   grad)
+    _core.dsm_loss(score, noise, sigma_a, weight_a, batch_scale(reduction, batch), seed_v,
+                   counter_v, offset, row_loss, grad)
 
     if reduction == "none":
         loss = row_loss.astype(dt)

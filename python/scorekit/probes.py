@@ -7,9 +7,8 @@ import math
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import choice, count, out_dtype, output, sample_offset, shape_arg, stream
-
-PROBE_KINDS = ("rademacher", "gaussian", "sphere")
+from ._validate import (PROBE_KINDS, choice, count, out_dtype, output, sample_offset, shape_arg,
+                        stream)
 
 
 def probes(shape, *, kind, seed, counter=0, dtype=None, num_probes=None, offset=0, out=None):

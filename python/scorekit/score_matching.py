@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from ._validate import batch_array, choice, flag, same_dtype, sample_offset, stream
+from . import _core, _gpu
+from ._validate import (batch_array, batch_scale, choice, flag, probe_count, reduction_args,
+                        same_dtype, sample_offset, stream)
 from .probes import PROBE_KINDS
-
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction=True,
@@ -54,27 +53,24 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
         ``d/d jvp = v / K`` and ``d/d score = mean_k (v_k . s) v_k`` (SSM) or
         ``s`` (SSM-VR), times ``1/B`` for "mean".
     """
+    if type(score) is not np.ndarray and _gpu.on_cuda(score, "score"):
+        return _gpu.ssm_loss(score, jvp, seed=seed, counter=counter, kind=kind,
+                             variance_reduction=variance_reduction, reduction=reduction,
+                             return_grad=return_grad, offset=offset)
     score = batch_array(score, "score")
     jvp = batch_array(jvp, "jvp")
     same_dtype(score.dtype, jvp=jvp)
-    B, rest = score.shape[0], score.shape[1:]
-    if jvp.shape == score.shape:
-        K = 1
-    elif jvp.ndim == score.ndim + 1 and jvp.shape[0] == B and jvp.shape[2:] == rest \
-            and jvp.shape[1] >= 1:
-        K = jvp.shape[1]
-    else:
-        raise ValueError(f"jvp must have score's shape {score.shape} or (B, K) + "
-                         f"{rest} for K probes, got {jvp.shape}")
+    B = score.shape[0]
+    K = probe_count(score.shape, jvp.shape)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, score[0].size if B else 0, K)
     kind = choice(kind, "kind", PROBE_KINDS)
     vr = flag(variance_reduction, "variance_reduction")
-    reduction, return_grad = _reduction_args(reduction, return_grad)
+    reduction, return_grad = reduction_args(reduction, return_grad)
     row_loss = np.empty(B)
     grad_score = np.empty_like(score) if return_grad else None
     grad_jvp = np.empty_like(jvp) if return_grad else None
-    _core.ssm_loss(kind, score, jvp, K, vr, _batch_scale(reduction, B), seed, counter, offset,
+    _core.ssm_loss(kind, score, jvp, K, vr, batch_scale(reduction, B), seed, counter, offset,
                    row_loss, grad_score, grad_jvp)
     loss = _reduce(row_loss, reduction, score.dtype)
     return (loss, grad_score, grad_jvp) if return_grad else loss
@@ -99,14 +95,16 @@ def ism_loss(score, jac_trace, *, reduction="mean", return_grad=True):
     grad_score, grad_jac_trace : numpy.ndarray
         Only with ``return_grad``: ``s`` and ones, times ``1/B`` for "mean".
     """
+    if type(score) is not np.ndarray and _gpu.on_cuda(score, "score"):
+        return _gpu.ism_loss(score, jac_trace, reduction=reduction, return_grad=return_grad)
     score = batch_array(score, "score")
     jac_trace = batch_array(jac_trace, "jac_trace")
     same_dtype(score.dtype, jac_trace=jac_trace)
     B = score.shape[0]
     if jac_trace.shape != (B,):
         raise ValueError(f"jac_trace must have shape (B,) = ({B},), got {jac_trace.shape}")
-    reduction, return_grad = _reduction_args(reduction, return_grad)
-    scale = _batch_scale(reduction, B)
+    reduction, return_grad = reduction_args(reduction, return_grad)
+    scale = batch_scale(reduction, B)
     row_loss = np.empty(B)
     grad_score = np.empty_like(score) if return_grad else None
     _core.ism_loss(score, jac_trace, scale, row_loss, grad_score)
@@ -114,14 +112,6 @@ def ism_loss(score, jac_trace, *, reduction="mean", return_grad=True):
     if not return_grad:
         return loss
     return loss, grad_score, np.full(B, scale, dtype=score.dtype)
-
-
-def _reduction_args(reduction, return_grad):
-    return choice(reduction, "reduction", _REDUCTIONS), flag(return_grad, "return_grad")
-
-
-def _batch_scale(reduction, B):
-    return 1.0 / B if (reduction == "mean" and B > 0) else 1.0
 
 
 def _reduce(row_loss, reduction, dtype):

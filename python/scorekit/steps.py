@@ -13,8 +13,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import (batch_array, choice, flag, output, param_unaliased, per_sample, same_dtype,
-                        same_shape, sample_offset, stream, unaliased)
+from ._validate import (batch_array, choice, coefficient, flag, log_densities, output,
+                        param_unaliased, per_sample, same_dtype, same_shape, sample_offset,
+                        snr_arg, stream, unaliased)
 from .sde import SDE, VESDE, VPSDE, subVPSDE
 
 PREDICTORS = ("reverse_diffusion", "euler_maruyama", "ancestral")
@@ -33,16 +34,6 @@ def _pair(x, score):
     return x, score
 
 
-def _coeff(value, name, B, dtype):
-    """A per-sample coefficient computed in float64 (number or array), cast to dtype."""
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
-        if value.shape != (B,):
-            raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got "
-                             f"shape {value.shape}")
-        value = value.astype(dtype)
-    return per_sample(value, name, B, dtype)
-
-
 def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None):
     """``x_mean = a x + c score`` and ``x_next = x_mean + g z`` in one pass.
 
@@ -59,7 +50,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0, out=None)
                                                   offset=offset, out=out))
     x, score = _pair(x, score)
     B, dt = x.shape[0], x.dtype
-    a, c, g = (_coeff(v, n, B, dt) for v, n in ((a, "a"), (c, "c"), (g, "g")))
+    a, c, g = (coefficient(v, n, B, dt) for v, n in ((a, "a"), (c, "c"), (g, "g")))
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, x[0].size if B else 0)
     out = output(out, x.shape, dt)
@@ -150,14 +141,13 @@ def corrector_step(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_s
     (x, x_mean, step_size)
         ``step_size`` is the float64 (B,) eps used.
     """
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return _gpu.corrector_step(x, score, snr=snr, alpha=alpha, seed=seed, counter=counter,
+                                   offset=offset, per_sample=per_sample, out=out)
     x, score = _pair(x, score)
     B, dt = x.shape[0], x.dtype
-    snr_v = float(snr)
-    if not (np.isfinite(snr_v) and snr_v >= 0):
-        raise ValueError(f"snr must be finite and >= 0, got {snr!r}")
-    alpha = _coeff(alpha, "alpha", B, dt)
-    if not np.all(alpha >= 0):
-        raise ValueError("alpha must be >= 0")
+    snr_v = snr_arg(snr)
+    alpha = coefficient(alpha, "alpha", B, dt, nonnegative=True)
     per = flag(per_sample, "per_sample")
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, x[0].size if B else 0)
@@ -172,6 +162,8 @@ def corrector_step(x, score, *, snr, alpha=1.0, seed, counter=0, offset=0, per_s
 
 def mala_propose(x, score, step_size, *, seed, counter=0, offset=0):
     """MALA proposal ``x + h s(x) + sqrt(2 h) z`` (the unadjusted Langevin step)."""
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return _gpu.mala_propose(x, score, step_size, seed=seed, counter=counter, offset=offset)
     x, score = _pair(x, score)
     h = per_sample(step_size, "step_size", x.shape[0], x.dtype, positive=True)
     return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
@@ -196,13 +188,17 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     may be reused: its normals lie far below). NaN in a log-density or a score
     rejects. Returns the new state and the decisions.
     """
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return MalaState(*_gpu.mala_accept(x, score, logp, proposal, score_proposal,
+                                           logp_proposal, step_size, seed=seed, counter=counter,
+                                           offset=offset))
     x, score = _pair(x, score)
     proposal, score_proposal = _pair(proposal, score_proposal)
     same_dtype(x.dtype, proposal=proposal)
     same_shape(x.shape, proposal=proposal)
     B = x.shape[0]
-    logp = _logp(logp, "logp", B)
-    logp_proposal = _logp(logp_proposal, "logp_proposal", B)
+    logp = log_densities(logp, "logp", B)
+    logp_proposal = log_densities(logp_proposal, "logp_proposal", B)
     h = per_sample(step_size, "step_size", B, x.dtype, positive=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, x[0].size if B else 0)
@@ -213,8 +209,3 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     return MalaState(x_out, s_out, l_out, acc.astype(bool))
 
 
-def _logp(value, name, B):
-    arr = np.ascontiguousarray(np.asarray(value, dtype=np.float64))
-    if arr.shape != (B,):
-        raise ValueError(f"{name} must have shape (B,) = ({B},), got {arr.shape}")
-    return arr

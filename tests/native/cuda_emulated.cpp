@@ -1,10 +1,13 @@
-// The CUDA launchers of cuda/kernels.cu, run on the host under
+// The CUDA launchers of cuda/*.cu, run on the host under
 // tests/native/cuda_emulation (blocks of real threads and barriers), against
-// the CPU backend: noise, perturb, langevin_step and affine_step bit for bit, dsm_loss
-// gradients and losses bit for bit (both sum in the LaneSum8 order), on
-// awkward shapes and offsets, with the launch grids and with 1 or 3 blocks.
+// the CPU backend: noise, perturb, langevin_step and affine_step bit for bit;
+// dsm_loss, ssm_loss, ism_loss, the Langevin corrector and the MALA test, whose
+// reductions follow the CPU's LaneSum8 order, bit for bit too (losses,
+// gradients, step sizes, decisions); on awkward shapes and offsets, with the
+// launch grids and with 1 or 3 blocks.
 // Built and run by tests/test_cuda_host.py. Prints "ok" or the first failures.
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -127,6 +130,115 @@ void dsm() {
                 }
 }
 
+template <class T>
+void ssm() {
+    const std::int64_t shapes[][3] = {{1, 1, 3}, {3, 2, 7},    {2, 3, 64}, {2, 2, 65},
+                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001}};  // B, K, D
+    for (auto& s : shapes)
+        for (int kind = 0; kind < 3; ++kind)
+            for (int vr = 0; vr < 2; ++vr)
+                for (int grads = 0; grads < 2; ++grads) {
+                    const std::int64_t B = s[0], K = s[1], D = s[2];
+                    const std::uint64_t fs = kind == 1 ? 5 : 0;
+                    auto score = values<T>(B * D, 11), jvp = values<T>(B * K * D, 12);
+                    std::vector<double> work(static_cast<std::size_t>(
+                        std::max<std::int64_t>(1, cuda::ssm_work(B, K, D))));
+                    std::vector<double> gl(B), cl(B);
+                    std::vector<T> ggs(score.size()), cgs(score.size()), ggj(jvp.size()),
+                        cgj(jvp.size());
+                    const Stream st{21, 3};
+                    const auto pk = static_cast<ProbeKind>(kind);
+                    cuda::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
+                                      work.data(), gl.data(), grads ? ggs.data() : nullptr,
+                                      grads ? ggj.data() : nullptr, 0, nullptr);
+                    cpu::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
+                                     cl.data(), grads ? cgs.data() : nullptr,
+                                     grads ? cgj.data() : nullptr);
+                    if (!same(gl, cl) || !same(ggs, cgs) || !same(ggj, cgj))
+                        FAIL("ssm B %lld K %lld D %lld kind %d vr %d grads %d: %.17g vs %.17g\n",
+                             (long long)B, (long long)K, (long long)D, kind, vr, grads, gl[0],
+                             cl[0]);
+                }
+}
+
+template <class T>
+void ism() {
+    const std::int64_t shapes[][2] = {{1, 3}, {4, 64}, {2, 65}, {1, 9001}, {2, 0}};
+    for (auto& s : shapes)
+        for (int grads = 0; grads < 2; ++grads) {
+            const std::int64_t B = s[0], D = s[1];
+            auto score = values<T>(B * D, 13), trace = values<T>(B, 14);
+            std::vector<double> work(static_cast<std::size_t>(
+                std::max<std::int64_t>(1, cuda::ism_work(B, D))));
+            std::vector<double> gl(B), cl(B);
+            std::vector<T> gg(score.size()), cg(score.size());
+            cuda::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, work.data(), gl.data(),
+                              grads ? gg.data() : nullptr, 0, nullptr);
+            cpu::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, cl.data(),
+                             grads ? cg.data() : nullptr);
+            if (!same(gl, cl) || !same(gg, cg))
+                FAIL("ism B %lld D %lld grads %d\n", (long long)B, (long long)D, grads);
+        }
+}
+
+template <class T>
+void corrector() {
+    const std::int64_t shapes[][2] = {{1, 1}, {5, 7}, {3, 65}, {2, 4097}, {1, 0}};
+    for (auto& s : shapes)
+        for (int per_sample = 0; per_sample < 2; ++per_sample)
+            for (int per_row = 0; per_row < 2; ++per_row) {
+                const std::int64_t B = s[0], D = s[1];
+                auto x = values<T>(B * D, 15), sc = values<T>(B * D, 16);
+                auto al = values<T>(B, 17, 0.5, 1.5);
+                const RowParam<T> alpha = per_row ? RowParam<T>{al.data(), T(0)}
+                                                  : RowParam<T>{nullptr, T(0.9)};
+                std::vector<double> work(static_cast<std::size_t>(
+                    std::max<std::int64_t>(1, cuda::corrector_work(B, D))));
+                std::vector<double> gstep(B), cstep(B);
+                std::vector<T> go(x.size()), co(x.size()), gm(x.size()), cm(x.size());
+                const Stream st{8, 1};
+                cuda::langevin_corrector<T>(x.data(), sc.data(), B, D, 0.16, alpha, per_sample,
+                                            st, 7, go.data(), gm.data(), gstep.data(),
+                                            work.data(), 0, nullptr);
+                cpu::langevin_corrector<T>(x.data(), sc.data(), B, D, 0.16, alpha, per_sample, st,
+                                           7, co.data(), cm.data(), cstep.data());
+                if (!same(go, co) || !same(gm, cm) || !same(gstep, cstep))
+                    FAIL("corrector B %lld D %lld per_sample %d\n", (long long)B, (long long)D,
+                         per_sample);
+            }
+}
+
+long long mala_taken = 0, mala_rejected = 0;
+
+template <class T>
+void mala() {
+    const std::int64_t shapes[][2] = {{1, 1}, {9, 7}, {6, 64}, {6, 65}, {3, 5000}, {2, 0}};
+    for (auto& s : shapes)
+        for (int per_row = 0; per_row < 2; ++per_row) {
+            const std::int64_t B = s[0], D = s[1];
+            auto x = values<T>(B * D, 18), sx = values<T>(B * D, 19), sp = values<T>(B * D, 20);
+            auto p = values<T>(B * D, 21, -0.05, 0.05), hv = values<T>(B, 22, 0.01, 0.1);
+            for (std::size_t i = 0; i < p.size(); ++i) p[i] = x[i] + p[i];
+            auto lx = values<double>(B, 23, -1, 1), lp = values<double>(B, 24, -1, 1);
+            const RowParam<T> h = per_row ? RowParam<T>{hv.data(), T(0)}
+                                          : RowParam<T>{nullptr, T(0.05)};
+            std::vector<double> work(static_cast<std::size_t>(
+                std::max<std::int64_t>(1, cuda::mala_work(B, D))));
+            std::vector<T> gx(x.size()), cx(x.size()), gs(x.size()), cs(x.size());
+            std::vector<double> gl(B), cl(B);
+            std::vector<std::uint8_t> ga(B), ca(B);
+            const Stream st{9, 4};
+            cuda::mala_accept<T>(x.data(), sx.data(), lx.data(), p.data(), sp.data(), lp.data(), B,
+                                 D, h, st, 3, gx.data(), gs.data(), gl.data(), ga.data(),
+                                 work.data(), 0, nullptr);
+            cpu::mala_accept<T>(x.data(), sx.data(), lx.data(), p.data(), sp.data(), lp.data(), B,
+                                D, h, st, 3, cx.data(), cs.data(), cl.data(), ca.data());
+            if (!same(gx, cx) || !same(gs, cs) || !same(gl, cl) || !same(ga, ca))
+                FAIL("mala B %lld D %lld\n", (long long)B, (long long)D);
+            for (auto a : ga) (a ? mala_taken : mala_rejected) += 1;
+        }
+}
+
 void all() {
     noise<float>();
     noise<double>();
@@ -136,6 +248,14 @@ void all() {
     sphere<double>();
     dsm<float>();
     dsm<double>();
+    ssm<float>();
+    ssm<double>();
+    ism<float>();
+    ism<double>();
+    corrector<float>();
+    corrector<double>();
+    mala<float>();
+    mala<double>();
 }
 
 }  // namespace
@@ -143,9 +263,14 @@ void all() {
 int main() {
     all();                      // the launchers' own grids
     emu::grid_override = 1;     // one block: every grid-stride loop wraps
+    emu::reverse = true;        // and the threads of a block in reverse order
     all();
+    emu::reverse = false;
     emu::grid_override = 3;
     all();
+    if (mala_taken == 0 || mala_rejected == 0)
+        FAIL("the MALA cases must both accept and reject (%lld / %lld)\n", mala_taken,
+             mala_rejected);
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "config.hpp"
+#include "detmath.hpp"
 
 namespace scorekit {
 
@@ -46,10 +47,10 @@ SCOREKIT_HD SCOREKIT_INLINE std::uint64_t mala_uniform_element(std::uint64_t fir
     return (std::uint64_t(1) << 62) + first_sample + static_cast<std::uint64_t>(b);
 }
 
-// Accept when log u < log ratio; NaN anywhere rejects (the comparison is false).
+// Accept when log u < log ratio (the deterministic log, so every backend decides
+// alike; u lies in (0, 1)); NaN anywhere rejects (the comparison is false).
 SCOREKIT_HD SCOREKIT_INLINE bool mala_accepts(double log_ratio, double u) {
-    using std::log;
-    return log(u) < log_ratio;
+    return detmath::log(u) < log_ratio;
 }
 
 }  // namespace scorekit

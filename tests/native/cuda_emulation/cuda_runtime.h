@@ -1,29 +1,31 @@
-// Host stand-in for the parts of the CUDA runtime that cuda/kernels.cu uses,
-// so its kernels can run on a CPU: each launch runs its blocks one after the
-// other, each block as kThreads std::threads with a real barrier for
-// __syncthreads. Used only by tests/test_cuda_host.py, which also rewrites the
-// file's kernel<<<...>>>(...) launches into emu::launch calls.
+// Host stand-in for the parts of the CUDA runtime that cuda/*.cu use, so their
+// kernels can run on a CPU: each launch runs its blocks one after the other,
+// the threads of a block as fibers (ucontext) on one host thread. __syncthreads
+// hands control back to the block's scheduler, which runs every thread up to its
+// next barrier (or its end) before any passes it, in thread order or, with
+// emu::reverse, in reverse order (so a missing barrier shows whichever side
+// reads first). Used only by tests/test_cuda_host.py, which also rewrites the
+// kernel<<<...>>>(...) launches into emu::launch calls.
 #pragma once
 
-#include <barrier>
+#include <ucontext.h>
+
 #include <cstdint>
 #include <cstdlib>
-#include <thread>
+#include <functional>
+#include <memory>
 #include <vector>
 
 struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
-inline thread_local dim3 threadIdx, blockIdx;
-inline dim3 blockDim, gridDim;
+inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__
 #define __host__
-#define __shared__ static thread_local_block
+#define __shared__ static
 #define __forceinline__ inline
-// every emulated block runs to completion before the next: one static buffer serves
-#define thread_local_block
 
 typedef void* cudaStream_t;
 enum cudaError_t { cudaSuccess = 0 };
@@ -40,9 +42,26 @@ inline cudaError_t cudaGetDeviceCount(int* n) {
 inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
 
 namespace emu {
-inline std::barrier<>* block_barrier = nullptr;
 inline long long launches = 0;
 inline unsigned grid_override = 0;  // nonzero: run every launch on this many blocks
+inline bool reverse = false;        // run a block's threads in reverse order
+
+struct Fiber {
+    ucontext_t ctx;
+    bool done = true;
+};
+constexpr std::size_t kStack = 256 * 1024;
+inline ucontext_t scheduler;
+inline std::vector<Fiber> fibers;
+inline std::vector<std::unique_ptr<char[]>> stacks;
+inline unsigned current = 0;
+inline std::function<void()> body;
+
+inline void fiber_main() {
+    body();
+    fibers[current].done = true;
+    swapcontext(&fibers[current].ctx, &scheduler);
+}
 
 struct Config {
     unsigned grid, threads;
@@ -55,19 +74,33 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
     ++launches;
     gridDim.x = grid_override ? grid_override : c.grid;
     blockDim.x = c.threads;
+    body = [&] { kernel(args...); };
+    fibers.resize(c.threads);
+    while (stacks.size() < c.threads) stacks.emplace_back(new char[kStack]);
     for (unsigned b = 0; b < gridDim.x; ++b) {
-        std::barrier<> bar(c.threads);
-        block_barrier = &bar;
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < c.threads; ++t)
-            threads.emplace_back([&, t, b] {
-                blockIdx.x = b;
+        blockIdx.x = b;
+        for (unsigned t = 0; t < c.threads; ++t) {
+            Fiber& f = fibers[t];
+            getcontext(&f.ctx);
+            f.ctx.uc_stack.ss_sp = stacks[t].get();
+            f.ctx.uc_stack.ss_size = kStack;
+            f.ctx.uc_link = nullptr;
+            makecontext(&f.ctx, fiber_main, 0);
+            f.done = false;
+        }
+        for (bool live = true; live;) {  // one round: every thread to its next barrier
+            live = false;
+            for (unsigned i = 0; i < c.threads; ++i) {
+                const unsigned t = reverse ? c.threads - 1 - i : i;
+                if (fibers[t].done) continue;
+                current = t;
                 threadIdx.x = t;
-                kernel(args...);
-            });
-        for (auto& t : threads) t.join();
+                swapcontext(&scheduler, &fibers[t].ctx);
+                live = live || !fibers[t].done;
+            }
+        }
     }
 }
 }  // namespace emu
 
-inline void __syncthreads() { emu::block_barrier->arrive_and_wait(); }
+inline void __syncthreads() { swapcontext(&emu::fibers[emu::current].ctx, &emu::scheduler); }

@@ -1,0 +1,236 @@
+// CUDA sliced and implicit score matching over the shared functors: probes
+// regenerated from the stream (never stored), the dot products of each probe
+// row reduced in the CPU's order (row_reduce.cuh), then per-sample losses and
+// the gradients, so losses and gradients are the CPU backend's bits.
+#include "cuda_backend.hpp"
+#include "row_reduce.cuh"
+#include "scorekit/trace.hpp"
+
+namespace scorekit {
+namespace cuda {
+
+namespace {
+
+// The probe rows of a call: row r (= b * K + k) is stream row first_row + r viewed
+// as rows of D elements; a sphere row is scaled by factor[r].
+template <class T>
+struct ProbeRows {
+    ProbeKind kind;
+    Stream st;
+    std::uint64_t first_row;
+    std::int64_t D;
+    const double* factor;
+
+    // f(i, v) for elements j0 + i (i < n) of row r, before the sphere scaling unless `scaled`.
+    template <class F>
+    __device__ SCOREKIT_INLINE void values(std::int64_t r, std::int64_t j0, std::int64_t n,
+                                           unsigned tid, unsigned nthreads, bool scaled,
+                                           F&& f) const {
+        const std::uint64_t first =
+            (first_row + static_cast<std::uint64_t>(r)) * static_cast<std::uint64_t>(D) +
+            static_cast<std::uint64_t>(j0);
+        if (kind == ProbeKind::Rademacher) {
+            for_stream_values<RademacherBlock<T>, T>(st, first, n, tid, nthreads, f);
+        } else if (kind == ProbeKind::Sphere && scaled) {
+            const double c = factor[r];
+            for_stream_values<NormalBlock<T>, T>(st, first, n, tid, nthreads, [&](std::int64_t i, T g) {
+                f(i, static_cast<T>(static_cast<double>(g) * c));
+            });
+        } else {
+            for_stream_values<NormalBlock<T>, T>(st, first, n, tid, nthreads, f);
+        }
+    }
+};
+
+// Sphere rows: sum of squares of the Gaussian row, then its factor.
+template <class T>
+struct SphereSquaresOp {
+    static constexpr int kSums = 1;
+    ProbeRows<T> src;
+    __device__ SCOREKIT_INLINE void values(std::int64_t r, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t, unsigned tid,
+                                           unsigned nthreads) const {
+        src.values(r, j0, n, tid, nthreads, false, [&](std::int64_t i, T g) {
+            vals[i] = static_cast<double>(g) * static_cast<double>(g);
+        });
+    }
+};
+
+struct SphereFactorFin {
+    double* factor;
+    std::int64_t D;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t r, const double* sums) const {
+        factor[r] = sphere_factor(sums[0], D);
+    }
+};
+
+// a = v . (J v) and, for N = 2, c = v . s of probe row r (sample r / K).
+template <class T, int N>
+struct SsmDotsOp {
+    static constexpr int kSums = N;
+    ProbeRows<T> src;
+    const T* score;
+    const T* jvp;
+    std::int64_t K;
+    __device__ SCOREKIT_INLINE void values(std::int64_t r, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t stride, unsigned tid,
+                                           unsigned nthreads) const {
+        const T* jv = jvp + r * src.D + j0;
+        const T* s = score + (r / K) * src.D + j0;
+        src.values(r, j0, n, tid, nthreads, true, [&](std::int64_t i, T v) {
+            vals[i] = static_cast<double>(v) * static_cast<double>(jv[i]);
+            if (N == 2) vals[stride + i] = static_cast<double>(v) * static_cast<double>(s[i]);
+        });
+    }
+};
+
+template <int N>
+struct DotsFin {
+    double* dots;  // (a, c) per probe row
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t r, const double* sums) const {
+        dots[2 * r] = sums[0];
+        dots[2 * r + 1] = N == 2 ? sums[1] : 0.0;
+    }
+};
+
+struct StoreFin {
+    double* out;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t row, const double* sums) const {
+        out[row] = sums[0];
+    }
+};
+
+// Per sample: the mean of the K probe terms, in k order; with ck, the
+// coefficients (T)(scale c_k / K) of the SSM score gradient (held as doubles).
+template <class T>
+__global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64_t B,
+                                std::int64_t K, bool variance_reduced, double batch_scale,
+                                double* row_loss, double* ck) {
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
+        const auto b = static_cast<std::int64_t>(u);
+        const double ssb = variance_reduced ? ss[b] : 0.0;
+        double total = 0.0;
+        for (std::int64_t k = 0; k < K; ++k) {
+            const std::int64_t r = b * K + k;
+            total += ssm_term(dots[2 * r], dots[2 * r + 1], ssb, variance_reduced);
+            if (ck)
+                ck[r] = static_cast<double>(
+                    static_cast<T>(batch_scale * dots[2 * r + 1] / static_cast<double>(K)));
+        }
+        row_loss[b] = total / static_cast<double>(K);
+    }
+}
+
+// Gradients, kGradGroup elements of one sample per thread: d/d(Jv_k) = (scale / K) v_k and,
+// for SSM, d/ds = sum_k ck_k v_k added in k order (as the CPU does).
+constexpr std::int64_t kGradGroup = 8;
+
+template <class T>
+__global__ void ssm_grad_kernel(ProbeRows<T> src, const double* ck, std::int64_t B,
+                                std::int64_t K, double batch_scale, T* grad_score, T* grad_jvp) {
+    const std::int64_t D = src.D, groups = (D + kGradGroup - 1) / kGradGroup;
+    const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B * groups);
+         u += unit_stride()) {
+        const std::int64_t b = static_cast<std::int64_t>(u) / groups;
+        const std::int64_t j0 = (static_cast<std::int64_t>(u) % groups) * kGradGroup;
+        const std::int64_t n = D - j0 < kGradGroup ? D - j0 : kGradGroup;
+        T gs[kGradGroup];
+        for (std::int64_t k = 0; k < K; ++k) {
+            const std::int64_t r = b * K + k;
+            T v[kGradGroup];
+            src.values(r, j0, n, 0, 1, true, [&](std::int64_t i, T val) { v[i] = val; });
+            if (grad_jvp)
+                for (std::int64_t i = 0; i < n; ++i) grad_jvp[r * D + j0 + i] = jvp_scale * v[i];
+            if (grad_score) {
+                const T c = static_cast<T>(ck[r]);
+                for (std::int64_t i = 0; i < n; ++i) gs[i] = k == 0 ? c * v[i] : gs[i] + c * v[i];
+            }
+        }
+        if (grad_score)
+            for (std::int64_t i = 0; i < n; ++i) grad_score[b * D + j0 + i] = gs[i];
+    }
+}
+
+template <class T>
+struct IsmFin {
+    const T* trace;
+    double* row_loss;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
+        row_loss[b] = ism_term(sums[0], static_cast<double>(trace[b]));
+    }
+};
+
+}  // namespace
+
+template <class T>
+void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score, const T* jvp,
+              std::int64_t B, std::int64_t K, std::int64_t D, bool variance_reduced,
+              double batch_scale, double* work, double* row_loss, T* grad_score, T* grad_jvp,
+              int device, void* stream) {
+    if (B <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    const std::int64_t R = B * K;
+    double* partial = work;
+    double* factor = partial + reduce_scratch(R, D, kReduceChunk, 2);
+    double* dots = factor + R;
+    double* ss = dots + 2 * R;
+    double* ck = ss + B;
+    const ProbeRows<T> src{kind, st, first_sample * static_cast<std::uint64_t>(K), D, factor};
+    if (kind == ProbeKind::Sphere)
+        row_reduce(R, D, kReduceChunk, SphereSquaresOp<T>{src}, SphereFactorFin{factor, D},
+                   partial, s, "ssm_loss sphere probe kernel launch");
+    if (variance_reduced) {
+        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 1>{src, score, jvp, K}, DotsFin<1>{dots},
+                   partial, s, "ssm_loss kernel launch");
+        row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D}, StoreFin{ss}, partial, s,
+                   "ssm_loss kernel launch");
+    } else {
+        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 2>{src, score, jvp, K}, DotsFin<2>{dots},
+                   partial, s, "ssm_loss kernel launch");
+    }
+    const bool score_from_probes = grad_score && !variance_reduced;
+    ssm_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
+        dots, ss, B, K, variance_reduced, batch_scale, row_loss, score_from_probes ? ck : nullptr);
+    check(cudaGetLastError(), "ssm_loss row kernel launch");
+    if (grad_jvp || score_from_probes) {
+        const auto units = static_cast<std::uint64_t>(B * ((D + kGradGroup - 1) / kGradGroup));
+        ssm_grad_kernel<T><<<grid_for(units), kThreads, 0, s>>>(
+            src, ck, B, K, batch_scale, score_from_probes ? grad_score : nullptr, grad_jvp);
+        check(cudaGetLastError(), "ssm_loss gradient kernel launch");
+    }
+    if (grad_score && variance_reduced) {
+        scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
+            score, B * D, static_cast<T>(batch_scale), grad_score);
+        check(cudaGetLastError(), "ssm_loss gradient kernel launch");
+    }
+}
+
+template <class T>
+void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
+              double* work, double* row_loss, T* grad_score, int device, void* stream) {
+    if (B <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D}, IsmFin<T>{trace, row_loss}, work, s,
+               "ism_loss kernel launch");
+    if (grad_score) {
+        scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
+            score, B * D, static_cast<T>(batch_scale), grad_score);
+        check(cudaGetLastError(), "ism_loss gradient kernel launch");
+    }
+}
+
+#define SCOREKIT_CUDA_INSTANTIATE(T)                                                               \
+    template void ssm_loss<T>(ProbeKind, Stream, std::uint64_t, const T*, const T*, std::int64_t,  \
+                              std::int64_t, std::int64_t, bool, double, double*, double*, T*, T*,  \
+                              int, void*);                                                         \
+    template void ism_loss<T>(const T*, const T*, std::int64_t, std::int64_t, double, double*,     \
+                              double*, T*, int, void*);
+SCOREKIT_CUDA_INSTANTIATE(float)
+SCOREKIT_CUDA_INSTANTIATE(double)
+#undef SCOREKIT_CUDA_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace scorekit

@@ -1,0 +1,185 @@
+// CUDA sampler steps over the shared functors: the Langevin corrector (noise and
+// score norms reduced in the CPU's order, its step sizes, then the affine step)
+// and the MALA accept / reject (the two squared norms of a row in one LaneSum8,
+// as the CPU), so the results are the CPU backend's bits.
+#include "cuda_backend.hpp"
+#include "row_reduce.cuh"
+#include "scorekit/steps.hpp"
+
+namespace scorekit {
+namespace cuda {
+
+namespace {
+
+// |z_b|^2 (the step's normals, regenerated) and |s_b|^2.
+template <class T>
+struct CorrectorNormsOp {
+    static constexpr int kSums = 2;
+    const T* score;
+    std::int64_t D;
+    Stream st;
+    std::uint64_t stream_first;
+    __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t stride, unsigned tid,
+                                           unsigned nthreads) const {
+        const std::int64_t base = b * D + j0;
+        for_stream_values<NormalBlock<T>, T>(st, stream_first + static_cast<std::uint64_t>(base), n,
+                                             tid, nthreads, [&](std::int64_t i, T z) {
+            vals[i] = static_cast<double>(z) * static_cast<double>(z);
+        });
+        for (std::int64_t i = tid; i < n; i += nthreads)
+            vals[stride + i] = static_cast<double>(score[base + i]) * static_cast<double>(score[base + i]);
+    }
+};
+
+struct NormsFin {
+    double* znorm;
+    double* snorm;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
+        znorm[b] = sqrt_of(sums[0]);
+        snorm[b] = sqrt_of(sums[1]);
+    }
+};
+
+// The batch means of the norms (one thread: the CPU's lane_sum order).
+__global__ void norm_means_kernel(const double* znorm, const double* snorm, std::int64_t B,
+                                  double* means) {
+    if (first_unit() != 0) return;
+    means[0] = lane_sum(znorm, B) / static_cast<double>(B);
+    means[1] = lane_sum(snorm, B) / static_cast<double>(B);
+}
+
+template <class T>
+__global__ void corrector_steps_kernel(const double* znorm, const double* snorm,
+                                       const double* means, std::int64_t B, double snr,
+                                       RowParam<T> alpha, double* step, T* c, T* g) {
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
+        const auto b = static_cast<std::int64_t>(u);
+        const double eps = means ? snr_step_size(snr, alpha(b), means[0], means[1])
+                                 : snr_step_size(snr, alpha(b), znorm[b], snorm[b]);
+        step[b] = eps;
+        c[b] = static_cast<T>(eps);
+        g[b] = static_cast<T>(sqrt_of(2.0 * eps));
+    }
+}
+
+// |x' - x - h s(x)|^2 and |x - x' - h s(x')|^2 of a row.
+template <class T>
+struct MalaOp {
+    static constexpr int kSums = 2;
+    const T* x;
+    const T* score_x;
+    const T* x_prop;
+    const T* score_prop;
+    std::int64_t D;
+    RowParam<T> h;
+    __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t stride, unsigned tid,
+                                           unsigned nthreads) const {
+        const std::int64_t base = b * D + j0;
+        const double hb = static_cast<double>(h(b));
+        for (std::int64_t i = tid; i < n; i += nthreads) {
+            const std::int64_t k = base + i;
+            const double d = static_cast<double>(x_prop[k]) - static_cast<double>(x[k]);
+            const double f = d - hb * static_cast<double>(score_x[k]);
+            const double r = -d - hb * static_cast<double>(score_prop[k]);
+            vals[i] = f * f;
+            vals[stride + i] = r * r;
+        }
+    }
+};
+
+template <class T>
+struct MalaFin {
+    const double* logp_x;
+    const double* logp_prop;
+    RowParam<T> h;
+    Stream st;
+    std::uint64_t first_sample;
+    double* logp_out;
+    std::uint8_t* accepted;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
+        double u;
+        fill_range<UniformBlock<double>>(st, mala_uniform_element(first_sample, b), 1, &u);
+        const bool take = mala_accepts(
+            mala_log_ratio(logp_x[b], logp_prop[b], sums[0], sums[1], static_cast<double>(h(b))), u);
+        accepted[b] = take ? 1 : 0;
+        logp_out[b] = take ? logp_prop[b] : logp_x[b];
+    }
+};
+
+template <class T>
+__global__ void mala_select_kernel(const T* x, const T* score_x, const T* x_prop,
+                                   const T* score_prop, const std::uint8_t* accepted,
+                                   std::int64_t n, std::int64_t D, T* x_out, T* score_out) {
+    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(n); i += unit_stride()) {
+        const bool take = accepted[static_cast<std::int64_t>(i) / D] != 0;
+        x_out[i] = take ? x_prop[i] : x[i];
+        score_out[i] = take ? score_prop[i] : score_x[i];
+    }
+}
+
+}  // namespace
+
+template <class T>
+void langevin_corrector(const T* x, const T* score, std::int64_t B, std::int64_t D, double snr,
+                        RowParam<T> alpha, bool per_sample, Stream st, std::uint64_t first_sample,
+                        T* out, T* out_mean, double* step, double* work, int device,
+                        void* stream) {
+    if (B <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    double* partial = work;
+    double* znorm = partial + reduce_scratch(B, D, kReduceChunk, 2);
+    double* snorm = znorm + B;
+    double* means = snorm + B;
+    T* c = reinterpret_cast<T*>(means + 2);
+    T* g = reinterpret_cast<T*>(means + 2 + B);
+    row_reduce(B, D, kReduceChunk,
+               CorrectorNormsOp<T>{score, D, st, first_sample * static_cast<std::uint64_t>(D)},
+               NormsFin{znorm, snorm}, partial, s, "corrector_step kernel launch");
+    if (!per_sample) {
+        norm_means_kernel<<<1, 1, 0, s>>>(znorm, snorm, B, means);
+        check(cudaGetLastError(), "corrector_step kernel launch");
+    }
+    corrector_steps_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
+        znorm, snorm, per_sample ? nullptr : means, B, snr, alpha, step, c, g);
+    check(cudaGetLastError(), "corrector_step kernel launch");
+    affine_step<T>(x, score, B, D, RowParam<T>{nullptr, T(1)}, RowParam<T>{c, T(0)},
+                   RowParam<T>{g, T(0)}, st, first_sample, out, out_mean, device, stream);
+}
+
+template <class T>
+void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_prop,
+                 const T* score_prop, const double* logp_prop, std::int64_t B, std::int64_t D,
+                 RowParam<T> h, Stream st, std::uint64_t first_sample, T* x_out, T* score_out,
+                 double* logp_out, std::uint8_t* accepted, double* work, int device,
+                 void* stream) {
+    if (B <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    // one LaneSum8 over the whole row, as the CPU: a single chunk of D elements
+    row_reduce(B, D, D > 0 ? D : 1, MalaOp<T>{x, score_x, x_prop, score_prop, D, h},
+               MalaFin<T>{logp_x, logp_prop, h, st, first_sample, logp_out, accepted}, work, s,
+               "mala_accept kernel launch");
+    if (D > 0) {
+        mala_select_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
+            x, score_x, x_prop, score_prop, accepted, B * D, D, x_out, score_out);
+        check(cudaGetLastError(), "mala_accept kernel launch");
+    }
+}
+
+#define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
+    template void langevin_corrector<T>(const T*, const T*, std::int64_t, std::int64_t, double,   \
+                                        RowParam<T>, bool, Stream, std::uint64_t, T*, T*,         \
+                                        double*, double*, int, void*);                            \
+    template void mala_accept<T>(const T*, const T*, const double*, const T*, const T*,           \
+                                 const double*, std::int64_t, std::int64_t, RowParam<T>, Stream,  \
+                                 std::uint64_t, T*, T*, double*, std::uint8_t*, double*, int,     \
+                                 void*);
+SCOREKIT_CUDA_INSTANTIATE(float)
+SCOREKIT_CUDA_INSTANTIATE(double)
+#undef SCOREKIT_CUDA_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace scorekit
