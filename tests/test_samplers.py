@@ -25,6 +25,18 @@ def test_annealed_langevin_recovers_the_mixture_weights():
     assert abs(np.mean(plain[:, 0] < 0) - 0.2) > 0.1  # plain Langevin keeps the starting split
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_annealed_langevin_keeps_the_dtype(dtype):
+    """The final Tweedie step runs in x's dtype: x + (sigma_L^2 rounded to it) * s."""
+    x0 = uniform_start(64).astype(dtype)
+    args = dict(n_steps_each=2, step_lr=0.1, seed=3)
+    x = scorekit.annealed_langevin(fig3_score, x0, [2.0, 0.7], **args)
+    assert x.dtype == dtype
+    raw = scorekit.annealed_langevin(fig3_score, x0, [2.0, 0.7], denoise=False, **args)
+    s = FIG3.score(raw, np.full(64, 0.7)).astype(dtype)
+    np.testing.assert_array_equal(x, raw + dtype(0.7**2) * s)
+
+
 def test_ula_bias_and_mala_removes_it():
     """N(0, v): ULA's stationary variance is v / (1 - h / (2 v)); MALA's is v."""
     v, h, B = 2.0, 1.0, 20000

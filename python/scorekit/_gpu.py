@@ -582,3 +582,73 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
                       counter, offset, x_out.ptr, s_out.ptr, l_out.ptr,
                       int(acc.__cuda_array_interface__["data"][0]), work.ptr, *_launch(xa))
     return x_out.obj, s_out.obj, l_out.obj[:B], xa.fw.astype(acc[:B], np.bool_)
+
+
+# ------------------------------------------------------- sampling drivers ---
+
+class DriverArrays:
+    """The few array operations of the sampling drivers, on CUDA arrays of the
+    framework, device and dtype of ``ref`` (every step stays on the device)."""
+
+    def __init__(self, ref: DeviceArray):
+        self.ref = ref
+
+    @classmethod
+    def of(cls, x, name: str = "x") -> DriverArrays:
+        return cls(batch(x, name))
+
+    @classmethod
+    def empty(cls, like, shape: tuple, dtype) -> DriverArrays:
+        """Operations for a new (shape, dtype) array on ``like``'s framework and device."""
+        ref = batch(like, "like")
+        return cls(output(None, ref, shape, dtype))
+
+    def start(self):
+        """A private copy of the reference array (the driver's state)."""
+        return self.ref.fw.copy(self.ref.obj)
+
+    def vector(self, value: float):
+        """A float64 (B,) array of one value on the device (the level or time of a step)."""
+        return self.ref.fw.to_device(np.full(self.ref.shape[0], value, dtype=np.float64),
+                                     self.ref.obj)
+
+    def zeros(self):
+        return self.vector(0.0)
+
+    def score(self, s, name: str = "score_fn"):
+        """A score function's result: a CUDA array of the state's shape, cast to its dtype."""
+        what = f"{name}'s result"
+        if not on_cuda(s, what):
+            raise TypeError(f"{name} must return a CUDA array on the samples' device (they are "
+                            f"on a CUDA device), got {type(s).__name__}")
+        arr = device_array(s, what)
+        if arr.fw is not self.ref.fw:
+            raise TypeError(f"{name} returned an array of another framework than the samples'")
+        _same_device_only(self.ref, arr, what)
+        if arr.shape != self.ref.shape:
+            raise ValueError(f"{name} returned shape {arr.shape}, expected {self.ref.shape}")
+        return arr.obj if arr.dtype == self.ref.dtype else self.ref.fw.astype(arr.obj,
+                                                                              self.ref.dtype)
+
+    def logp(self, lp, name: str = "log_prob_fn"):
+        """A log-density function's result: (B,) on the device or the host."""
+        B = self.ref.shape[0]
+        shape = tuple(lp.shape) if hasattr(lp, "shape") else np.shape(lp)
+        if shape != (B,):
+            raise ValueError(f"{name} returned shape {shape}, expected ({B},)")
+        return lp
+
+    @staticmethod
+    def live(x):
+        return x  # the live state itself: copy it to keep it
+
+    def scaled(self, x, factor: float):
+        """x * factor, in x's dtype (the factor rounded to it first, as on the CPU)."""
+        return x * float(self.ref.dtype.type(factor))
+
+    def add_scaled(self, x, factor: float, s):
+        """x + factor * s in x's dtype (the factor rounded to it first, as on the CPU)."""
+        return x + float(self.ref.dtype.type(factor)) * s
+
+    def copy(self, x):
+        return self.ref.fw.copy(x)

@@ -21,10 +21,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, sample_offset,
                         shape_arg, stream, uint64)
 from .divergence import divergence
+from .noise import normal
 from .sde import SDE
 from .steps import (corrector_alpha, corrector_step, mala_accept, mala_propose,
                     noisy_affine_step, predictor_coeffs)
@@ -48,11 +49,9 @@ class _Steps:
         self.bar = _bar(total, progress, desc)
         self.callback = callback
 
-    def done(self, i, x):
+    def done(self, i, x, arrays):
         if self.callback is not None:
-            view = x.view()
-            view.flags.writeable = False  # the live state: copy it to keep it
-            self.callback(i, view)
+            self.callback(i, arrays.live(x))
         if self.bar is not None:
             self.bar.update(1)
 
@@ -61,16 +60,72 @@ class _Steps:
             self.bar.close()
 
 
-def _score(score_fn, x, level):
-    s = score_fn(x, level)
-    if isinstance(s, np.ma.MaskedArray):
-        raise TypeError("score_fn returned a masked array")
-    s = np.asarray(s)
-    if s.shape != x.shape:
-        raise ValueError(f"score_fn returned shape {s.shape}, expected {x.shape}")
-    if s.dtype.kind != "f":
-        raise TypeError(f"score_fn must return a float array, got dtype {s.dtype}")
-    return np.ascontiguousarray(s, dtype=x.dtype)
+class _HostArrays:
+    """The few array operations of the drivers, on NumPy arrays (the CUDA version is
+    scorekit._gpu.DriverArrays: a driver whose samples are on a GPU stays there)."""
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
+
+    @classmethod
+    def of(cls, x, name: str = "x") -> _HostArrays:
+        return cls(batch_array(x, name))
+
+    @classmethod
+    def empty(cls, shape: tuple, dtype) -> _HostArrays:
+        return cls(np.empty(shape, dtype=dtype))
+
+    def start(self):
+        return self.x.copy()
+
+    def vector(self, value: float):
+        return np.full(self.x.shape[0], value)
+
+    def zeros(self):
+        return np.zeros(self.x.shape[0])
+
+    def score(self, s, name: str = "score_fn"):
+        if isinstance(s, np.ma.MaskedArray):
+            raise TypeError(f"{name} returned a masked array")
+        s = np.asarray(s)
+        if s.shape != self.x.shape:
+            raise ValueError(f"{name} returned shape {s.shape}, expected {self.x.shape}")
+        if s.dtype.kind != "f":
+            raise TypeError(f"{name} must return a float array, got dtype {s.dtype}")
+        return np.ascontiguousarray(s, dtype=self.x.dtype)
+
+    def logp(self, lp, name: str = "log_prob_fn"):
+        lp = np.asarray(lp, dtype=np.float64)
+        if lp.shape != (self.x.shape[0],):
+            raise ValueError(f"{name} returned shape {lp.shape}, expected ({self.x.shape[0]},)")
+        return lp
+
+    @staticmethod
+    def live(x):
+        view = x.view()
+        view.flags.writeable = False  # the live state: copy it to keep it
+        return view
+
+    def scaled(self, x, factor: float):
+        return x * x.dtype.type(factor)
+
+    def add_scaled(self, x, factor: float, s):
+        return x + x.dtype.type(factor) * s
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
+
+
+def _arrays(x, name: str = "x"):
+    """The array operations for the samples ``x``: on its GPU, or NumPy."""
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, name):
+        return _gpu.DriverArrays.of(x, name)
+    return _HostArrays.of(x, name)
+
+
+def _score(score_fn, x, level, arrays=None):
+    return (arrays or _HostArrays(x)).score(score_fn(x, level))
 
 
 def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offset=0,
@@ -101,9 +156,13 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
     Returns
     -------
     numpy.ndarray
-        The samples.
+        The samples (x's dtype). A PyTorch CUDA tensor or CuPy array ``x`` keeps
+        the whole run on its GPU: ``score_fn`` then receives and returns arrays of
+        that framework on that device (``sigma`` too: a float64 (B,) array), and
+        the samples are one.
     """
-    x = batch_array(x, "x").copy()
+    arrays = _arrays(x)
+    x = arrays.start()
     sigmas = np.asarray(sigmas, dtype=np.float64).reshape(-1)
     if sigmas.size == 0 or not np.all(np.isfinite(sigmas)) or not np.all(sigmas > 0):
         raise ValueError("sigmas must be a non-empty sequence of finite values > 0")
@@ -115,30 +174,37 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
         raise ValueError("step_lr must be > 0")
     seed, _ = stream(seed, 0)
     B = x.shape[0]
-    offset = sample_offset(offset, B, x[0].size if B else 0)
+    offset = sample_offset(offset, B, _row_size(x))
+    denoise = flag(denoise, "denoise")
     steps = _Steps(len(sigmas) * n, progress, callback, "annealed Langevin")
     try:
         k = 0
         for sigma in sigmas:
             a = lr * (sigma / sigmas[-1]) ** 2
-            level = np.full(B, sigma)
+            level = arrays.vector(sigma)
             for _ in range(n):
-                s = _score(score_fn, x, level)
+                s = arrays.score(score_fn(x, level))
                 noisy_affine_step(x, s, 1.0, a, math.sqrt(2 * a), seed=seed, counter=k,
                                   offset=offset, out=x)
-                steps.done(k, x)
+                steps.done(k, x, arrays)
                 k += 1
     finally:
         steps.close()
-    if flag(denoise, "denoise"):
-        x = x + sigmas[-1] ** 2 * _score(score_fn, x, np.full(B, sigmas[-1]))
+    if denoise:  # Tweedie: x + sigma_L^2 s(x, sigma_L), in x's dtype
+        s = arrays.score(score_fn(x, arrays.vector(sigmas[-1])))
+        x = arrays.add_scaled(x, sigmas[-1] ** 2, s)
     return x
+
+
+def _row_size(x) -> int:
+    """Elements per sample of a (B, ...) array."""
+    return math.prod(tuple(x.shape)[1:]) if x.shape[0] else 0
 
 
 def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector="langevin",
               snr=0.16, n_corrector_steps=1, seed, offset=0, eps=None, denoise=True,
               probability_flow=False, per_sample_snr=False, dtype=np.float32, callback=None,
-              progress=None):
+              progress=None, like=None):
     """Predictor-corrector sampling of a score SDE (Song et al. 2021, Algorithm 1).
 
     ``x`` starts from the prior; at each of the ``N`` times ``t_i`` (from T
@@ -167,11 +233,15 @@ def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector=
         (the score-SDE code's choice, the default). Batch means make every
         sample's step depend on the whole batch; per-sample sizes keep a
         batch run in shards identical to the whole.
+    like : array, optional
+        A PyTorch CUDA tensor or CuPy array: the run happens on its GPU (the
+        samples are created there, ``score_fn`` receives and returns arrays of
+        that framework on that device, ``t`` too) with the CPU's bits.
 
     Returns
     -------
     numpy.ndarray
-        The samples.
+        The samples (an array of ``like``'s framework and device with ``like``).
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
@@ -182,29 +252,31 @@ def pc_sample(score_fn, sde, shape, *, predictor="reverse_diffusion", corrector=
     nc = count(n_corrector_steps, "n_corrector_steps", 0) if corrector else 0
     seed, _ = stream(seed, 0)
     eps = _eps(sde, eps)
-    x = _prior(sde, shape, seed, offset, dtype)
+    denoise = flag(denoise, "denoise")
+    x, arrays = _prior(sde, shape, seed, offset, dtype, like)
     B = x.shape[0]
     times = np.linspace(sde.T, eps, sde.N)
     steps = _Steps(sde.N, progress, callback, "PC sampler")
     x_mean = x
     try:
         for i, t in enumerate(times):
-            vec_t = np.full(B, t)
+            host_t = np.full(B, t)
+            vec_t = arrays.vector(t)
             base = 1 + i * (nc + 1)
             for j in range(nc):
-                s = _score(score_fn, x, vec_t)
-                x, x_mean, _ = corrector_step(x, s, snr=snr, alpha=corrector_alpha(sde, vec_t),
+                s = arrays.score(score_fn(x, vec_t))
+                x, x_mean, _ = corrector_step(x, s, snr=snr, alpha=corrector_alpha(sde, host_t),
                                               seed=seed, counter=base + j, offset=offset,
                                               per_sample=per_sample_snr, out=x)
             if predictor is not None:
-                s = _score(score_fn, x, vec_t)
-                a, c, g = predictor_coeffs(sde, vec_t, predictor, probability_flow)
+                s = arrays.score(score_fn(x, vec_t))
+                a, c, g = predictor_coeffs(sde, host_t, predictor, probability_flow)
                 x, x_mean = noisy_affine_step(x, s, a, c, g, seed=seed, counter=base + nc,
                                               offset=offset, out=x)
-            steps.done(i, x)
+            steps.done(i, x, arrays)
     finally:
         steps.close()
-    return x_mean.copy() if flag(denoise, "denoise") else x
+    return arrays.copy(x_mean) if denoise else x
 
 
 class MalaResult(NamedTuple):
@@ -233,36 +305,33 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
     Returns
     -------
     MalaResult
-        Final samples and each chain's acceptance rate.
+        Final samples and each chain's acceptance rate. A PyTorch CUDA tensor
+        or CuPy array ``x`` keeps the chains on its GPU: the functions then
+        receive and return arrays of that framework on that device (the
+        log-densities may also be host arrays), and the results are such arrays.
     """
-    x = batch_array(x, "x").copy()
+    arrays = _arrays(x)
+    x = arrays.start()
     n = count(n_steps, "n_steps", 0)
     seed, _ = stream(seed, 0)
     B = x.shape[0]
-    offset = sample_offset(offset, B, x[0].size if B else 0)
-    lp = _logp(log_prob_fn, x)
-    s = _score(lambda y, _: score_fn(y), x, None)
-    accepted = np.zeros(B)
+    offset = sample_offset(offset, B, _row_size(x))
+    lp = arrays.logp(log_prob_fn(x))
+    s = arrays.score(score_fn(x))
+    accepted = arrays.zeros()
     steps = _Steps(n, progress, callback, "MALA")
     try:
         for k in range(n):
             prop = mala_propose(x, s, step_size, seed=seed, counter=k, offset=offset)
-            state = mala_accept(x, s, lp, prop, _score(lambda y, _: score_fn(y), prop, None),
-                                _logp(log_prob_fn, prop), step_size, seed=seed, counter=k,
+            state = mala_accept(x, s, lp, prop, arrays.score(score_fn(prop)),
+                                arrays.logp(log_prob_fn(prop)), step_size, seed=seed, counter=k,
                                 offset=offset)
             x, s, lp = state.x, state.score, state.logp
             accepted += state.accepted
-            steps.done(k, x)
+            steps.done(k, x, arrays)
     finally:
         steps.close()
-    return MalaResult(x, accepted / n if n else np.full(B, np.nan))
-
-
-def _logp(log_prob_fn, x):
-    lp = np.asarray(log_prob_fn(x), dtype=np.float64)
-    if lp.shape != (x.shape[0],):
-        raise ValueError(f"log_prob_fn returned shape {lp.shape}, expected ({x.shape[0]},)")
-    return lp
+    return MalaResult(x, accepted / n if n else arrays.vector(np.nan))
 
 
 def _ode_drift(sde, score_fn, x, t):
@@ -291,7 +360,7 @@ def ode_sample(score_fn, sde, shape, *, seed, offset=0, eps=None, rtol=1e-5, ato
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
     eps = _eps(sde, eps)
-    x0 = _prior(sde, shape, seed, offset, dtype)
+    x0, _ = _prior(sde, shape, seed, offset, dtype)
     nfe = [0]
 
     def rhs(t, y):
@@ -384,16 +453,27 @@ def _eps(sde, eps):
     return eps
 
 
-def _prior(sde, shape, seed, offset, dtype):
-    """Prior draw of samples offset .. offset + B: stream rows offset + b of counter 0."""
+def _prior(sde, shape, seed, offset, dtype, like=None):
+    """Prior draw of samples offset .. offset + B: stream rows offset + b of counter 0,
+    on like's GPU when given; with the drivers' array operations for it."""
     shape = shape_arg(shape)
     if not shape:
         raise ValueError("shape must have at least one axis (B, ...), got ()")
     seed, _ = stream(seed, 0)
-    offset = sample_offset(offset, shape[0], math.prod(shape[1:]))
-    z = np.empty(shape, dtype=dtype_arg(dtype))
-    _core.normal(z, seed, 0, offset * math.prod(shape[1:]))
-    return (z * z.dtype.type(sde.prior_std())).astype(z.dtype, copy=False)
+    D = math.prod(shape[1:])
+    offset = sample_offset(offset, shape[0], D)
+    dt = dtype_arg(dtype)
+    if like is None:
+        arrays = _HostArrays.empty(shape, dt)
+        _core.normal(arrays.x, seed, 0, offset * D)
+        z = arrays.x
+    else:
+        if type(like) is np.ndarray or not _gpu.on_cuda(like, "like"):
+            raise TypeError("like must be a CUDA array (a PyTorch CUDA tensor or a CuPy array), "
+                            f"got {type(like).__name__}")
+        arrays = _gpu.DriverArrays.empty(like, shape, dt)
+        z = normal(shape, seed=seed, counter=0, offset=offset, out=arrays.ref.obj)
+    return arrays.scaled(z, sde.prior_std()), arrays
 
 
 __all__ = ["annealed_langevin", "pc_sample", "mala", "ode_sample", "log_likelihood",

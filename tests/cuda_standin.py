@@ -1,0 +1,278 @@
+"""Stand-ins that run scorekit's CUDA layer (scorekit/_gpu.py) on a machine
+without a GPU, with real numbers:
+
+- ``HostCudaArray``: a NumPy array that presents itself as a CUDA array
+  (``__cuda_array_interface__`` with its host address, DLPack device CUDA:0),
+  with the arithmetic the sampling drivers use; ``HostFramework`` is its
+  framework (allocation, copies, casts) for scorekit._gpu.
+- ``CpuBackedCuda``: scorekit._cuda's launchers, each done by the CPU backend
+  (scorekit._core) on the memory at the pointers it is given, so a call through
+  the CUDA layer must give the CPU path's bits exactly when the layer passes
+  the right pointers, shapes, offsets and parameters. Sphere probes are
+  normalised with a NumPy replica of the LaneSum8 order.
+
+tests/test_cuda_standin.py uses them; tests/test_cuda.py runs the same
+comparisons against the real kernels where a GPU is present.
+"""
+
+import ctypes
+
+import numpy as np
+
+from scorekit import _core
+from scorekit._validate import PROBE_KINDS
+
+
+class HostCudaArray:
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = np.asarray(data)
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def __cuda_array_interface__(self):
+        d = self.data
+        strides = None if d.flags.c_contiguous else d.strides
+        return {"shape": d.shape, "typestr": d.dtype.str, "strides": strides,
+                "data": (d.ctypes.data, not d.flags.writeable), "version": 3}
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+    def __getitem__(self, index):
+        return HostCudaArray(self.data[index])
+
+    def _other(self, other):
+        return other.data if isinstance(other, HostCudaArray) else other
+
+    def __add__(self, other):
+        return HostCudaArray(self.data + self._other(other))
+
+    __radd__ = __add__
+
+    def __iadd__(self, other):
+        self.data += self._other(other)
+        return self
+
+    def __mul__(self, other):
+        return HostCudaArray(self.data * self._other(other))
+
+    __rmul__ = __mul__
+
+    def __neg__(self):
+        return HostCudaArray(-self.data)
+
+    def __truediv__(self, other):
+        return HostCudaArray(self.data / self._other(other))
+
+
+HostCudaArray.__module__ = "hostcuda"
+
+
+def put(a):
+    return HostCudaArray(np.array(a, copy=True))
+
+
+def get(a):
+    return a.data if isinstance(a, HostCudaArray) else a
+
+
+class HostFramework:
+    """scorekit._gpu's framework operations for HostCudaArray."""
+
+    @staticmethod
+    def empty(like, shape, dtype):
+        return HostCudaArray(np.full(shape, np.nan, dtype=dtype) if np.dtype(dtype).kind == "f"
+                             else np.zeros(shape, dtype=dtype))
+
+    @staticmethod
+    def contiguous(x):
+        return HostCudaArray(np.ascontiguousarray(x.data))
+
+    @staticmethod
+    def host(x):
+        return x.data.copy()
+
+    @staticmethod
+    def to_device(arr, like):
+        return HostCudaArray(np.array(arr, copy=True))
+
+    @staticmethod
+    def copy(x):
+        return HostCudaArray(x.data.copy())
+
+    @staticmethod
+    def stream(x):
+        return 0
+
+    @staticmethod
+    def astype(x, dtype):
+        return HostCudaArray(x.data.astype(dtype))
+
+
+def view(ptr, shape, dtype):
+    """The memory at ``ptr`` as a C-contiguous array (a (0,) array for ptr 0)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    if ptr == 0 or n == 0:
+        return np.zeros(shape, dtype)
+    buf = (ctypes.c_char * (n * dtype.itemsize)).from_address(ptr)
+    return np.frombuffer(buf, dtype=dtype, count=n).reshape(shape)
+
+
+def param(ptr, value, B, dtype):
+    """A launcher's per-sample parameter as the CPU bindings take it."""
+    return view(ptr, (B,), dtype) if ptr else np.asarray(value, dtype=dtype)
+
+
+def lane_sum8(values):
+    """Sum in the LaneSum8 order (position p to lane p % 8, lanes in position order)."""
+    lanes = [float(np.cumsum(values[k::8])[-1]) if len(values) > k else 0.0 for k in range(8)]
+    for k in range(8):
+        lanes[k] = 0.0 + lanes[k]
+    return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5])
+                                                              + (lanes[3] + lanes[7]))
+
+
+def chunked_sum_squares(row, chunk=4096):
+    total = 0.0
+    for c0 in range(0, len(row), chunk):
+        r = row[c0:c0 + chunk].astype(np.float64)
+        total += lane_sum8(r * r)
+    return total
+
+
+class CpuBackedCuda:
+    """scorekit._cuda's interface, done by the CPU backend on host memory."""
+
+    def __init__(self):
+        self.calls = []
+
+    def device_count(self):
+        return 1
+
+    def runtime_status(self):
+        return ""
+
+    @staticmethod
+    def _dt(itemsize):
+        return np.float32 if itemsize == 4 else np.float64
+
+    def _record(self, name):
+        self.calls.append(name)
+
+    def fill_noise(self, kind, out, n, itemsize, seed, counter, offset, device, stream):
+        self._record("fill_noise")
+        fill = (_core.normal, _core.uniform, _core.rademacher)[kind]
+        fill(view(out, (n,), self._dt(itemsize)), seed, counter, offset)
+
+    def sphere_rows(self, v, rows, D, itemsize, device, stream):
+        self._record("sphere_rows")
+        arr = view(v, (rows, D), self._dt(itemsize))
+        for r in range(rows):
+            ss = chunked_sum_squares(arr[r])
+            factor = np.sqrt(D / ss) if ss > 0 else 0.0
+            arr[r] = (arr[r].astype(np.float64) * factor).astype(arr.dtype)
+
+    def perturb(self, x, B, D, scale_p, scale, sigma_p, sigma, seed, counter, first, out,
+                itemsize, device, stream):
+        self._record("perturb")
+        dt = self._dt(itemsize)
+        _core.perturb(view(x, (B, D), dt), param(scale_p, scale, B, dt),
+                      param(sigma_p, sigma, B, dt), seed, counter, first, view(out, (B, D), dt))
+
+    def langevin_step(self, x, score, B, D, step_p, step, seed, counter, first, out, itemsize,
+                      device, stream):
+        self._record("langevin_step")
+        dt = self._dt(itemsize)
+        _core.langevin_step(view(x, (B, D), dt), view(score, (B, D), dt),
+                            param(step_p, step, B, dt), seed, counter, first,
+                            view(out, (B, D), dt))
+
+    def affine_step(self, x, score, B, D, a_p, a, c_p, c, g_p, g, seed, counter, first, out,
+                    out_mean, itemsize, device, stream):
+        self._record("affine_step")
+        dt = self._dt(itemsize)
+        _core.affine_step(view(x, (B, D), dt), view(score, (B, D), dt), param(a_p, a, B, dt),
+                          param(c_p, c, B, dt), param(g_p, g, B, dt), seed, counter, first,
+                          view(out, (B, D), dt), view(out_mean, (B, D), dt) if out_mean else None)
+
+    def dsm_loss(self, score, noise, B, D, sigma_p, sigma, weight_is_sigma2, weight_p, weight,
+                 batch_scale, seed, counter, first, partial, row_loss, grad, itemsize, device,
+                 stream):
+        self._record("dsm_loss")
+        dt = self._dt(itemsize)
+        _core.dsm_loss(view(score, (B, D), dt), view(noise, (B, D), dt) if noise else None,
+                       param(sigma_p, sigma, B, dt),
+                       None if weight_is_sigma2 else param(weight_p, weight, B, dt), batch_scale,
+                       seed, counter, first, view(row_loss, (B,), np.float64),
+                       view(grad, (B, D), dt) if grad else None)
+
+    def ssm_loss(self, kind, score, jvp, B, K, D, vr, batch_scale, seed, counter, first, work,
+                 row_loss, grad_score, grad_jvp, itemsize, device, stream):
+        self._record("ssm_loss")
+        dt = self._dt(itemsize)
+        _core.ssm_loss(PROBE_KINDS[kind], view(score, (B, D), dt), view(jvp, (B, K, D), dt), K,
+                       vr, batch_scale, seed, counter, first, view(row_loss, (B,), np.float64),
+                       view(grad_score, (B, D), dt) if grad_score else None,
+                       view(grad_jvp, (B, K, D), dt) if grad_jvp else None)
+
+    def ism_loss(self, score, trace, B, D, batch_scale, work, row_loss, grad_score, itemsize,
+                 device, stream):
+        self._record("ism_loss")
+        dt = self._dt(itemsize)
+        _core.ism_loss(view(score, (B, D), dt), view(trace, (B,), dt), batch_scale,
+                       view(row_loss, (B,), np.float64),
+                       view(grad_score, (B, D), dt) if grad_score else None)
+
+    def langevin_corrector(self, x, score, B, D, snr, alpha_p, alpha, per_sample, seed, counter,
+                           first, out, out_mean, step, work, itemsize, device, stream):
+        self._record("langevin_corrector")
+        dt = self._dt(itemsize)
+        _core.langevin_corrector(view(x, (B, D), dt), view(score, (B, D), dt), snr,
+                                 param(alpha_p, alpha, B, dt), per_sample, seed, counter, first,
+                                 view(out, (B, D), dt), view(out_mean, (B, D), dt),
+                                 view(step, (B,), np.float64))
+
+    def mala_accept(self, x, score, logp, prop, score_prop, logp_prop, B, D, h_p, h, seed,
+                    counter, first, x_out, score_out, logp_out, accepted, work, itemsize, device,
+                    stream):
+        self._record("mala_accept")
+        dt, f8 = self._dt(itemsize), np.float64
+        _core.mala_accept(view(x, (B, D), dt), view(score, (B, D), dt), view(logp, (B,), f8),
+                          view(prop, (B, D), dt), view(score_prop, (B, D), dt),
+                          view(logp_prop, (B,), f8), param(h_p, h, B, dt), seed, counter, first,
+                          view(x_out, (B, D), dt), view(score_out, (B, D), dt),
+                          view(logp_out, (B,), f8), view(accepted, (B,), np.uint8))
+
+    @staticmethod
+    def dsm_work(B, D):
+        return 0
+
+    @staticmethod
+    def ssm_work(B, K, D):
+        return 0
+
+    @staticmethod
+    def ism_work(B, D):
+        return 0
+
+    @staticmethod
+    def corrector_work(B, D):
+        return 0
+
+    @staticmethod
+    def mala_work(B, D):
+        return 0

@@ -1,0 +1,240 @@
+"""The CUDA layer end to end without a GPU: every routed function called with
+stand-in CUDA arrays (tests/cuda_standin.py) gives the CPU path's results bit
+for bit, its launchers done by the CPU backend. This checks what the layer
+passes to the kernels (pointers, shapes, offsets, per-sample parameters,
+outputs, reductions) and the sampling drivers' GPU path; tests/test_cuda.py
+checks the kernels themselves on a GPU, tests/test_cuda_host.py under a host
+emulation."""
+
+import numpy as np
+import pytest
+
+import scorekit
+from scorekit import _gpu
+
+from cuda_standin import CpuBackedCuda, HostCudaArray, HostFramework, get, put
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    backend = CpuBackedCuda()
+    monkeypatch.setattr(_gpu, "_cuda", backend)
+    monkeypatch.setitem(_gpu._FRAMEWORKS, "hostcuda", HostFramework)
+    return backend
+
+
+def batch(shape, dtype, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def same(got, want):
+    assert isinstance(got, HostCudaArray), type(got)
+    np.testing.assert_array_equal(got.data, want)
+    assert got.dtype == np.asarray(want).dtype
+
+
+@pytest.mark.parametrize("kind", ["normal", "uniform", "rademacher"])
+def test_noise(gpu, kind, dtype):
+    for shape, offset in [((5,), 0), ((3, 7), 2), ((2, 3, 4), 5)]:
+        out = put(np.zeros(shape, dtype))
+        got = getattr(scorekit, kind)(shape, seed=11, counter=3, offset=offset, out=out)
+        assert got is out
+        same(out, getattr(scorekit, kind)(shape, seed=11, counter=3, offset=offset, dtype=dtype))
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+def test_probes(gpu, kind, dtype):
+    for shape, K in [((3, 5), None), ((2, 4097), 2), ((4, 2, 3), 3)]:
+        full = shape if K is None else (shape[0], K) + shape[1:]
+        out = put(np.zeros(full, dtype))
+        scorekit.probes(shape, kind=kind, seed=9, counter=4, num_probes=K, offset=3, out=out)
+        same(out, scorekit.probes(shape, kind=kind, seed=9, counter=4, num_probes=K, offset=3,
+                                  dtype=dtype))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (2, 3, 5)])
+def test_elementwise_steps(gpu, shape, dtype):
+    x, s = batch(shape, dtype), batch(shape, dtype, 1)
+    sig = np.linspace(0.1, 2.0, shape[0]).astype(dtype)
+    for sigma in (0.7, sig, put(sig)):
+        got = scorekit.perturb(put(x), sigma, seed=3, counter=9, offset=2, scale=sig[::-1].copy())
+        same(got, scorekit.perturb(x, get(sigma), seed=3, counter=9, offset=2,
+                                   scale=sig[::-1].copy()))
+        got = scorekit.langevin_step(put(x), put(s), sigma, seed=3, counter=9, offset=2)
+        same(got, scorekit.langevin_step(x, s, get(sigma), seed=3, counter=9, offset=2))
+    a = np.linspace(0.5, 1.5, shape[0])  # float64: cast to x's dtype as on the CPU
+    got = scorekit.noisy_affine_step(put(x), put(s), a, -0.25, put(a.astype(dtype)), seed=5,
+                                     counter=3, offset=2)
+    want = scorekit.noisy_affine_step(x, s, a, -0.25, a.astype(dtype), seed=5, counter=3,
+                                      offset=2)
+    same(got.x, want.x)
+    same(got.x_mean, want.x_mean)
+    xd = put(x)  # in place
+    assert scorekit.perturb(xd, 0.5, seed=1, out=xd) is xd
+    same(xd, scorekit.perturb(x, 0.5, seed=1))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_dsm_loss(gpu, reduction, dtype):
+    for shape in [(1, 3), (5, 70), (2, 3, 5)]:
+        s, z = batch(shape, dtype), batch(shape, dtype, 2)
+        sig = np.linspace(0.1, 2.0, shape[0]).astype(dtype)
+        for weight in ("sigma2", "none", sig):
+            got = scorekit.dsm_loss(put(s), sig, seed=4, counter=2, offset=1, weight=weight,
+                                    reduction=reduction)
+            want = scorekit.dsm_loss(s, sig, seed=4, counter=2, offset=1, weight=weight,
+                                     reduction=reduction)
+            _same_loss(got[0], want[0], reduction)
+            same(got[1], want[1])
+        got = scorekit.dsm_loss(put(s), 0.5, noise=put(z), reduction=reduction, return_grad=False)
+        _same_loss(got, scorekit.dsm_loss(s, 0.5, noise=z, reduction=reduction,
+                                          return_grad=False), reduction)
+
+
+def _same_loss(got, want, reduction):
+    if reduction == "none":
+        same(got, want)
+    else:
+        assert type(got) is float and got == want
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+@pytest.mark.parametrize("reduction", ["none", "mean"])
+def test_ssm_loss(gpu, kind, reduction, dtype):
+    for shape, K in [((3, 7), 1), ((2, 9), 3), ((2, 3, 5), 2)]:
+        s = batch(shape, dtype)
+        j = batch(shape if K == 1 else (shape[0], K) + shape[1:], dtype, 1)
+        for vr in (True, False):
+            args = dict(seed=6, counter=1, kind=kind, variance_reduction=vr,
+                        reduction=reduction, offset=2)
+            got = scorekit.ssm_loss(put(s), put(j), **args)
+            want = scorekit.ssm_loss(s, j, **args)
+            _same_loss(got[0], want[0], reduction)
+            same(got[1], want[1])
+            same(got[2], want[2])
+        _same_loss(scorekit.ssm_loss(put(s), put(j), seed=1, reduction=reduction,
+                                     return_grad=False),
+                   scorekit.ssm_loss(s, j, seed=1, reduction=reduction, return_grad=False),
+                   reduction)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_ism_loss(gpu, reduction, dtype):
+    s, tr = batch((4, 6), dtype), batch((4,), dtype, 1)
+    got = scorekit.ism_loss(put(s), put(tr), reduction=reduction)
+    want = scorekit.ism_loss(s, tr, reduction=reduction)
+    _same_loss(got[0], want[0], reduction)
+    same(got[1], want[1])
+    same(got[2], want[2])
+
+
+def test_corrector_step(gpu, dtype):
+    x, s = batch((5, 9), dtype), batch((5, 9), dtype, 1)
+    for per_sample in (False, True):
+        for alpha in (0.9, np.linspace(0.5, 1.0, 5), put(np.linspace(0.5, 1.0, 5))):
+            got = scorekit.corrector_step(put(x), put(s), snr=0.16, alpha=alpha, seed=2,
+                                          counter=5, offset=1, per_sample=per_sample)
+            want = scorekit.corrector_step(x, s, snr=0.16, alpha=get(alpha), seed=2, counter=5,
+                                           offset=1, per_sample=per_sample)
+            for g, w in zip(got, want, strict=True):
+                same(g, w)
+    xd = put(x)  # in place
+    out, _, _ = scorekit.corrector_step(xd, put(s), snr=0.16, seed=2, out=xd)
+    assert out is xd
+    same(xd, scorekit.corrector_step(x, s, snr=0.16, seed=2)[0])
+
+
+def test_mala_steps(gpu, dtype):
+    x = batch((16, 5), dtype)
+
+    def logp(v):
+        return -0.5 * np.sum(np.asarray(v, np.float64) ** 2, axis=1)
+
+    h = np.geomspace(0.01, 2.0, 16).astype(dtype)
+    want_p = scorekit.mala_propose(x, -x, h, seed=3, counter=7, offset=4)
+    got_p = scorekit.mala_propose(put(x), put(-x), put(h), seed=3, counter=7, offset=4)
+    same(got_p, want_p)
+    want = scorekit.mala_accept(x, -x, logp(x), want_p, -want_p, logp(want_p), h, seed=3,
+                                counter=7, offset=4)
+    assert 0 < want.accepted.mean() < 1
+    got = scorekit.mala_accept(put(x), put(-x), logp(x), got_p, put(-want_p),
+                               put(logp(want_p).astype(np.float32)), h, seed=3, counter=7,
+                               offset=4)
+    want_f32 = scorekit.mala_accept(x, -x, logp(x), want_p, -want_p,
+                                    logp(want_p).astype(np.float32), h, seed=3, counter=7,
+                                    offset=4)
+    for g, w in zip(got, want_f32, strict=True):
+        same(g, w)
+
+
+def test_predictor_step(gpu, dtype):
+    sde = scorekit.VPSDE(N=100)
+    x, s = batch((6, 9), dtype), batch((6, 9), dtype, 1)
+    t = np.linspace(0.2, 0.9, 6)
+    for kind in ("reverse_diffusion", "euler_maruyama", "ancestral"):
+        got = scorekit.predictor_step(sde, put(x), put(s), t, kind=kind, seed=4, counter=1)
+        want = scorekit.predictor_step(sde, x, s, t, kind=kind, seed=4, counter=1)
+        same(got.x, want.x)
+        same(got.x_mean, want.x_mean)
+
+
+def _score(x, level):
+    """A Gaussian score -x / (1 + level^2) in the caller's array type."""
+    out = -get(x) / (1.0 + get(level)[:, None] ** 2)
+    return put(out) if isinstance(x, HostCudaArray) else out
+
+
+def test_annealed_langevin_runs_on_the_device(gpu, dtype):
+    x0 = batch((6, 4), dtype)
+    seen = []
+    args = dict(n_steps_each=3, step_lr=0.05, seed=5, offset=2)
+    got = scorekit.annealed_langevin(_score, put(x0), [1.0, 0.5, 0.1],
+                                     callback=lambda i, x: seen.append(type(x)), **args)
+    want = scorekit.annealed_langevin(_score, x0, [1.0, 0.5, 0.1], **args)
+    same(got, want)
+    assert seen == [HostCudaArray] * 9
+    assert "affine_step" in gpu.calls
+
+
+def test_pc_sample_runs_on_the_like_device(gpu, dtype):
+    sde = scorekit.VPSDE(N=40)
+    args = dict(seed=8, offset=1, dtype=dtype, snr=0.2)
+    for predictor in ("reverse_diffusion", "ancestral"):
+        got = scorekit.pc_sample(_score, sde, (5, 3), predictor=predictor,
+                                 like=put(np.zeros(1, np.float32)), **args)
+        want = scorekit.pc_sample(_score, sde, (5, 3), predictor=predictor, **args)
+        same(got, want)
+    assert {"fill_noise", "langevin_corrector", "affine_step"} <= set(gpu.calls)
+    with pytest.raises(TypeError, match="like must be a CUDA array"):
+        scorekit.pc_sample(_score, sde, (5, 3), seed=1, like=np.zeros(1))
+
+
+def test_mala_driver_runs_on_the_device(gpu, dtype):
+    x0 = batch((8, 3), dtype)
+
+    def logp(x):
+        v = -0.5 * np.sum(get(x).astype(np.float64) ** 2, axis=1)
+        return put(v) if isinstance(x, HostCudaArray) else v
+
+    def score(x):
+        return -x
+
+    h = np.geomspace(0.05, 3.0, 8).astype(dtype)
+    got = scorekit.mala(logp, score, put(x0), h, n_steps=6, seed=2)
+    want = scorekit.mala(logp, score, x0, h, n_steps=6, seed=2)
+    same(got.x, want.x)
+    same(got.acceptance_rate, want.acceptance_rate)
+    assert 0 < want.acceptance_rate.mean() < 1
+
+
+def test_driver_results_are_checked(gpu):
+    x0 = put(batch((4, 3), np.float32))
+    with pytest.raises(TypeError, match="score_fn must return a CUDA array on the samples' "
+                                        "device"):
+        scorekit.annealed_langevin(lambda x, s: get(x), x0, [1.0], n_steps_each=1,
+                                   step_lr=0.1, seed=1)
+    with pytest.raises(ValueError, match=r"score_fn returned shape \(4, 2\), expected \(4, 3\)"):
+        scorekit.annealed_langevin(lambda x, s: put(np.zeros((4, 2), np.float32)), x0, [1.0],
+                                   n_steps_each=1, step_lr=0.1, seed=1)
+    with pytest.raises(ValueError, match=r"log_prob_fn returned shape \(3,\), expected \(4,\)"):
+        scorekit.mala(lambda x: np.zeros(3), lambda x: -x, x0, 0.1, n_steps=1, seed=1)
