@@ -200,10 +200,51 @@ PYBIND11_MODULE(_cuda, m) {
                                    stream_of(stream));
             });
         });
+    m.def(
+        "probe_rows",
+        [](int kind, std::uint64_t seed, std::uint64_t counter, std::int64_t B, std::int64_t m,
+           std::int64_t D, std::int64_t K, std::uint64_t row0, std::uintptr_t out, int itemsize,
+           int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::probe_rows<T>(static_cast<scorekit::ProbeKind>(kind),
+                                  scorekit::Stream{seed, counter}, B, m, D, K, row0, ptr<T>(out),
+                                  device, stream_of(stream));
+            });
+        });
+    m.def(
+        "trace_moments",
+        [](std::uintptr_t V, std::uintptr_t AV, std::int64_t B, std::int64_t m, std::int64_t D,
+           std::uintptr_t active, std::uintptr_t t, std::uintptr_t moments, std::uintptr_t work,
+           int itemsize, int device, std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::trace_moments<T>(ptr<const T>(V), ptr<const T>(AV), B, m, D,
+                                     ptr<const std::uint8_t>(active), ptr<double>(t),
+                                     ptr<scorekit::RunningMoments>(moments), ptr<double>(work),
+                                     device, stream_of(stream));
+            });
+        });
+    m.def(
+        "diagonal_moments",
+        [](std::uintptr_t V, std::uintptr_t AV, std::int64_t B, std::int64_t m, std::int64_t D,
+           double count, std::uintptr_t mean, std::uintptr_t m2, int itemsize, int device,
+           std::uintptr_t stream) {
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::diagonal_moments<T>(ptr<const T>(V), ptr<const T>(AV), B, m, D, count,
+                                        ptr<double>(mean), ptr<double>(m2), device,
+                                        stream_of(stream));
+            });
+        });
     // Doubles of scratch (`work` / `partial`) each launcher needs.
     m.def("dsm_work", &sc::dsm_work, py::arg("B"), py::arg("D"));
     m.def("ssm_work", &sc::ssm_work, py::arg("B"), py::arg("K"), py::arg("D"));
     m.def("ism_work", &sc::ism_work, py::arg("B"), py::arg("D"));
     m.def("corrector_work", &sc::corrector_work, py::arg("B"), py::arg("D"));
     m.def("mala_work", &sc::mala_work, py::arg("B"), py::arg("D"));
+    m.def("trace_work", &sc::trace_work, py::arg("B"), py::arg("m"), py::arg("D"));
 }

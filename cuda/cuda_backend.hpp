@@ -101,6 +101,31 @@ inline std::int64_t mala_work(std::int64_t B, std::int64_t D) {
     return reduce_scratch(B, D, D > 0 ? D : 1, 2);
 }
 
+// Probe rows for a round of trace estimation: out row b * m + i (D elements) is
+// stream row row0 + b * K + i, sphere rows normalised (the CPU's fill_probes with
+// row0 = k0).
+template <class T>
+void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::int64_t D,
+                std::int64_t K, std::uint64_t row0, T* out, int device, void* stream);
+
+// Hutchinson samples t[b * m + i] = v . (A v) of the B * m rows of V and AV;
+// samples with active[b] != 0 (active may be null: all) add theirs to
+// moments[b] in order. `work` holds trace_work(B, m, D) doubles.
+template <class T>
+void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                   const std::uint8_t* active, double* t, RunningMoments* moments, double* work,
+                   int device, void* stream);
+
+inline std::int64_t trace_work(std::int64_t B, std::int64_t m, std::int64_t D) {
+    return reduce_scratch(B * m, D, kReduceChunk, 1);
+}
+
+// Diagonal samples v * (A v): running moments of element (b, j) in mean and m2
+// (B * D each), after `count` earlier probes.
+template <class T>
+void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                      double count, double* mean, double* m2, int device, void* stream);
+
 // Doubles of `partial` dsm_loss needs.
 inline std::int64_t dsm_work(std::int64_t B, std::int64_t D) {
     return reduce_scratch(B, D, kReduceChunk, 1);

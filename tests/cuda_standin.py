@@ -54,6 +54,9 @@ class HostCudaArray:
     def __getitem__(self, index):
         return HostCudaArray(self.data[index])
 
+    def __setitem__(self, index, value):
+        self.data[index] = value.data if isinstance(value, HostCudaArray) else value
+
     def _other(self, other):
         return other.data if isinstance(other, HostCudaArray) else other
 
@@ -120,6 +123,14 @@ class HostFramework:
     @staticmethod
     def astype(x, dtype):
         return HostCudaArray(x.data.astype(dtype))
+
+    @staticmethod
+    def sqrt(x):
+        return HostCudaArray(np.sqrt(x.data))
+
+    @staticmethod
+    def all_finite(x):
+        return bool(np.all(np.isfinite(x.data)))
 
 
 def view(ptr, shape, dtype):
@@ -256,6 +267,28 @@ class CpuBackedCuda:
                           view(logp_prop, (B,), f8), param(h_p, h, B, dt), seed, counter, first,
                           view(x_out, (B, D), dt), view(score_out, (B, D), dt),
                           view(logp_out, (B,), f8), view(accepted, (B,), np.uint8))
+
+    def probe_rows(self, kind, seed, counter, B, m, D, K, row0, out, itemsize, device, stream):
+        self._record("probe_rows")
+        _core.probes(PROBE_KINDS[kind], view(out, (B, m, D), self._dt(itemsize)), B, m, D, K,
+                     row0, seed, counter)
+
+    def trace_moments(self, V, AV, B, m, D, active, t, moments, work, itemsize, device, stream):
+        self._record("trace_moments")
+        dt = self._dt(itemsize)
+        _core.trace_moments(view(V, (B, m, D), dt), view(AV, (B, m, D), dt),
+                            view(active, (B,), np.uint8) if active else None,
+                            view(t, (B, m), np.float64), view(moments, (B, 3), np.float64))
+
+    def diagonal_moments(self, V, AV, B, m, D, count, mean, m2, itemsize, device, stream):
+        self._record("diagonal_moments")
+        dt = self._dt(itemsize)
+        _core.diagonal_moments(view(V, (B, m, D), dt), view(AV, (B, m, D), dt), count,
+                               view(mean, (B, D), np.float64), view(m2, (B, D), np.float64))
+
+    @staticmethod
+    def trace_work(B, m, D):
+        return 0
 
     @staticmethod
     def dsm_work(B, D):

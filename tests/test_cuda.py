@@ -215,6 +215,46 @@ def test_predictor_step_bits(fw, dtype):
         np.testing.assert_array_equal(fw.get(got.x_mean), want.x_mean)
 
 
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+def test_trace_estimators_bits(fw, kind, dtype):
+    """hutchinson and diagonal with like=: probes, samples and moments on the GPU (a
+    diagonal operator, whose products are the same bits in every framework)."""
+    d = np.linspace(-1.0, 2.0, 4097).astype(dtype)
+    dd = fw.put(d)
+    like = fw.put(np.zeros(1, np.float32))
+    for args in (dict(num_probes=5), dict(num_probes=4, block=3, batched=True),
+                 dict(num_probes=3, rtol=0.05, max_probes=40, block=2)):
+        got = scorekit.hutchinson(lambda v: v * dd, (3, 4097), kind=kind, seed=3, counter=1,
+                                  dtype=dtype, like=like, **args)
+        want = scorekit.hutchinson(lambda v: v * d, (3, 4097), kind=kind, seed=3, counter=1,
+                                   dtype=dtype, **args)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    got = scorekit.diagonal(lambda v: v * dd, (3, 4097), num_probes=6, block=4, kind=kind,
+                            seed=2, dtype=dtype, like=like)
+    want = scorekit.diagonal(lambda v: v * d, (3, 4097), num_probes=6, block=4, kind=kind,
+                             seed=2, dtype=dtype)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(fw.get(g), w)
+
+
+def test_samplers_bits(fw, dtype):
+    """annealed_langevin, pc_sample (like=) and mala on the GPU against the CPU."""
+    def score(x, level):  # float64 arithmetic on either side, cast to x's dtype by the driver
+        return -x / (1.0 + level[:, None] ** 2)
+
+    x0 = batch((6, 5), dtype)
+    args = dict(n_steps_each=3, step_lr=0.05, seed=5, offset=2)
+    got = scorekit.annealed_langevin(score, fw.put(x0), [1.0, 0.5], **args)
+    np.testing.assert_array_equal(fw.get(got), scorekit.annealed_langevin(score, x0, [1.0, 0.5],
+                                                                         **args))
+    sde = scorekit.VPSDE(N=40)
+    got = scorekit.pc_sample(score, sde, (5, 3), seed=8, dtype=dtype,
+                             like=fw.put(np.zeros(1, np.float32)))
+    np.testing.assert_array_equal(fw.get(got), scorekit.pc_sample(score, sde, (5, 3), seed=8,
+                                                                  dtype=dtype))
+
+
 def test_outputs_live_on_the_callers_framework_and_device(fw):
     x = fw.put(batch((4, 6), np.float32))
     out = scorekit.perturb(x, 0.5, seed=1)

@@ -244,14 +244,14 @@ def test_a_visible_gpu_is_usable_when_the_backend_is_built():
     assert scorekit.gpu_available(), _gpu._cuda.runtime_status()
 
 
-CUDA_SOURCES = ("kernels.cu", "score_matching.cu", "steps.cu")
+CUDA_SOURCES = ("kernels.cu", "score_matching.cu", "steps.cu", "trace.cu")
 
 
 def emulated_cuda_sources(tmp_path):
     """cuda/*.cu and *.cuh with their kernel<<<...>>>(...) launches as emu::launch calls,
     written under tmp_path (which goes first on the include path)."""
     import re
-    launch = re.compile(r"(\w+(?:<(?:[^<>]|<[^<>]*>)*>)?)<<<(.*?)>>>\(", re.S)
+    launch = re.compile(r"(\w+(?:<(?:[^<>]|<[^<>]*>)*>)?)\s*<<<(.*?)>>>\(", re.S)
     total = 0
     for src in sorted((ROOT / "cuda").glob("*.cu*")):
         if src.name == "instantiate_headers.cu":

@@ -238,3 +238,59 @@ def test_driver_results_are_checked(gpu):
                                    n_steps_each=1, step_lr=0.1, seed=1)
     with pytest.raises(ValueError, match=r"log_prob_fn returned shape \(3,\), expected \(4,\)"):
         scorekit.mala(lambda x: np.zeros(3), lambda x: -x, x0, 0.1, n_steps=1, seed=1)
+
+
+def _operator(D, dtype):
+    """A symmetric (D, D) operator and its matvec on (B, ...) or (B, m, ...) arrays of either
+    array type."""
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((D, D))
+    A = (A + A.T).astype(dtype)
+
+    def matvec(v):
+        flat = get(v).reshape(-1, D)
+        res = (flat @ A.T).reshape(get(v).shape).astype(dtype)
+        return put(res) if isinstance(v, HostCudaArray) else res
+    return A, matvec
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+def test_hutchinson_on_the_device(gpu, kind, dtype):
+    _, matvec = _operator(6, dtype)
+    like = put(np.zeros(1, np.float32))
+    for args in (dict(num_probes=5), dict(num_probes=4, block=3, batched=True),
+                 dict(num_probes=3, rtol=0.05, max_probes=40, block=2)):
+        got = scorekit.hutchinson(matvec, (4, 6), kind=kind, seed=3, counter=1, dtype=dtype,
+                                  like=like, **args)
+        want = scorekit.hutchinson(matvec, (4, 6), kind=kind, seed=3, counter=1, dtype=dtype,
+                                   **args)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    assert "probe_rows" in gpu.calls and "trace_moments" in gpu.calls
+
+
+def test_diagonal_on_the_device(gpu, dtype):
+    _, matvec = _operator(5, dtype)
+    like = put(np.zeros(1, np.float32))
+    for K, block in ((6, 4), (1, None)):
+        got = scorekit.diagonal(matvec, (3, 5), num_probes=K, block=block, seed=2, dtype=dtype,
+                                like=like)
+        want = scorekit.diagonal(matvec, (3, 5), num_probes=K, block=block, seed=2,
+                                 dtype=dtype)
+        for g, w in zip(got, want, strict=True):
+            same(g, w)
+
+
+def test_trace_estimators_check_the_device_products(gpu):
+    like = put(np.zeros(1, np.float32))
+    with pytest.raises(TypeError, match="matvec must return a CUDA array on the probes' device"):
+        scorekit.hutchinson(lambda v: get(v), (2, 3), num_probes=2, seed=1, like=like)
+    with pytest.raises(ValueError, match=r"matvec returned shape \(2, 4\), expected \(2, 3\)"):
+        scorekit.hutchinson(lambda v: put(np.zeros((2, 4))), (2, 3), num_probes=2, seed=1,
+                            like=like)
+    with pytest.raises(ValueError, match="matvec returned non-finite values"):
+        scorekit.hutchinson(lambda v: v * np.nan, (2, 3), num_probes=2, seed=1, like=like)
+    with pytest.raises(ValueError, match="matvec returned non-finite values"):
+        scorekit.diagonal(lambda v: v * np.inf, (2, 3), num_probes=2, seed=1, like=like)
+    with pytest.raises(TypeError, match="like must be a CUDA array"):
+        scorekit.diagonal(lambda v: v, (2, 3), num_probes=2, seed=1, like=np.zeros(3))

@@ -85,6 +85,16 @@ class _Torch:
         import torch
         return x.to(getattr(torch, np.dtype(dtype).name))
 
+    @staticmethod
+    def sqrt(x):
+        import torch
+        return torch.sqrt(x)
+
+    @staticmethod
+    def all_finite(x) -> bool:
+        import torch
+        return bool(torch.isfinite(x).all())
+
 
 class _CuPy:
     @staticmethod
@@ -125,6 +135,18 @@ class _CuPy:
     @staticmethod
     def astype(x, dtype):
         return x.astype(dtype)
+
+    @staticmethod
+    def sqrt(x):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return cupy.sqrt(x)
+
+    @staticmethod
+    def all_finite(x) -> bool:
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return bool(cupy.isfinite(x).all())
 
 
 _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
@@ -652,3 +674,107 @@ class DriverArrays:
 
     def copy(self, x):
         return self.ref.fw.copy(x)
+
+
+# ------------------------------------------------------- trace estimation ---
+
+class TraceArrays:
+    """The array operations of hutchinson / diagonal on ``like``'s GPU: probes drawn
+    there a round at a time, ``matvec`` called on device arrays, the samples and
+    moments computed there. Each round brings the (B, m) samples to the host
+    (the finiteness check and the stopping rule read them)."""
+
+    def __init__(self, like, shape: tuple, dtype):
+        ref = batch(like, "like")
+        self.ref = DeviceArray(ref.obj, ref.ptr, ref.shape, np.dtype(dtype), ref.device, ref.fw)
+        self.shape, self.dtype = shape, np.dtype(dtype)
+
+    def _new(self, shape, dtype) -> DeviceArray:
+        return output(None, self.ref, shape, dtype)
+
+    def probes(self, kind, B, m, D, K, k0, seed, counter) -> DeviceArray:
+        V = self._new((B, m) + self.shape[1:], self.dtype)
+        _cuda.probe_rows(PROBE_KINDS.index(kind), seed, counter, B, m, D, K, k0, V.ptr,
+                         *_launch(V))
+        return V
+
+    def apply(self, matvec, V: DeviceArray, batched: bool, name: str = "matvec") -> DeviceArray:
+        if not callable(matvec):
+            raise TypeError(f"{name} must be callable, got {type(matvec).__name__}")
+        if batched:
+            return self._product(matvec(V.obj), V.shape, name)
+        AV = self._new(V.shape, self.dtype)
+        for i in range(V.shape[1]):
+            v = V.fw.contiguous(V.obj[:, i])
+            res = self._product(matvec(v), V.shape[:1] + V.shape[2:], name)
+            AV.obj[:, i] = res.obj
+        return AV
+
+    def _product(self, res, shape: tuple, name: str) -> DeviceArray:
+        what = f"{name}'s result"
+        if not on_cuda(res, what):
+            raise TypeError(f"{name} must return a CUDA array on the probes' device, got "
+                            f"{type(res).__name__}")
+        arr = device_array(res, what)
+        if arr.fw is not self.ref.fw:
+            raise TypeError(f"{name} returned an array of another framework than the probes'")
+        _same_device_only(self.ref, arr, what)
+        if arr.shape != tuple(shape):
+            raise ValueError(f"{name} returned shape {arr.shape}, expected {tuple(shape)}")
+        if arr.dtype != self.dtype:
+            arr = device_array(arr.fw.astype(arr.obj, self.dtype), what)
+        return arr
+
+    def moments(self, B: int) -> DeviceArray:
+        M = self._new((max(B, 1), 3), np.float64)
+        _fill_zero(M)
+        return M
+
+    def trace_moments(self, V: DeviceArray, AV: DeviceArray, active: np.ndarray,
+                      moments: DeviceArray) -> np.ndarray:
+        """Adds the round's samples to the moments; returns them (B, m) on the host."""
+        B, m = V.shape[0], V.shape[1]
+        D = V.size // (B * m) if B * m else 0
+        act = self.ref.fw.to_device(np.ascontiguousarray(active, dtype=np.uint8), self.ref.obj)
+        t = self._new((max(B * m, 1),), np.float64)
+        work = _scratch(self.ref, _cuda.trace_work(B, m, D))
+        _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, _pointer(act), t.ptr, moments.ptr,
+                            work.ptr, *_launch(V))
+        return self.ref.fw.host(t.obj)[:B * m].reshape(B, m)
+
+    def host(self, arr: DeviceArray) -> np.ndarray:
+        return arr.fw.host(arr.obj)
+
+    def diagonal_state(self, B: int) -> tuple:
+        mean = self._new((B,) + self.shape[1:], np.float64)
+        m2 = self._new((B,) + self.shape[1:], np.float64)
+        _fill_zero(mean)
+        _fill_zero(m2)
+        return mean, m2
+
+    def diagonal_moments(self, V: DeviceArray, AV: DeviceArray, count: float, mean, m2) -> None:
+        B, m = V.shape[0], V.shape[1]
+        D = V.size // (B * m) if B * m else 0
+        _cuda.diagonal_moments(V.ptr, AV.ptr, B, m, D, count, mean.ptr, m2.ptr, *_launch(V))
+        if not mean.fw.all_finite(mean.obj):
+            raise ValueError("matvec returned non-finite values")
+
+    def diagonal_result(self, mean: DeviceArray, m2: DeviceArray, n: int) -> tuple:
+        """(estimate, stderr) on the device: std(ddof=1) / sqrt(n), nan for n < 2."""
+        if n < 2:
+            se = device_array(mean.fw.copy(mean.obj), "stderr")
+            _fill(se, np.nan)
+            return mean.obj, se.obj
+        return mean.obj, mean.fw.sqrt(m2.obj / float(n - 1) / float(n))
+
+
+def _pointer(obj) -> int:
+    return int(obj.__cuda_array_interface__["data"][0])
+
+
+def _fill(arr: DeviceArray, value: float) -> None:
+    arr.obj[...] = value
+
+
+def _fill_zero(arr: DeviceArray) -> None:
+    _fill(arr, 0.0)

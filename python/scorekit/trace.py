@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import choice, count, dtype_arg, flag, nonnegative_float, shape_arg, stream
 from .probes import PROBE_KINDS, draw
 
@@ -37,7 +37,8 @@ class DiagonalEstimate(NamedTuple):
 
 
 def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, atol=0.0,
-               rtol=0.0, max_probes=None, block=None, batched=False, dtype=np.float64):
+               rtol=0.0, max_probes=None, block=None, batched=False, dtype=np.float64,
+               like=None):
     """Hutchinson's estimate of ``tr(A_b)`` for each sample, with standard errors.
 
     ``t = v^T A v`` over probes ``v`` (:func:`scorekit.probes`); the estimate
@@ -75,6 +76,11 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
         ``matvec`` takes ``(B, m, ...)``.
     dtype : {numpy.float64, numpy.float32}
         Probe dtype (what ``matvec`` receives).
+    like : array, optional
+        A PyTorch CUDA tensor or CuPy array: probes are drawn on its GPU and
+        ``matvec`` receives and returns arrays of that framework there; the
+        samples and moments are computed there too (the same bits as on the
+        CPU), and each round's (B, m) samples come back to the host.
 
     Returns
     -------
@@ -108,25 +114,26 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
     block = min(n0, 32) if block is None else count(block, "block")
     batched = flag(batched, "batched")
 
-    moments = np.zeros((B, 3))  # count, mean, m2 per sample
+    arrays = _trace_arrays(like, (B,) + rest, dt)
+    moments = arrays.moments(B)  # count, mean, m2 per sample
     active = np.ones(B, dtype=np.uint8)
     used = 0
     while used < limit and active.any():
         m = min(block, limit - used, n0 - used if used < n0 else limit)  # a check at n0
-        V = draw(kind, np.empty((B, m) + rest, dt), B, m, D, K, used, seed, counter)
-        AV = apply(matvec, V, batched)
-        t = np.empty((B, m))
-        _core.trace_moments(V, AV, active, t, moments)
+        V = arrays.probes(kind, B, m, D, K, used, seed, counter)
+        AV = arrays.apply(matvec, V, batched)
+        t = arrays.trace_moments(V, AV, active, moments)
         _check_finite(t[active.astype(bool)], used, np.flatnonzero(active))
         used += m
         if adaptive and used >= n0:
-            se = _stderr(moments)
-            active[se <= atol + rtol * np.abs(moments[:, 1])] = 0
-    return TraceEstimate(moments[:, 1].copy(), _stderr(moments), moments[:, 0].astype(np.int64))
+            host = arrays.host(moments)[:B]
+            active[_stderr(host) <= atol + rtol * np.abs(host[:, 1])] = 0
+    host = arrays.host(moments)[:B]
+    return TraceEstimate(host[:, 1].copy(), _stderr(host), host[:, 0].astype(np.int64))
 
 
 def diagonal(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, block=None,
-             batched=False, dtype=np.float64):
+             batched=False, dtype=np.float64, like=None):
     """Estimate of the diagonal of each ``A_b``: the mean of ``v * (A v)`` over probes.
 
     Parameters as in :func:`hutchinson` (a fixed budget of ``num_probes``;
@@ -137,23 +144,75 @@ def diagonal(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0, b
     -------
     DiagonalEstimate
         ``estimate`` and ``stderr`` (standard deviation over probes, ddof=1,
-        over ``sqrt(num_probes)``; nan with one probe), float64, of ``shape``.
+        over ``sqrt(num_probes)``; nan with one probe), float64, of ``shape``
+        (arrays of ``like``'s framework on its GPU with ``like``: see
+        :func:`hutchinson`).
     """
     B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
     K = count(num_probes, "num_probes")
     check_layout(B, K, D, "num_probes")
     block = min(K, 32) if block is None else count(block, "block")
     batched = flag(batched, "batched")
-    mean = np.zeros((B,) + rest)
-    m2 = np.zeros((B,) + rest)
+    arrays = _trace_arrays(like, (B,) + rest, dt)
+    mean, m2 = arrays.diagonal_state(B)
     for used in range(0, K, block):
         m = min(block, K - used)
-        V = draw(kind, np.empty((B, m) + rest, dt), B, m, D, K, used, seed, counter)
-        AV = apply(matvec, V, batched)
-        _core.diagonal_moments(V, AV, float(used), mean, m2)
+        V = arrays.probes(kind, B, m, D, K, used, seed, counter)
+        AV = arrays.apply(matvec, V, batched)
+        arrays.diagonal_moments(V, AV, float(used), mean, m2)
+    return DiagonalEstimate(*arrays.diagonal_result(mean, m2, K))
+
+
+class _HostTrace:
+    """The array operations of the estimators on NumPy arrays (the CUDA version is
+    scorekit._gpu.TraceArrays)."""
+
+    def __init__(self, shape: tuple, dtype):
+        self.shape, self.dtype = shape, dtype
+
+    def probes(self, kind, B, m, D, K, k0, seed, counter):
+        return draw(kind, np.empty((B, m) + self.shape[1:], self.dtype), B, m, D, K, k0, seed,
+                    counter)
+
+    @staticmethod
+    def apply(matvec, V, batched, name="matvec"):
+        return apply(matvec, V, batched, name)
+
+    @staticmethod
+    def moments(B):
+        return np.zeros((B, 3))
+
+    @staticmethod
+    def trace_moments(V, AV, active, moments):
+        t = np.empty(V.shape[:2])
+        _core.trace_moments(V, AV, active, t, moments)
+        return t
+
+    @staticmethod
+    def host(arr):
+        return arr
+
+    def diagonal_state(self, B):
+        return np.zeros((B,) + self.shape[1:]), np.zeros((B,) + self.shape[1:])
+
+    @staticmethod
+    def diagonal_moments(V, AV, count, mean, m2):
+        _core.diagonal_moments(V, AV, count, mean, m2)
         if not np.all(np.isfinite(mean)):
             raise ValueError("matvec returned non-finite values")
-    return DiagonalEstimate(mean, standard_error(m2, K))
+
+    @staticmethod
+    def diagonal_result(mean, m2, n):
+        return mean, standard_error(m2, n)
+
+
+def _trace_arrays(like, shape, dtype):
+    if like is None:
+        return _HostTrace(shape, dtype)
+    if type(like) is np.ndarray or not _gpu.on_cuda(like, "like"):
+        raise TypeError("like must be a CUDA array (a PyTorch CUDA tensor or a CuPy array), "
+                        f"got {type(like).__name__}")
+    return _gpu.TraceArrays(like, shape, dtype)
 
 
 def _setup(shape, kind, seed, counter, dtype):

@@ -239,6 +239,45 @@ void mala() {
         }
 }
 
+template <class T>
+void trace() {
+    const std::int64_t shapes[][4] = {{1, 1, 3, 1}, {3, 2, 7, 5}, {2, 3, 65, 4},
+                                      {2, 1, 4097, 3}, {1, 2, 1, 2}};  // B, m, D, K
+    for (auto& s : shapes)
+        for (int kind = 0; kind < 3; ++kind)
+            for (std::int64_t k0 : {0, 1}) {
+                const std::int64_t B = s[0], m = s[1], D = s[2], K = s[3];
+                if (k0 + m > K) continue;
+                const Stream st{31, 2};
+                std::vector<T> g(static_cast<std::size_t>(B * m * D)), c(g.size());
+                cuda::probe_rows<T>(static_cast<ProbeKind>(kind), st, B, m, D, K,
+                                    static_cast<std::uint64_t>(k0), g.data(), 0, nullptr);
+                cpu::fill_probes<T>(static_cast<ProbeKind>(kind), st, B, m, D, K, k0, c.data());
+                if (!same(g, c))
+                    FAIL("probe rows B %lld m %lld D %lld kind %d\n", (long long)B, (long long)m,
+                         (long long)D, kind);
+                auto av = values<T>(g.size(), 25);
+                std::vector<std::uint8_t> active(B, 1);
+                active[0] = B > 1 ? 0 : 1;
+                std::vector<double> gt(B * m), ct(B * m), gm(3 * B, 0.5), cm(3 * B, 0.5);
+                std::vector<double> work(static_cast<std::size_t>(
+                    std::max<std::int64_t>(1, cuda::trace_work(B, m, D))));
+                cuda::trace_moments<T>(g.data(), av.data(), B, m, D, active.data(), gt.data(),
+                                       reinterpret_cast<RunningMoments*>(gm.data()), work.data(),
+                                       0, nullptr);
+                cpu::trace_moments<T>(c.data(), av.data(), B, m, D, active.data(), ct.data(),
+                                      reinterpret_cast<RunningMoments*>(cm.data()));
+                std::vector<double> gmean(B * D, 0.25), gm2(B * D, 1.5), cmean(gmean), cm2(gm2);
+                cuda::diagonal_moments<T>(g.data(), av.data(), B, m, D, 3.0, gmean.data(),
+                                          gm2.data(), 0, nullptr);
+                cpu::diagonal_moments<T>(c.data(), av.data(), B, m, D, 3.0, cmean.data(),
+                                         cm2.data());
+                if (!same(gt, ct) || !same(gm, cm) || !same(gmean, cmean) || !same(gm2, cm2))
+                    FAIL("trace moments B %lld m %lld D %lld\n", (long long)B, (long long)m,
+                         (long long)D);
+            }
+}
+
 void all() {
     noise<float>();
     noise<double>();
@@ -256,6 +295,8 @@ void all() {
     corrector<double>();
     mala<float>();
     mala<double>();
+    trace<float>();
+    trace<double>();
 }
 
 }  // namespace

@@ -1,0 +1,151 @@
+// CUDA pieces of trace and diagonal estimation over the shared functors: probe
+// rows drawn straight into a round's (B, m, D) block (probes k0 .. k0 + m of a
+// layout of K per sample), the samples t = v . (A v) reduced in the CPU's order
+// (row_reduce.cuh) and added to each sample's running moments in probe order,
+// and the elementwise moments of v * (A v): the CPU backend's bits.
+#include "cuda_backend.hpp"
+#include "row_reduce.cuh"
+#include "scorekit/trace.hpp"
+
+namespace scorekit {
+namespace cuda {
+
+namespace {
+
+// Out row r = b * m + i is stream row row0 + b * K + i; unit u covers Philox block
+// u % per_row of row u / per_row (per_row bounds the blocks of any row).
+template <class Block, class T>
+__global__ void probe_rows_kernel(Stream st, std::int64_t rows, std::int64_t m, std::int64_t D,
+                                  std::int64_t K, std::uint64_t row0, std::uint64_t per_row,
+                                  T* out) {
+    const std::uint64_t units = static_cast<std::uint64_t>(rows) * per_row;
+    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+        const auto r = static_cast<std::int64_t>(u / per_row);
+        const std::uint64_t q = u % per_row;
+        const std::int64_t b = r / m, i = r % m;
+        const BlockUnits bu{(row0 + static_cast<std::uint64_t>(b * K + i)) *
+                                static_cast<std::uint64_t>(D),
+                            static_cast<std::uint64_t>(D), Block::kPerBlock};
+        if (q >= bu.units()) continue;
+        T v[Block::kPerBlock];
+        make_block<Block>(st, bu.block(q), v);
+        T* row = out + r * D;
+        const std::uint64_t lo = bu.begin(q), hi = bu.end(q), s = bu.skip(q);
+        for (std::uint64_t j = lo; j < hi; ++j) row[j] = v[s + (j - lo)];
+    }
+}
+
+// v . (A v) of a row.
+template <class T>
+struct RowDotOp {
+    static constexpr int kSums = 1;
+    const T* V;
+    const T* AV;
+    std::int64_t D;
+    __device__ SCOREKIT_INLINE void values(std::int64_t row, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t, unsigned tid,
+                                           unsigned nthreads) const {
+        const T* v = V + row * D + j0;
+        const T* av = AV + row * D + j0;
+        for (std::int64_t i = tid; i < n; i += nthreads)
+            vals[i] = static_cast<double>(v[i]) * static_cast<double>(av[i]);
+    }
+};
+
+struct StoreRowFin {
+    double* t;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t row, const double* sums) const {
+        t[row] = sums[0];
+    }
+};
+
+__global__ void add_moments_kernel(const double* t, std::int64_t B, std::int64_t m,
+                                   const std::uint8_t* active, RunningMoments* moments) {
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
+        const auto b = static_cast<std::int64_t>(u);
+        if (active && !active[b]) continue;
+        for (std::int64_t i = 0; i < m; ++i) moments[b].add(t[b * m + i]);
+    }
+}
+
+template <class T>
+__global__ void diagonal_moments_kernel(const T* V, const T* AV, std::int64_t B, std::int64_t m,
+                                        std::int64_t D, double count, double* mean, double* m2) {
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B * D);
+         u += unit_stride()) {
+        const auto e = static_cast<std::int64_t>(u);
+        const std::int64_t b = e / D, j = e - b * D;
+        RunningMoments acc{count, mean[e], m2[e]};
+        for (std::int64_t i = 0; i < m; ++i) {
+            const std::int64_t at = (b * m + i) * D + j;
+            acc.add(static_cast<double>(V[at]) * static_cast<double>(AV[at]));
+        }
+        mean[e] = acc.mean;
+        m2[e] = acc.m2;
+    }
+}
+
+}  // namespace
+
+template <class T>
+void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::int64_t D,
+                std::int64_t K, std::uint64_t row0, T* out, int device, void* stream) {
+    const std::int64_t rows = B * m;
+    if (rows <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    if (kind == ProbeKind::Rademacher) {
+        constexpr std::uint64_t Kb = RademacherBlock<T>::kPerBlock;
+        const std::uint64_t per_row = static_cast<std::uint64_t>(D) / Kb + 2;
+        probe_rows_kernel<RademacherBlock<T>, T>
+            <<<grid_for(static_cast<std::uint64_t>(rows) * per_row), kThreads, 0, s>>>(
+                st, rows, m, D, K, row0, per_row, out);
+    } else {
+        constexpr std::uint64_t Kb = NormalBlock<T>::kPerBlock;
+        const std::uint64_t per_row = static_cast<std::uint64_t>(D) / Kb + 2;
+        probe_rows_kernel<NormalBlock<T>, T>
+            <<<grid_for(static_cast<std::uint64_t>(rows) * per_row), kThreads, 0, s>>>(
+                st, rows, m, D, K, row0, per_row, out);
+    }
+    check(cudaGetLastError(), "probe kernel launch");
+    if (kind == ProbeKind::Sphere) sphere_rows<T>(out, rows, D, device, stream);
+}
+
+template <class T>
+void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                   const std::uint8_t* active, double* t, RunningMoments* moments, double* work,
+                   int device, void* stream) {
+    if (B <= 0 || m <= 0) return;
+    const OnDevice on(device);
+    const cudaStream_t s = as_stream(stream);
+    row_reduce(B * m, D, kReduceChunk, RowDotOp<T>{V, AV, D}, StoreRowFin{t}, work, s,
+               "trace kernel launch");
+    add_moments_kernel<<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
+        t, B, m, active, moments);
+    check(cudaGetLastError(), "trace kernel launch");
+}
+
+template <class T>
+void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
+                      double count, double* mean, double* m2, int device, void* stream) {
+    if (B <= 0 || D <= 0) return;
+    const OnDevice on(device);
+    diagonal_moments_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0,
+                                 as_stream(stream)>>>(V, AV, B, m, D, count, mean, m2);
+    check(cudaGetLastError(), "diagonal kernel launch");
+}
+
+#define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
+    template void probe_rows<T>(ProbeKind, Stream, std::int64_t, std::int64_t, std::int64_t,      \
+                                std::int64_t, std::uint64_t, T*, int, void*);                     \
+    template void trace_moments<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t,  \
+                                   const std::uint8_t*, double*, RunningMoments*, double*, int,   \
+                                   void*);                                                        \
+    template void diagonal_moments<T>(const T*, const T*, std::int64_t, std::int64_t,             \
+                                      std::int64_t, double, double*, double*, int, void*);
+SCOREKIT_CUDA_INSTANTIATE(float)
+SCOREKIT_CUDA_INSTANTIATE(double)
+#undef SCOREKIT_CUDA_INSTANTIATE
+
+}  // namespace cuda
+}  // namespace scorekit
