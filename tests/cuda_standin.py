@@ -78,6 +78,8 @@ class HostCudaArray:
         return HostCudaArray(-self.data)
 
     def __truediv__(self, other):
+        if isinstance(other, (int, float)):  # as PyTorch on CUDA: times the reciprocal
+            return HostCudaArray(self.data * (1.0 / other))
         return HostCudaArray(self.data / self._other(other))
 
 
@@ -127,6 +129,10 @@ class HostFramework:
     @staticmethod
     def sqrt(x):
         return HostCudaArray(np.sqrt(x.data))
+
+    @staticmethod
+    def full_like(x, value):
+        return HostCudaArray(np.full_like(x.data, value))
 
     @staticmethod
     def all_finite(x):

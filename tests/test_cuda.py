@@ -239,7 +239,8 @@ def test_trace_estimators_bits(fw, kind, dtype):
 
 
 def test_samplers_bits(fw, dtype):
-    """annealed_langevin, pc_sample (like=) and mala on the GPU against the CPU."""
+    """annealed_langevin, pc_sample (like=) and mala on the GPU against the CPU (the
+    acceptance rates too: k / n steps, the CPU's quotient)."""
     def score(x, level):  # float64 arithmetic on either side, cast to x's dtype by the driver
         return -x / (1.0 + level[:, None] ** 2)
 
@@ -253,6 +254,18 @@ def test_samplers_bits(fw, dtype):
                              like=fw.put(np.zeros(1, np.float32)))
     np.testing.assert_array_equal(fw.get(got), scorekit.pc_sample(score, sde, (5, 3), seed=8,
                                                                   dtype=dtype))
+
+    def logp(x):  # float64 on either side
+        x64 = x.double() if hasattr(x, "double") else x.astype(np.float64)
+        return -0.5 * (x64 * x64).sum(1)
+
+    h = np.geomspace(0.05, 3.0, 8).astype(dtype)
+    x0 = batch((8, 3), dtype)
+    got = scorekit.mala(logp, lambda x: -x, fw.put(x0), h, n_steps=7, seed=2)
+    want = scorekit.mala(logp, lambda x: -x, x0, h, n_steps=7, seed=2)
+    np.testing.assert_array_equal(fw.get(got.x), want.x)
+    np.testing.assert_array_equal(fw.get(got.acceptance_rate), want.acceptance_rate)
+    assert 0 < want.acceptance_rate.mean() < 1
 
 
 def test_outputs_live_on_the_callers_framework_and_device(fw):

@@ -265,8 +265,8 @@ def emulated_cuda_sources(tmp_path):
 
 
 def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
-    """The launchers of cuda/*.cu on the host (blocks of real threads and
-    barriers, tests/native/cuda_emulation) against the CPU backend, bit for bit."""
+    """The launchers of cuda/*.cu on the host (blocks of threads as fibers
+    with barriers, tests/native/cuda_emulation) against the CPU backend, bit for bit."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")

@@ -68,7 +68,8 @@ class _Torch:
     def to_device(arr, like):
         import torch
         # pinned host memory: the copy is enqueued on the current stream without blocking
-        host = torch.from_numpy(np.ascontiguousarray(arr)).pin_memory()
+        # (a private copy first: torch.from_numpy warns on read-only arrays; B values)
+        host = torch.from_numpy(np.array(arr, copy=True, order="C")).pin_memory()
         return host.to(like.device, non_blocking=True)
 
     @staticmethod
@@ -89,6 +90,11 @@ class _Torch:
     def sqrt(x):
         import torch
         return torch.sqrt(x)
+
+    @staticmethod
+    def full_like(x, value):
+        import torch
+        return torch.full_like(x, value)
 
     @staticmethod
     def all_finite(x) -> bool:
@@ -141,6 +147,12 @@ class _CuPy:
         import cupy
         with cupy.cuda.Device(x.device.id):
             return cupy.sqrt(x)
+
+    @staticmethod
+    def full_like(x, value):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return cupy.full_like(x, value)
 
     @staticmethod
     def all_finite(x) -> bool:
@@ -608,6 +620,17 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
 
 # ------------------------------------------------------- sampling drivers ---
 
+def like_array(like, dtype=np.float64) -> DeviceArray:
+    """``like`` as the reference of new arrays: its framework and device only (any
+    dtype, shape or layout; nothing of it is read)."""
+    _backend("like")
+    fw = _FRAMEWORKS.get(type(like).__module__.split(".")[0])
+    if fw is None:
+        raise TypeError(f"like is a CUDA array of type {type(like).__name__}: scorekit's CUDA "
+                        "backend takes PyTorch tensors and CuPy arrays")
+    return DeviceArray(like, 0, (), np.dtype(dtype), int(like.__dlpack_device__()[1]), fw)
+
+
 class DriverArrays:
     """The few array operations of the sampling drivers, on CUDA arrays of the
     framework, device and dtype of ``ref`` (every step stays on the device)."""
@@ -622,8 +645,7 @@ class DriverArrays:
     @classmethod
     def empty(cls, like, shape: tuple, dtype) -> DriverArrays:
         """Operations for a new (shape, dtype) array on ``like``'s framework and device."""
-        ref = batch(like, "like")
-        return cls(output(None, ref, shape, dtype))
+        return cls(output(None, like_array(like), shape, dtype))
 
     def start(self):
         """A private copy of the reference array (the driver's state)."""
@@ -675,6 +697,11 @@ class DriverArrays:
     def copy(self, x):
         return self.ref.fw.copy(x)
 
+    def divide(self, x, n: int):
+        """x / n with the CPU's quotient (the divisor as a device array: PyTorch multiplies
+        by the reciprocal of a Python number)."""
+        return x / self.ref.fw.full_like(x, float(n))
+
 
 # ------------------------------------------------------- trace estimation ---
 
@@ -685,8 +712,7 @@ class TraceArrays:
     (the finiteness check and the stopping rule read them)."""
 
     def __init__(self, like, shape: tuple, dtype):
-        ref = batch(like, "like")
-        self.ref = DeviceArray(ref.obj, ref.ptr, ref.shape, np.dtype(dtype), ref.device, ref.fw)
+        self.ref = like_array(like, dtype)
         self.shape, self.dtype = shape, np.dtype(dtype)
 
     def _new(self, shape, dtype) -> DeviceArray:
@@ -705,7 +731,7 @@ class TraceArrays:
             return self._product(matvec(V.obj), V.shape, name)
         AV = self._new(V.shape, self.dtype)
         for i in range(V.shape[1]):
-            v = V.fw.contiguous(V.obj[:, i])
+            v = V.fw.copy(V.obj[:, i])  # a private copy: matvec may not change the probes
             res = self._product(matvec(v), V.shape[:1] + V.shape[2:], name)
             AV.obj[:, i] = res.obj
         return AV
@@ -765,7 +791,11 @@ class TraceArrays:
             se = device_array(mean.fw.copy(mean.obj), "stderr")
             _fill(se, np.nan)
             return mean.obj, se.obj
-        return mean.obj, mean.fw.sqrt(m2.obj / float(n - 1) / float(n))
+        # divisors as device arrays: PyTorch turns a division by a Python number into a
+        # multiplication by its reciprocal, which is not the CPU's quotient
+        fw = m2.fw
+        return mean.obj, fw.sqrt(m2.obj / fw.full_like(m2.obj, float(n - 1))
+                                 / fw.full_like(m2.obj, float(n)))
 
 
 def _pointer(obj) -> int:

@@ -116,6 +116,10 @@ class _HostArrays:
     def copy(x):
         return x.copy()
 
+    @staticmethod
+    def divide(x, n: int):
+        return x / n
+
 
 def _arrays(x, name: str = "x"):
     """The array operations for the samples ``x``: on its GPU, or NumPy."""
@@ -331,7 +335,7 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
             steps.done(k, x, arrays)
     finally:
         steps.close()
-    return MalaResult(x, accepted / n if n else arrays.vector(np.nan))
+    return MalaResult(x, arrays.divide(accepted, n) if n else arrays.vector(np.nan))
 
 
 def _ode_drift(sde, score_fn, x, t):

@@ -1,5 +1,5 @@
 // The CUDA launchers of cuda/*.cu, run on the host under
-// tests/native/cuda_emulation (blocks of real threads and barriers), against
+// tests/native/cuda_emulation (a block's threads as fibers with barriers), against
 // the CPU backend: noise, perturb, langevin_step and affine_step bit for bit;
 // dsm_loss, ssm_loss, ism_loss, the Langevin corrector and the MALA test, whose
 // reductions follow the CPU's LaneSum8 order, bit for bit too (losses,

@@ -4,13 +4,16 @@
 // hands control back to the block's scheduler, which runs every thread up to its
 // next barrier (or its end) before any passes it, in thread order or, with
 // emu::reverse, in reverse order (so a missing barrier shows whichever side
-// reads first). Used only by tests/test_cuda_host.py, which also rewrites the
+// reads first). A round in which some threads wait at a barrier while others
+// have ended, or wait at another barrier, aborts (divergent __syncthreads).
+// Used only by tests/test_cuda_host.py, which also rewrites the
 // kernel<<<...>>>(...) launches into emu::launch calls.
 #pragma once
 
 #include <ucontext.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -56,6 +59,7 @@ inline std::vector<Fiber> fibers;
 inline std::vector<std::unique_ptr<char[]>> stacks;
 inline unsigned current = 0;
 inline std::function<void()> body;
+inline std::vector<const void*> barrier_site;  // where each waiting thread called __syncthreads
 
 inline void fiber_main() {
     body();
@@ -76,6 +80,7 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
     blockDim.x = c.threads;
     body = [&] { kernel(args...); };
     fibers.resize(c.threads);
+    barrier_site.assign(c.threads, nullptr);
     while (stacks.size() < c.threads) stacks.emplace_back(new char[kStack]);
     for (unsigned b = 0; b < gridDim.x; ++b) {
         blockIdx.x = b;
@@ -90,17 +95,39 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
         }
         for (bool live = true; live;) {  // one round: every thread to its next barrier
             live = false;
+            unsigned waiting = 0, ended = 0;
+            const void* site = nullptr;
             for (unsigned i = 0; i < c.threads; ++i) {
                 const unsigned t = reverse ? c.threads - 1 - i : i;
-                if (fibers[t].done) continue;
+                if (fibers[t].done) {
+                    ++ended;
+                    continue;
+                }
                 current = t;
                 threadIdx.x = t;
                 swapcontext(&scheduler, &fibers[t].ctx);
-                live = live || !fibers[t].done;
+                if (fibers[t].done) {
+                    ++ended;
+                    continue;
+                }
+                live = true;
+                if (waiting++ == 0) site = barrier_site[t];
+                if (barrier_site[t] != site) {
+                    std::fprintf(stderr, "emu: threads of block %u wait at different barriers\n", b);
+                    std::abort();
+                }
+            }
+            if (waiting && ended) {
+                std::fprintf(stderr, "emu: in block %u, %u threads wait at a barrier that %u ended "
+                             "threads never reach\n", b, waiting, ended);
+                std::abort();
             }
         }
     }
 }
 }  // namespace emu
 
-inline void __syncthreads() { swapcontext(&emu::fibers[emu::current].ctx, &emu::scheduler); }
+__attribute__((noinline)) inline void __syncthreads() {
+    emu::barrier_site[emu::current] = __builtin_return_address(0);
+    swapcontext(&emu::fibers[emu::current].ctx, &emu::scheduler);
+}
