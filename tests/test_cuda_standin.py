@@ -12,7 +12,8 @@ import pytest
 import scorekit
 from scorekit import _gpu
 
-from cuda_standin import CpuBackedCuda, HostCudaArray, HostFramework, get, put
+from cuda_standin import (CpuBackedCuda, DLPackOnlyArray, HostCudaArray, HostFramework,
+                          bridge_from_dlpack, get, put)
 
 
 @pytest.fixture
@@ -294,3 +295,57 @@ def test_trace_estimators_check_the_device_products(gpu):
         scorekit.diagonal(lambda v: v * np.inf, (2, 3), num_probes=2, seed=1, like=like)
     with pytest.raises(TypeError, match="like must be a CUDA array"):
         scorekit.diagonal(lambda v: v, (2, 3), num_probes=2, seed=1, like=np.zeros(3))
+
+
+@pytest.fixture
+def dlpack(gpu, monkeypatch):
+    monkeypatch.setattr(_gpu, "_bridge_from_dlpack", bridge_from_dlpack)
+    return gpu
+
+
+def _same_dl(got, want):
+    assert isinstance(got, DLPackOnlyArray), type(got)
+    np.testing.assert_array_equal(got.data, want)
+    assert got.data.dtype == np.asarray(want).dtype
+
+
+def test_dlpack_only_arrays_come_back_in_their_framework(dlpack, dtype):
+    x, s = batch((5, 6), dtype), batch((5, 6), dtype, 1)
+    xj, sj = DLPackOnlyArray(x.copy()), DLPackOnlyArray(s.copy())
+    _same_dl(scorekit.perturb(xj, 0.5, seed=3, offset=1), scorekit.perturb(x, 0.5, seed=3,
+                                                                           offset=1))
+    got = scorekit.noisy_affine_step(xj, sj, 1.0, 0.1, 0.2, seed=4)
+    want = scorekit.noisy_affine_step(x, s, 1.0, 0.1, 0.2, seed=4)
+    assert type(got) is scorekit.StepResult
+    _same_dl(got.x, want.x)
+    _same_dl(got.x_mean, want.x_mean)
+    loss, grad = scorekit.dsm_loss(sj, 0.7, seed=2)
+    want_loss, want_grad = scorekit.dsm_loss(s, 0.7, seed=2)
+    assert loss == want_loss
+    _same_dl(grad, want_grad)
+    _same_dl(scorekit.mala_propose(xj, sj, 0.1, seed=1), scorekit.mala_propose(x, s, 0.1,
+                                                                              seed=1))
+    logp = -0.5 * np.sum(x.astype(np.float64) ** 2, axis=1)
+    got = scorekit.mala_accept(xj, sj, logp, sj, xj, logp[::-1].copy(), 0.3, seed=1)
+    want = scorekit.mala_accept(x, s, logp, s, x, logp[::-1].copy(), 0.3, seed=1)
+    for g, w in zip(got, want, strict=True):
+        _same_dl(g, w)
+    # a PyTorch / CuPy first array keeps its framework, with a DLPack-only parameter
+    same(scorekit.perturb(put(x), DLPackOnlyArray(np.full(5, 0.5, dtype)), seed=3),
+         scorekit.perturb(x, np.full(5, 0.5, dtype), seed=3))
+
+
+def test_dlpack_only_arrays_are_refused_where_they_cannot_serve(dlpack, monkeypatch):
+    xj = DLPackOnlyArray(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="out is a CUDA array of type DLPackOnlyArray: "
+                                         "scorekit writes outputs only into PyTorch"):
+        scorekit.perturb(put(np.zeros((3, 4), np.float32)), 0.5, seed=1, out=xj)
+    with pytest.raises(TypeError, match="x is a CUDA array of type DLPackOnlyArray: the drivers"):
+        scorekit.annealed_langevin(lambda x, s: x, xj, [1.0], n_steps_each=1, step_lr=0.1,
+                                   seed=1)
+    with pytest.raises(TypeError, match="like is a CUDA array of type DLPackOnlyArray"):
+        scorekit.hutchinson(lambda v: v, (3, 4), num_probes=2, seed=1, like=xj)
+    monkeypatch.setattr(_gpu, "_bridge_from_dlpack", lambda: None)
+    with pytest.raises(TypeError, match="through DLPack with PyTorch .* or CuPy.*install one"):
+        scorekit.perturb(xj, 0.5, seed=1)
+    assert dlpack.calls == []

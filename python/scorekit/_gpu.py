@@ -4,7 +4,9 @@ into the CUDA backend (``scorekit._cuda``).
 A PyTorch CUDA tensor or a CuPy array passed to the noise fills or probes
 (``out=``), perturb, langevin_step, noisy_affine_step, dsm_loss, ssm_loss, ism_loss,
 corrector_step, mala_propose or mala_accept goes to the GPU kernels without a
-copy to the host (and predictor_step, through noisy_affine_step). Outputs are
+copy to the host (and predictor_step, through noisy_affine_step); a CUDA array
+of a framework that speaks only DLPack (JAX) goes through a zero-copy PyTorch or
+CuPy view and its results come back in its own framework. Outputs are
 allocated by the caller's framework on the input's device, and the kernels are
 enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
 ``cupy.cuda.get_current_stream()``);
@@ -14,6 +16,9 @@ arrays are copied to the host to be checked (B values), and a "mean" or
 """
 
 from __future__ import annotations
+
+import functools
+import threading
 
 import numpy as np
 
@@ -97,6 +102,11 @@ class _Torch:
         return torch.full_like(x, value)
 
     @staticmethod
+    def synchronize(x):
+        import torch
+        torch.cuda.current_stream(x.device).synchronize()
+
+    @staticmethod
     def all_finite(x) -> bool:
         import torch
         return bool(torch.isfinite(x).all())
@@ -155,6 +165,12 @@ class _CuPy:
             return cupy.full_like(x, value)
 
     @staticmethod
+    def synchronize(x):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            cupy.cuda.get_current_stream().synchronize()
+
+    @staticmethod
     def all_finite(x) -> bool:
         import cupy
         with cupy.cuda.Device(x.device.id):
@@ -198,16 +214,98 @@ def _backend(name):
                         "version scorekit was built with)")
 
 
+# ---------------------------------------------- arrays that speak only DLPack ---
+# A CUDA array of another framework (a JAX array, ...) reaches the kernels as a
+# zero-copy PyTorch tensor or CuPy array (their from_dlpack, which makes the
+# bridge's stream wait for the producer); the call's results go back to the
+# first array's framework through its array namespace's from_dlpack, and the
+# call waits for its kernels (the producer's buffers are only borrowed).
+
+_CALL = threading.local()
+
+
+def _bridge_from_dlpack():
+    """from_dlpack of the framework that carries DLPack-only CUDA arrays, or None."""
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return torch.from_dlpack
+    except ImportError:
+        pass
+    try:
+        import cupy
+        return cupy.from_dlpack
+    except ImportError:
+        return None
+
+
+def callers_framework(fn):
+    """Runs a CUDA entry point; its arrays go back to the framework of the call's first
+    array when that array came through DLPack."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        outer = getattr(_CALL, "state", None)
+        _CALL.state = state = {"seen": 0, "origin": None, "bridge": None, "sync": None}
+        try:
+            res = fn(*args, **kwargs)
+        finally:
+            _CALL.state = outer
+        if state["origin"] is None:
+            return res
+        state["bridge"].synchronize(state["sync"])
+        return _to_origin(res, state["origin"], state["bridge"])
+    return call
+
+
+def _to_origin(res, namespace, fw):
+    if isinstance(res, tuple):
+        items = [_to_origin(r, namespace, fw) for r in res]
+        return type(res)(*items) if hasattr(res, "_fields") else tuple(items)
+    if _FRAMEWORKS.get(type(res).__module__.split(".")[0]) is fw:
+        return namespace.from_dlpack(res)
+    return res
+
+
+def _bridged(value, name: str, out: bool):
+    """A DLPack-only CUDA array as a zero-copy array of the bridge framework."""
+    what = f"{name} is a CUDA array of type {type(value).__name__}"
+    if out:
+        raise ValueError(f"{what}: scorekit writes outputs only into PyTorch tensors and CuPy "
+                         "arrays (leave out= unset to get a new array of that framework)")
+    namespace = value.__array_namespace__() if hasattr(value, "__array_namespace__") else None
+    if namespace is None or not hasattr(namespace, "from_dlpack"):
+        raise TypeError(f"{what}, without an array namespace to return results in: pass "
+                        "PyTorch tensors or CuPy arrays")
+    from_dlpack = _bridge_from_dlpack()
+    if from_dlpack is None:
+        raise TypeError(f"{what}: scorekit reaches such arrays through DLPack with PyTorch "
+                        "(CUDA build) or CuPy, zero-copy; install one of them")
+    bridged = from_dlpack(value)
+    state = getattr(_CALL, "state", None)
+    if state is not None and state["seen"] == 1:  # the call's first array: results go back
+        state["origin"] = namespace
+        state["bridge"] = _FRAMEWORKS[type(bridged).__module__.split(".")[0]]
+        state["sync"] = bridged
+    return bridged
+
+
 def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
-    """``value`` (a PyTorch CUDA tensor or CuPy array) checked and made C-contiguous.
+    """``value`` (a PyTorch CUDA tensor or CuPy array, or another framework's CUDA
+    array through DLPack) checked and made C-contiguous.
 
     ``out=True``: the array must already be C-contiguous (it is written in place).
     """
     _backend(name)
+    state = getattr(_CALL, "state", None)
+    if state is not None:
+        state["seen"] += 1
     fw = _FRAMEWORKS.get(type(value).__module__.split(".")[0])
     if fw is None:
-        raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
-                        "CUDA backend takes PyTorch tensors and CuPy arrays")
+        if not hasattr(value, "__dlpack__"):
+            raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
+                            "CUDA backend takes PyTorch tensors, CuPy arrays and DLPack arrays")
+        value = _bridged(value, name, out)
+        fw = _FRAMEWORKS[type(value).__module__.split(".")[0]]
     if getattr(value, "requires_grad", False):
         raise TypeError(f"{name} requires grad: pass {name}.detach() (the autograd ops of "
                         "scorekit.torch run on the CPU only)")
@@ -328,6 +426,7 @@ def _fill_target(out, shape: tuple, dtype) -> DeviceArray:
     return arr
 
 
+@callers_framework
 def fill(kind: str, shape, seed, counter, dtype, out, offset):
     """normal / uniform / rademacher into a CUDA ``out``."""
     shape = shape_arg(shape)
@@ -340,6 +439,7 @@ def fill(kind: str, shape, seed, counter, dtype, out, offset):
     return out
 
 
+@callers_framework
 def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out):
     """Probe vectors into a CUDA ``out``: the stream rows of the CPU layout."""
     shape = shape_arg(shape)
@@ -360,6 +460,7 @@ def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out):
     return out
 
 
+@callers_framework
 def perturb(x, sigma, *, seed, counter, scale, offset, out):
     xa = batch(x, "x")
     B = xa.shape[0]
@@ -375,6 +476,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
     return res.obj
 
 
+@callers_framework
 def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     xa, sa = _pair(x, score)
     B = xa.shape[0]
@@ -458,6 +560,7 @@ def _loss(row_loss: DeviceArray, B: int, reduction: str, ref: DeviceArray):
     return t if reduction == "sum" else (t / B if B else float("nan"))
 
 
+@callers_framework
 def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple:
     """(x_next, x_mean) on the GPU; x_mean is a new array of the caller's framework."""
     xa, sa = _pair(x, score)
@@ -474,6 +577,7 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple
     return res.obj, mean.obj
 
 
+@callers_framework
 def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_grad, offset,
              weights):
     """The CUDA dsm_loss."""
@@ -519,6 +623,7 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
     return (loss, grad.obj) if return_grad else loss
 
 
+@callers_framework
 def ssm_loss(score, jvp, *, seed, counter, kind, variance_reduction, reduction, return_grad,
              offset):
     """The CUDA ssm_loss: probes regenerated on the device, never stored."""
@@ -542,6 +647,7 @@ def ssm_loss(score, jvp, *, seed, counter, kind, variance_reduction, reduction, 
     return (loss, gs.obj, gj.obj) if return_grad else loss
 
 
+@callers_framework
 def ism_loss(score, jac_trace, *, reduction, return_grad):
     """The CUDA ism_loss; ``jac_trace`` is a (B,) CUDA array of score's dtype."""
     sa = batch(score, "score")
@@ -562,6 +668,7 @@ def ism_loss(score, jac_trace, *, reduction, return_grad):
     return loss, gs.obj, sa.fw.to_device(np.full(B, scale, dtype=sa.dtype), sa.obj)
 
 
+@callers_framework
 def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, out) -> tuple:
     """(x, x_mean, step_size) of the Langevin corrector on the GPU."""
     xa, sa = _pair(x, score)
@@ -581,6 +688,7 @@ def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, o
     return res.obj, mean.obj, step.obj[:B]
 
 
+@callers_framework
 def mala_propose(x, score, step_size, *, seed, counter, offset):
     """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h))."""
     xa = batch(x, "x")
@@ -594,6 +702,7 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
                              counter=counter, offset=offset, out=None)[0]
 
 
+@callers_framework
 def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_size, *, seed,
                 counter, offset) -> tuple:
     """(x, score, logp, accepted) of the MALA test on the GPU, new arrays of the caller's
@@ -620,14 +729,14 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
 
 # ------------------------------------------------------- sampling drivers ---
 
-def like_array(like, dtype=np.float64) -> DeviceArray:
+def like_array(like, dtype=np.float64, name: str = "like") -> DeviceArray:
     """``like`` as the reference of new arrays: its framework and device only (any
     dtype, shape or layout; nothing of it is read)."""
-    _backend("like")
+    _backend(name)
     fw = _FRAMEWORKS.get(type(like).__module__.split(".")[0])
     if fw is None:
-        raise TypeError(f"like is a CUDA array of type {type(like).__name__}: scorekit's CUDA "
-                        "backend takes PyTorch tensors and CuPy arrays")
+        raise TypeError(f"{name} is a CUDA array of type {type(like).__name__}: the drivers "
+                        "and estimators run on the GPU with PyTorch tensors and CuPy arrays")
     return DeviceArray(like, 0, (), np.dtype(dtype), int(like.__dlpack_device__()[1]), fw)
 
 
@@ -640,6 +749,7 @@ class DriverArrays:
 
     @classmethod
     def of(cls, x, name: str = "x") -> DriverArrays:
+        like_array(x, name=name)  # PyTorch or CuPy: the user's functions get x's framework
         return cls(batch(x, name))
 
     @classmethod
