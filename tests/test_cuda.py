@@ -268,31 +268,27 @@ def test_samplers_bits(fw, dtype):
     assert 0 < want.acceptance_rate.mean() < 1
 
 
-def test_jax_arrays_through_dlpack(dtype):
+def test_jax_arrays_through_dlpack():
     """JAX GPU arrays (DLPack only) reach the kernels zero-copy through PyTorch or CuPy;
-    the results are JAX arrays with the CPU's bits."""
+    the results are JAX arrays with the CPU's bits (float32: JAX's default)."""
     jax = pytest.importorskip("jax")
     if not any(d.platform == "gpu" for d in jax.devices()):
         pytest.skip("JAX without a GPU")
-    from jax.experimental import enable_x64
-
-    x, s = batch((5, 70), dtype), batch((5, 70), dtype, 1)
-    with enable_x64(dtype == np.float64):
-        xj, sj = jax.device_put(x), jax.device_put(s)
-        got = scorekit.perturb(xj, 0.5, seed=3, offset=2)
-        assert isinstance(got, jax.Array)
-        np.testing.assert_array_equal(np.asarray(got), scorekit.perturb(x, 0.5, seed=3,
-                                                                        offset=2))
-        loss, grad = scorekit.dsm_loss(sj, 0.7, seed=2, reduction="none")
-        want_loss, want_grad = scorekit.dsm_loss(s, 0.7, seed=2, reduction="none")
-        np.testing.assert_array_equal(np.asarray(loss), want_loss)
-        np.testing.assert_array_equal(np.asarray(grad), want_grad)
-        step = scorekit.noisy_affine_step(xj, sj, 1.0, 0.1, 0.2, seed=4)
-        want = scorekit.noisy_affine_step(x, s, 1.0, 0.1, 0.2, seed=4)
-        np.testing.assert_array_equal(np.asarray(step.x), want.x)
-        np.testing.assert_array_equal(np.asarray(step.x_mean), want.x_mean)
-        with pytest.raises(ValueError, match="out is a CUDA array of type"):
-            scorekit.perturb(xj, 0.5, seed=1, out=xj)
+    x, s = batch((5, 70), np.float32), batch((5, 70), np.float32, 1)
+    xj, sj = jax.device_put(x), jax.device_put(s)
+    got = scorekit.perturb(xj, 0.5, seed=3, offset=2)
+    assert isinstance(got, jax.Array)
+    np.testing.assert_array_equal(np.asarray(got), scorekit.perturb(x, 0.5, seed=3, offset=2))
+    loss, grad = scorekit.dsm_loss(sj, 0.7, seed=2, reduction="none")
+    want_loss, want_grad = scorekit.dsm_loss(s, 0.7, seed=2, reduction="none")
+    np.testing.assert_array_equal(np.asarray(loss), want_loss)
+    np.testing.assert_array_equal(np.asarray(grad), want_grad)
+    step = scorekit.noisy_affine_step(xj, sj, 1.0, 0.1, 0.2, seed=4)
+    want = scorekit.noisy_affine_step(x, s, 1.0, 0.1, 0.2, seed=4)
+    np.testing.assert_array_equal(np.asarray(step.x), want.x)
+    np.testing.assert_array_equal(np.asarray(step.x_mean), want.x_mean)
+    with pytest.raises(ValueError, match="out is a CUDA array of type"):
+        scorekit.perturb(xj, 0.5, seed=1, out=xj)
 
 
 def test_outputs_live_on_the_callers_framework_and_device(fw):

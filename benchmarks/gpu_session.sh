@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The checks a lent GPU machine owes the CUDA backend, in one run (repo root):
+#   bash benchmarks/gpu_session.sh [OUTDIR]      (OUTDIR: default $OUT, else /tmp/scorekit-gpu)
+# 1. builds scorekit with CUDA for the card (pip, no build isolation: the device
+#    image has scikit-build-core, pybind11, CMake, ninja and nvcc);
+# 2. runs the GPU tests (tests/test_cuda.py, and the host test that fails when
+#    PyTorch sees a GPU that scorekit does not);
+# 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
+#    torch.compile, for benchmarks/RESULTS.md.
+# Each step's output goes to OUTDIR (device.txt, build.txt, tests.txt, bench.md).
+set -uo pipefail
+out=${1:-${OUT:-/tmp/scorekit-gpu}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+py=${PYTHON:-python3}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
+  | tee "$out/device.txt"
+arch=$($py -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')")
+echo "building for sm_$arch" | tee -a "$out/device.txt"
+start=$(date +%s)
+SCOREKIT_CUDA=ON SKBUILD_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch" \
+  $py -m pip install --no-build-isolation --no-deps --no-cache-dir -q . > "$out/build.txt" 2>&1
+status=$?
+echo "build: exit $status after $(( $(date +%s) - start )) s" | tee -a "$out/device.txt"
+[ $status -eq 0 ] || { tail -40 "$out/build.txt"; exit $status; }
+$py -c "import scorekit; print(scorekit.build_info()); print('gpu_available', scorekit.gpu_available())" \
+  | tee -a "$out/device.txt"
+
+# the host emulation test runs in CI; skip it here (CPU time on a GPU lease)
+timeout 360 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+  "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
+  2>&1 | tee "$out/tests.txt" | tail -40
+
+timeout 200 $py benchmarks/gpu_bench.py --markdown 2>&1 | tee "$out/bench.md"
