@@ -30,13 +30,23 @@ __global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
 // Elementwise kernels with normal noise: op.row(b) when an element starts row b
 // (once per unit, then at each row boundary inside it: one division per unit),
 // op(i, z_i) for every element i of the flat B x D range.
-// Sphere probes: each row of D normals rescaled to norm sqrt(D), one thread per
-// row through the CPU's functions (the same sum in the same order: the same bits).
+// Sphere probes: each row of D normals rescaled to norm sqrt(D). Short rows one
+// thread per row through the CPU's functions; longer rows take their sums of
+// squares from the row reduction (the CPU's order), then one thread per element.
 template <class T>
 __global__ void sphere_rows_kernel(T* v, std::int64_t rows, std::int64_t D) {
     for (std::uint64_t r = first_unit(); r < static_cast<std::uint64_t>(rows); r += unit_stride()) {
         T* row = v + static_cast<std::int64_t>(r) * D;
         scale_row(row, D, sphere_factor(chunked_dot(row, row, D), D));
+    }
+}
+
+template <class T>
+__global__ void scale_rows_kernel(T* v, std::int64_t rows, std::int64_t D, const double* factor) {
+    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(rows * D);
+         i += unit_stride()) {
+        const auto e = static_cast<std::int64_t>(i);
+        v[e] = static_cast<T>(static_cast<double>(v[e]) * factor[e / D]);
     }
 }
 
@@ -194,9 +204,25 @@ template <class T>
 void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stream) {
     if (rows <= 0 || D <= 0) return;
     const OnDevice on(device);
-    sphere_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,
-                            as_stream(stream)>>>(v, rows, D);
+    const cudaStream_t s = as_stream(stream);
+    if (D <= kShortRow) {
+        sphere_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0, s>>>(
+            v, rows, D);
+        check(cudaGetLastError(), "sphere probe kernel launch");
+        return;
+    }
+    // scratch in the stream's order: the factors, then the reduction's partial sums
+    const std::int64_t n = rows + reduce_scratch(rows, D, kReduceChunk, 1);
+    double* factor = nullptr;
+    check(cudaMallocAsync(reinterpret_cast<void**>(&factor),
+                          static_cast<std::size_t>(n) * sizeof(double), s),
+          "sphere probe scratch");
+    row_reduce(rows, D, kReduceChunk, SquaresOp<T>{v, D}, SphereFactorFin{factor, D},
+               factor + rows, s, "sphere probe kernel launch");
+    scale_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows * D)), kThreads, 0, s>>>(
+        v, rows, D, factor);
     check(cudaGetLastError(), "sphere probe kernel launch");
+    check(cudaFreeAsync(factor, s), "sphere probe scratch");
 }
 
 template <class T>

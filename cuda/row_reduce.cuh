@@ -18,6 +18,7 @@
 #pragma once
 
 #include "launch.cuh"
+#include "scorekit/trace.hpp"
 
 namespace scorekit {
 namespace cuda {
@@ -123,6 +124,15 @@ struct SquaresOp {
         const T* r = x + row * D + j0;
         for (std::int64_t i = tid; i < n; i += nthreads)
             vals[i] = static_cast<double>(r[i]) * static_cast<double>(r[i]);
+    }
+};
+
+// A sphere probe row's factor sqrt(D / sum of squares) (trace.hpp's sphere_factor).
+struct SphereFactorFin {
+    double* factor;
+    std::int64_t D;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t r, const double* sums) const {
+        factor[r] = sphere_factor(sums[0], D);
     }
 };
 

@@ -56,14 +56,6 @@ struct SphereSquaresOp {
     }
 };
 
-struct SphereFactorFin {
-    double* factor;
-    std::int64_t D;
-    __device__ SCOREKIT_INLINE void operator()(std::int64_t r, const double* sums) const {
-        factor[r] = sphere_factor(sums[0], D);
-    }
-};
-
 // a = v . (J v) and, for N = 2, c = v . s of probe row r (sample r / K).
 template <class T, int N>
 struct SsmDotsOp {

@@ -58,7 +58,7 @@ void noise() {
 
 template <class T>
 void sphere() {
-    for (std::int64_t D : {1, 7, 4097})
+    for (std::int64_t D : {1, 7, 64, 65, 4097, 9001})
         for (std::int64_t k0 : {0, 3}) {
             const std::int64_t rows = 3;
             std::vector<T> g(static_cast<std::size_t>(rows * D)), c(g.size());
