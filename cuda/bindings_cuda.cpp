@@ -240,6 +240,14 @@ PYBIND11_MODULE(_cuda, m) {
                                         stream_of(stream));
             });
         });
+    m.def(
+        "reduce_losses",
+        [](std::uintptr_t rows, std::int64_t B, bool mean, std::uintptr_t out, int device,
+           std::uintptr_t stream) {
+            py::gil_scoped_release release;
+            sc::reduce_losses(ptr<const double>(rows), B, mean, ptr<double>(out), device,
+                              stream_of(stream));
+        });
     // Doubles of scratch (`work` / `partial`) each launcher needs.
     m.def("dsm_work", &sc::dsm_work, py::arg("B"), py::arg("D"));
     m.def("ssm_work", &sc::ssm_work, py::arg("B"), py::arg("K"), py::arg("D"));

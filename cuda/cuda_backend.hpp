@@ -126,6 +126,11 @@ template <class T>
 void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
                       double count, double* mean, double* m2, int device, void* stream);
 
+// out[0] = the LaneSum8 sum of the B per-sample losses (the CPU's sum), divided
+// by B for a mean (NaN when B = 0): a loss reduced on the device.
+void reduce_losses(const double* rows, std::int64_t B, bool mean, double* out, int device,
+                   void* stream);
+
 // Doubles of `partial` dsm_loss needs.
 inline std::int64_t dsm_work(std::int64_t B, std::int64_t D) {
     return reduce_scratch(B, D, kReduceChunk, 1);

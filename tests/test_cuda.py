@@ -268,6 +268,41 @@ def test_samplers_bits(fw, dtype):
     assert 0 < want.acceptance_rate.mean() < 1
 
 
+def test_torch_ops_on_cuda_match_the_cpu(dtype):
+    """scorekit.torch's autograd ops on CUDA tensors: values and gradients equal to the
+    same ops on the CPU, the losses reduced on the device."""
+    t = Torch().torch
+    import scorekit.torch as st
+    tdt = getattr(t, np.dtype(dtype).name)
+    x_cpu = t.from_numpy(batch((6, 70), dtype)).requires_grad_()
+    s_cpu = t.from_numpy(batch((6, 70), dtype, 1)).requires_grad_()
+    x_gpu = x_cpu.detach().cuda().requires_grad_()
+    s_gpu = s_cpu.detach().cuda().requires_grad_()
+    sigma = t.linspace(0.2, 1.5, 6, dtype=tdt)
+    for xx, ss, sig in ((x_cpu, s_cpu, sigma), (x_gpu, s_gpu, sigma.cuda())):
+        y = st.perturb(xx, sig, seed=3, counter=1, offset=2)
+        loss = st.dsm_loss(ss * y, sig, seed=3, counter=1, offset=2)
+        assert loss.device == xx.device and loss.dtype == tdt
+        loss.backward()
+    np.testing.assert_array_equal(x_gpu.grad.cpu().numpy(), x_cpu.grad.numpy())
+    np.testing.assert_array_equal(s_gpu.grad.cpu().numpy(), s_cpu.grad.numpy())
+    for kind in ("normal", "uniform", "rademacher"):
+        got = getattr(st, kind)((4, 5), seed=2, dtype=tdt, device="cuda")
+        assert got.is_cuda
+        np.testing.assert_array_equal(got.cpu().numpy(),
+                                      getattr(st, kind)((4, 5), seed=2, dtype=tdt).numpy())
+    j = t.from_numpy(batch((6, 2, 70), dtype, 2))
+    for reduction in ("mean", "none"):
+        got = st.ssm_loss(s_gpu.detach(), j.cuda(), seed=1, reduction=reduction)
+        want = st.ssm_loss(s_cpu.detach(), j, seed=1, reduction=reduction)
+        np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+    xs = x_gpu.detach().clone()
+    with t.no_grad():
+        st.langevin_step_(xs, s_gpu.detach(), 0.01, seed=5)
+    np.testing.assert_array_equal(xs.cpu().numpy(), st.langevin_step(
+        x_cpu.detach(), s_cpu.detach(), 0.01, seed=5).numpy())
+
+
 def test_jax_arrays_through_dlpack():
     """JAX GPU arrays (DLPack only) reach the kernels zero-copy through PyTorch or CuPy;
     the results are JAX arrays with the CPU's bits (float32: JAX's default)."""

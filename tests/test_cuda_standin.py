@@ -92,6 +92,24 @@ def test_dsm_loss(gpu, reduction, dtype):
                                           return_grad=False), reduction)
 
 
+def test_device_losses_are_reduced_on_the_device(gpu, dtype):
+    s, tr = batch((6, 5), dtype), batch((6,), dtype, 1)
+    j = batch((6, 2, 5), dtype, 2)
+    for reduction in ("mean", "sum"):
+        with _gpu.device_losses():
+            got = [scorekit.dsm_loss(put(s), 0.5, seed=1, reduction=reduction)[0],
+                   scorekit.ssm_loss(put(s), put(j), seed=1, reduction=reduction)[0],
+                   scorekit.ism_loss(put(s), put(tr), reduction=reduction)[0]]
+        want = [scorekit.dsm_loss(s, 0.5, seed=1, reduction=reduction)[0],
+                scorekit.ssm_loss(s, j, seed=1, reduction=reduction)[0],
+                scorekit.ism_loss(s, tr, reduction=reduction)[0]]
+        for g, w in zip(got, want, strict=True):
+            assert isinstance(g, HostCudaArray) and g.shape == () and g.dtype == np.float64
+            assert float(g.data) == w
+    assert gpu.calls.count("reduce_losses") == 6
+    assert type(scorekit.dsm_loss(put(s), 0.5, seed=1)[0]) is float  # outside the context
+
+
 def _same_loss(got, want, reduction):
     if reduction == "none":
         same(got, want)

@@ -552,12 +552,36 @@ def _launch(ref: DeviceArray) -> tuple:
 
 
 def _loss(row_loss: DeviceArray, B: int, reduction: str, ref: DeviceArray):
-    """The per-sample losses reduced as on the CPU (sums in float64, the CPU's fixed order)."""
+    """The per-sample losses reduced as on the CPU (sums in float64, the CPU's fixed order):
+    a Python float, or a 0-d float64 device array inside ``device_losses()``."""
     rows = row_loss.obj[:B]
     if reduction == "none":
         return ref.fw.astype(rows, ref.dtype)
+    if getattr(_LOSSES, "on_device", False):
+        out = output(None, ref, (), np.float64)
+        _cuda.reduce_losses(row_loss.ptr, B, reduction == "mean", out.ptr, ref.device,
+                            ref.fw.stream(ref.obj))
+        return out.obj
     t = _core.sum(np.ascontiguousarray(ref.fw.host(rows), dtype=np.float64))
     return t if reduction == "sum" else (t / B if B else float("nan"))
+
+
+_LOSSES = threading.local()
+
+
+class device_losses:
+    """Within this context, "mean" and "sum" losses of CUDA calls come back as 0-d
+    float64 device arrays (reduced on the device, the same bits) instead of Python
+    floats, so nothing waits for the kernels (scorekit.torch's ops use it)."""
+
+    def __enter__(self):
+        self.outer = getattr(_LOSSES, "on_device", False)
+        _LOSSES.on_device = True
+        return self
+
+    def __exit__(self, *exc):
+        _LOSSES.on_device = self.outer
+        return False
 
 
 @callers_framework

@@ -1,9 +1,12 @@
 """scorekit's kernels as PyTorch operators: differentiable, torch.compile-safe, zero-copy.
 
-Each function takes CPU tensors (float32 or float64) and returns tensors. The
-work is done by the same compiled kernels as the NumPy API, on NumPy views of
-the tensors' memory (no copies of contiguous inputs;
-outputs are allocated by PyTorch and written in place by the kernel). The
+Each function takes CPU or CUDA tensors (float32 or float64) and returns
+tensors on the same device. The work is done by the same compiled kernels as
+the NumPy API: on the CPU on NumPy views of the tensors' memory, on a GPU by
+the CUDA backend (a CUDA build of scorekit) on the tensors themselves, on the
+current stream, with the same bits; no copies of contiguous inputs, outputs
+allocated by PyTorch and written in place by the kernel. On a GPU, "mean" and
+"sum" losses are reduced there (nothing waits for the kernels). The
 operators are registered with ``torch.library`` under the ``scorekit``
 namespace, with fake (meta) implementations, so ``torch.compile`` (also with
 ``fullgraph=True``) traces through them without graph breaks, and with
@@ -26,20 +29,19 @@ loss, and backward scales it); ``ssm_loss`` in ``score`` and ``jvp``;
 any other argument is refused with an error rather than given a silent zero;
 the losses have first derivatives only (``create_graph=True`` is refused).
 
-These ops run on the CPU: CUDA tensors are refused with an error that names
-the argument (``scorekit.perturb`` and the other plain functions with a GPU
-path take CUDA tensors, without autograd).
+Tensors on other devices are refused with an error that names the argument.
 """
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 
-from . import _api
+from . import _api, _gpu
 from ._validate import choice, count, flag, no_stream_with_noise, shape_arg, uint64
 
 __all__ = ["AffineStep", "dsm_loss", "ism_loss", "langevin_step", "langevin_step_",
@@ -64,12 +66,12 @@ def _compiling() -> bool:
 
 
 def _tensor(t, name: str) -> torch.Tensor:
-    """A float32/float64 CPU tensor; TypeError naming ``name`` otherwise."""
+    """A float32/float64 CPU or CUDA tensor; TypeError naming ``name`` otherwise."""
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.device.type != "cpu":
-        raise TypeError(f"{name} is on {t.device}, but the scorekit.torch ops run on the CPU: "
-                        "move it to the CPU first")
+    if t.device.type not in ("cpu", "cuda"):
+        raise TypeError(f"{name} is on {t.device}, but the scorekit.torch ops run on the CPU "
+                        "and on CUDA devices")
     if t.dtype not in _DTYPES:
         raise TypeError(f"{name} must be float32 or float64, got {t.dtype}")
     return t
@@ -125,19 +127,25 @@ def _need_grad(*tensors: Optional[torch.Tensor]) -> bool:
 
 
 def _host(t: Optional[torch.Tensor]):
-    """A zero-copy NumPy view of a CPU tensor (None stays None).
+    """What the NumPy API takes for a tensor: a zero-copy NumPy view of a CPU tensor,
+    a CUDA tensor itself (its GPU path); None stays None.
 
     ``Tensor.numpy()`` shares the tensor's memory as DLPack does
     (``numpy.from_dlpack`` gives the same view) at a third of the cost.
     """
     if t is None:
         return None
-    return t.detach().numpy()
+    return t.detach() if t.is_cuda else t.detach().numpy()
 
 
 def _wrap(a) -> torch.Tensor:
-    """A NumPy result as a tensor sharing its memory."""
-    return torch.from_numpy(np.ascontiguousarray(a))
+    """A NumPy result as a tensor sharing its memory (a CUDA result is one already)."""
+    return a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def _losses_on(t: torch.Tensor):
+    """The context for a loss call: on a GPU, reduced losses stay there."""
+    return _gpu.device_losses() if t.is_cuda else contextlib.nullcontext()
 
 
 def _unsigned(seed: int) -> int:
@@ -155,8 +163,8 @@ def _row_sums(t: torch.Tensor) -> torch.Tensor:
 
 
 def _reduce_to(rows: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Per-sample gradient sums reduced to the shape and dtype of parameter ``p``."""
-    return (rows.sum() if p.dim() == 0 else rows).to(p.dtype)
+    """Per-sample gradient sums reduced to the shape, dtype and device of parameter ``p``."""
+    return (rows.sum() if p.dim() == 0 else rows).to(device=p.device, dtype=p.dtype)
 
 
 def _loss_like(score: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -164,6 +172,10 @@ def _loss_like(score: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _loss_tensor(loss, dtype: torch.dtype) -> torch.Tensor:
+    """A loss from the NumPy API as a tensor of ``dtype``: (B,) arrays as they are, a
+    reduced loss (a float, or a 0-d float64 CUDA tensor) rounded to ``dtype``."""
+    if isinstance(loss, torch.Tensor):
+        return loss.to(dtype)
     if isinstance(loss, np.ndarray):
         return _wrap(loss)
     return torch.tensor(loss, dtype=dtype)
@@ -198,31 +210,31 @@ _FILLS = {"normal": _api.normal, "uniform": _api.uniform, "rademacher": _api.rad
 
 
 @torch.library.custom_op("scorekit::noise", mutates_args=())
-def _noise_op(shape: list[int], dtype: torch.dtype, kind: str, seed: int, counter: int,
-              offset: int) -> torch.Tensor:
-    out = torch.empty(shape, dtype=dtype)
+def _noise_op(shape: list[int], dtype: torch.dtype, device: torch.device, kind: str, seed: int,
+              counter: int, offset: int) -> torch.Tensor:
+    out = torch.empty(shape, dtype=dtype, device=device)
     _FILLS[kind](tuple(shape), seed=_unsigned(seed), counter=counter, offset=offset,
                  out=_host(out))
     return out
 
 
 @_noise_op.register_fake
-def _(shape, dtype, kind, seed, counter, offset):
-    return torch.empty(shape, dtype=dtype)
+def _(shape, dtype, device, kind, seed, counter, offset):
+    return torch.empty(shape, dtype=dtype, device=device)
 
 
 @torch.library.custom_op("scorekit::probes", mutates_args=())
-def _probes_op(shape: list[int], dtype: torch.dtype, kind: str, num_probes: int, seed: int,
-               counter: int, offset: int) -> torch.Tensor:
-    out = torch.empty(_probe_shape(shape, num_probes), dtype=dtype)
+def _probes_op(shape: list[int], dtype: torch.dtype, device: torch.device, kind: str,
+               num_probes: int, seed: int, counter: int, offset: int) -> torch.Tensor:
+    out = torch.empty(_probe_shape(shape, num_probes), dtype=dtype, device=device)
     _api.probes(tuple(shape), kind=kind, seed=_unsigned(seed), counter=counter,
                 num_probes=num_probes or None, offset=offset, out=_host(out))
     return out
 
 
 @_probes_op.register_fake
-def _(shape, dtype, kind, num_probes, seed, counter, offset):
-    return torch.empty(_probe_shape(shape, num_probes), dtype=dtype)
+def _(shape, dtype, device, kind, num_probes, seed, counter, offset):
+    return torch.empty(_probe_shape(shape, num_probes), dtype=dtype, device=device)
 
 
 def _probe_shape(shape, num_probes):
@@ -237,38 +249,53 @@ def _shape_dtype(shape, dtype) -> list[int]:
     return list(shape_arg(shape))
 
 
-def _fill(kind, shape, seed, counter, dtype, offset) -> torch.Tensor:
-    return _noise_op(_shape_dtype(shape, dtype), dtype, kind, *_stream(seed, counter, offset))
+def _device(device) -> torch.device:
+    """A CPU or CUDA device (None: the CPU)."""
+    dev = torch.device("cpu" if device is None else device)
+    if dev.type not in ("cpu", "cuda"):
+        raise TypeError(f"device must be a CPU or CUDA device, got {dev}")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
 
 
-def normal(shape, *, seed, counter=0, dtype=torch.float32, offset=0) -> torch.Tensor:
-    """Standard normal noise: the bits of :func:`scorekit.normal` for the same stream."""
-    return _fill("normal", shape, seed, counter, dtype, offset)
+def _fill(kind, shape, seed, counter, dtype, offset, device) -> torch.Tensor:
+    return _noise_op(_shape_dtype(shape, dtype), dtype, _device(device), kind,
+                     *_stream(seed, counter, offset))
 
 
-def uniform(shape, *, seed, counter=0, dtype=torch.float32, offset=0) -> torch.Tensor:
+def normal(shape, *, seed, counter=0, dtype=torch.float32, offset=0, device=None) -> torch.Tensor:
+    """Standard normal noise: the bits of :func:`scorekit.normal` for the same stream, on
+    ``device`` (the CPU by default, or a CUDA device)."""
+    return _fill("normal", shape, seed, counter, dtype, offset, device)
+
+
+def uniform(shape, *, seed, counter=0, dtype=torch.float32, offset=0,
+            device=None) -> torch.Tensor:
     """Uniform noise on (0, 1): the bits of :func:`scorekit.uniform` for the same stream."""
-    return _fill("uniform", shape, seed, counter, dtype, offset)
+    return _fill("uniform", shape, seed, counter, dtype, offset, device)
 
 
-def rademacher(shape, *, seed, counter=0, dtype=torch.float32, offset=0) -> torch.Tensor:
+def rademacher(shape, *, seed, counter=0, dtype=torch.float32, offset=0,
+               device=None) -> torch.Tensor:
     """Random signs: the values of :func:`scorekit.rademacher` for the same stream."""
-    return _fill("rademacher", shape, seed, counter, dtype, offset)
+    return _fill("rademacher", shape, seed, counter, dtype, offset, device)
 
 
 def probes(shape, *, kind="gaussian", seed, counter=0, dtype=torch.float32, num_probes=None,
-           offset=0) -> torch.Tensor:
+           offset=0, device=None) -> torch.Tensor:
     """The probes of :func:`scorekit.probes`, e.g. for the JVPs that :func:`ssm_loss` takes."""
     shape = _shape_dtype(shape, dtype)
     kind = choice(kind, "kind", _api.PROBE_KINDS)
     if num_probes is not None:
         count(num_probes, "num_probes")
-    return _probes_op(shape, dtype, kind, num_probes or 0, *_stream(seed, counter, offset))
+    return _probes_op(shape, dtype, _device(device), kind, num_probes or 0,
+                      *_stream(seed, counter, offset))
 
 
 # ---------------------------------------------------------------- perturb
 
-@torch.library.custom_op("scorekit::perturb", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::perturb", mutates_args=())
 def _perturb_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[torch.Tensor], seed: int,
                 counter: int, offset: int) -> torch.Tensor:
     out = _new_like(x)
@@ -298,7 +325,7 @@ def _perturb_backward(ctx, grad):
     if ctx.needs_input_grad[0]:
         grad_x = grad if scale is None else grad * _rows(scale, grad)
     if ctx.needs_input_grad[1]:
-        z = _noise_op(list(grad.shape), grad.dtype, "normal", *ctx.stream)
+        z = _noise_op(list(grad.shape), grad.dtype, grad.device, "normal", *ctx.stream)
         grad_sigma = _reduce_to(_row_sums(grad * z), sigma)
     if ctx.needs_input_grad[2]:
         grad_scale = _reduce_to(_row_sums(grad * x), scale)
@@ -320,7 +347,7 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0) -> torch.Tensor:
     return _perturb_op(x, sigma, scale, *_stream(seed, counter, offset))
 
 
-@torch.library.custom_op("scorekit::perturb_", mutates_args=("x",), device_types="cpu")
+@torch.library.custom_op("scorekit::perturb_", mutates_args=("x",))
 def _perturb_inplace_op(x: torch.Tensor, sigma: torch.Tensor, scale: Optional[torch.Tensor],
                         seed: int, counter: int, offset: int) -> None:
     _perturb_into(x, x, sigma, scale, seed, counter, offset)
@@ -347,7 +374,7 @@ def _inplace_target(x) -> torch.Tensor:
 
 # ---------------------------------------------------------------- Langevin step
 
-@torch.library.custom_op("scorekit::langevin_step", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::langevin_step", mutates_args=())
 def _langevin_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, seed: int,
                  counter: int, offset: int) -> torch.Tensor:
     out = _new_like(x)
@@ -389,7 +416,7 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> torch.Te
     return _langevin_op(x, score, step, *_stream(seed, counter, offset))
 
 
-@torch.library.custom_op("scorekit::langevin_step_", mutates_args=("x",), device_types="cpu")
+@torch.library.custom_op("scorekit::langevin_step_", mutates_args=("x",))
 def _langevin_inplace_op(x: torch.Tensor, score: torch.Tensor, step_size: torch.Tensor, seed: int,
                          counter: int, offset: int) -> None:
     _langevin_into(x, x, score, step_size, seed, counter, offset)
@@ -412,7 +439,7 @@ def langevin_step_(x, score, step_size, *, seed, counter=0, offset=0) -> torch.T
 
 # ---------------------------------------------------------------- sampler steps
 
-@torch.library.custom_op("scorekit::noisy_affine_step", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::noisy_affine_step", mutates_args=())
 def _affine_op(x: torch.Tensor, score: torch.Tensor, a: torch.Tensor, c: torch.Tensor,
                g: torch.Tensor, seed: int, counter: int,
                offset: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -459,15 +486,17 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> Affine
 
 # ---------------------------------------------------------------- denoising score matching
 
-@torch.library.custom_op("scorekit::dsm_loss", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::dsm_loss", mutates_args=())
 def _dsm_op(score: torch.Tensor, sigma: torch.Tensor, weight: Optional[torch.Tensor],
             noise: Optional[torch.Tensor], seed: int, counter: int, offset: int, reduction: str,
             need_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     s = _host(score)
     stream = ({"noise": _host(noise)} if noise is not None else
               {"seed": _unsigned(seed), "counter": counter, "offset": offset})
-    res = _api.dsm_loss(s, _host(sigma), weight="sigma2" if weight is None else _host(weight),
-                        reduction=reduction, return_grad=need_grad, **stream)
+    with _losses_on(score):
+        res = _api.dsm_loss(s, _host(sigma),
+                            weight="sigma2" if weight is None else _host(weight),
+                            reduction=reduction, return_grad=need_grad, **stream)
     loss, grad = res if need_grad else (res, None)
     return (_loss_tensor(loss, score.dtype),
             _wrap(grad) if need_grad else _empty_like_grad(score, False))
@@ -528,13 +557,14 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
 
 # ---------------------------------------------------------------- sliced / implicit score matching
 
-@torch.library.custom_op("scorekit::ssm_loss", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::ssm_loss", mutates_args=())
 def _ssm_op(score: torch.Tensor, jvp: torch.Tensor, seed: int, counter: int, offset: int,
             kind: str, variance_reduction: bool, reduction: str,
             need_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    res = _api.ssm_loss(_host(score), _host(jvp), seed=_unsigned(seed), counter=counter,
-                        offset=offset, kind=kind, variance_reduction=variance_reduction,
-                        reduction=reduction, return_grad=need_grad)
+    with _losses_on(score):
+        res = _api.ssm_loss(_host(score), _host(jvp), seed=_unsigned(seed), counter=counter,
+                            offset=offset, kind=kind, variance_reduction=variance_reduction,
+                            reduction=reduction, return_grad=need_grad)
     if not need_grad:
         return (_loss_tensor(res, score.dtype), _empty_like_grad(score, False),
                 _empty_like_grad(jvp, False))
@@ -578,10 +608,12 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
                    reduction, _need_grad(score, jvp))[0]
 
 
-@torch.library.custom_op("scorekit::ism_loss", mutates_args=(), device_types="cpu")
+@torch.library.custom_op("scorekit::ism_loss", mutates_args=())
 def _ism_op(score: torch.Tensor, jac_trace: torch.Tensor, reduction: str,
             need_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    res = _api.ism_loss(_host(score), _host(jac_trace), reduction=reduction, return_grad=need_grad)
+    with _losses_on(score):
+        res = _api.ism_loss(_host(score), _host(jac_trace), reduction=reduction,
+                            return_grad=need_grad)
     if not need_grad:
         return (_loss_tensor(res, score.dtype), _empty_like_grad(score, False),
                 _empty_like_grad(jac_trace, False))

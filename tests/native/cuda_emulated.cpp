@@ -278,6 +278,21 @@ void trace() {
             }
 }
 
+void reduce() {
+    for (std::int64_t B : {0, 1, 7, 9, 1000}) {
+        auto rows = values<double>(static_cast<std::size_t>(B), 26, 0, 5);
+        for (int mean = 0; mean < 2; ++mean) {
+            double got = -1;
+            cuda::reduce_losses(rows.data(), B, mean, &got, 0, nullptr);
+            double want = cpu::sum(rows.data(), B);
+            if (mean) want = B ? want / static_cast<double>(B) : 0.0 / 0.0;
+            if (!(got == want || (got != got && want != want)))
+                FAIL("reduce_losses B %lld mean %d: %.17g vs %.17g\n", (long long)B, mean, got,
+                     want);
+        }
+    }
+}
+
 void all() {
     noise<float>();
     noise<double>();
@@ -297,6 +312,7 @@ void all() {
     mala<double>();
     trace<float>();
     trace<double>();
+    reduce();
 }
 
 }  // namespace
