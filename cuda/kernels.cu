@@ -217,7 +217,7 @@ void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stre
     check(cudaMallocAsync(reinterpret_cast<void**>(&factor),
                           static_cast<std::size_t>(n) * sizeof(double), s),
           "sphere probe scratch");
-    row_reduce(rows, D, kReduceChunk, SquaresOp<T>{v, D}, SphereFactorFin{factor, D},
+    row_reduce(rows, D, kReduceChunk, DotOp<T>{v, v, D}, SphereFactorFin{factor, D},
                factor + rows, s, "sphere probe kernel launch");
     scale_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows * D)), kThreads, 0, s>>>(
         v, rows, D, factor);

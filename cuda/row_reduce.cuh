@@ -112,18 +112,29 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
     check(cudaGetLastError(), what);
 }
 
-// The sums of squares of rows of an array (a norm or |s|^2): one value per element.
+// Row dot products a_r . b_r in double (with a = b: the sums of squares, a
+// squared norm): one value per element, the CPU's chunked_dot.
 template <class T>
-struct SquaresOp {
+struct DotOp {
     static constexpr int kSums = 1;
-    const T* x;
+    const T* a;
+    const T* b;
     std::int64_t D;
     __device__ SCOREKIT_INLINE void values(std::int64_t row, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
                                            unsigned nthreads) const {
-        const T* r = x + row * D + j0;
+        const T* ra = a + row * D + j0;
+        const T* rb = b + row * D + j0;
         for (std::int64_t i = tid; i < n; i += nthreads)
-            vals[i] = static_cast<double>(r[i]) * static_cast<double>(r[i]);
+            vals[i] = static_cast<double>(ra[i]) * static_cast<double>(rb[i]);
+    }
+};
+
+// Each row's sum as it is.
+struct StoreFin {
+    double* out;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t row, const double* sums) const {
+        out[row] = sums[0];
     }
 };
 

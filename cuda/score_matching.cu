@@ -85,13 +85,6 @@ struct DotsFin {
     }
 };
 
-struct StoreFin {
-    double* out;
-    __device__ SCOREKIT_INLINE void operator()(std::int64_t row, const double* sums) const {
-        out[row] = sums[0];
-    }
-};
-
 // Per sample: the mean of the K probe terms, in k order; with ck, the
 // coefficients (T)(scale c_k / K) of the SSM score gradient (held as doubles).
 template <class T>
@@ -176,7 +169,7 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
     if (variance_reduced) {
         row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 1>{src, score, jvp, K}, DotsFin<1>{dots},
                    partial, s, "ssm_loss kernel launch");
-        row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D}, StoreFin{ss}, partial, s,
+        row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D}, StoreFin{ss}, partial, s,
                    "ssm_loss kernel launch");
     } else {
         row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 2>{src, score, jvp, K}, DotsFin<2>{dots},
@@ -205,7 +198,7 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
     if (B <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D}, IsmFin<T>{trace, row_loss}, work, s,
+    row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D}, IsmFin<T>{trace, row_loss}, work, s,
                "ism_loss kernel launch");
     if (grad_score) {
         scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(

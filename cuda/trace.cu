@@ -35,30 +35,6 @@ __global__ void probe_rows_kernel(Stream st, std::int64_t rows, std::int64_t m, 
     }
 }
 
-// v . (A v) of a row.
-template <class T>
-struct RowDotOp {
-    static constexpr int kSums = 1;
-    const T* V;
-    const T* AV;
-    std::int64_t D;
-    __device__ SCOREKIT_INLINE void values(std::int64_t row, std::int64_t j0, std::int64_t n,
-                                           double* vals, std::int64_t, unsigned tid,
-                                           unsigned nthreads) const {
-        const T* v = V + row * D + j0;
-        const T* av = AV + row * D + j0;
-        for (std::int64_t i = tid; i < n; i += nthreads)
-            vals[i] = static_cast<double>(v[i]) * static_cast<double>(av[i]);
-    }
-};
-
-struct StoreRowFin {
-    double* t;
-    __device__ SCOREKIT_INLINE void operator()(std::int64_t row, const double* sums) const {
-        t[row] = sums[0];
-    }
-};
-
 __global__ void add_moments_kernel(const double* t, std::int64_t B, std::int64_t m,
                                    const std::uint8_t* active, RunningMoments* moments) {
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
@@ -73,15 +49,7 @@ __global__ void diagonal_moments_kernel(const T* V, const T* AV, std::int64_t B,
                                         std::int64_t D, double count, double* mean, double* m2) {
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B * D);
          u += unit_stride()) {
-        const auto e = static_cast<std::int64_t>(u);
-        const std::int64_t b = e / D, j = e - b * D;
-        RunningMoments acc{count, mean[e], m2[e]};
-        for (std::int64_t i = 0; i < m; ++i) {
-            const std::int64_t at = (b * m + i) * D + j;
-            acc.add(static_cast<double>(V[at]) * static_cast<double>(AV[at]));
-        }
-        mean[e] = acc.mean;
-        m2[e] = acc.m2;
+        diagonal_element(V, AV, m, D, static_cast<std::int64_t>(u), count, mean, m2);
     }
 }
 
@@ -118,7 +86,7 @@ void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std:
     if (B <= 0 || m <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    row_reduce(B * m, D, kReduceChunk, RowDotOp<T>{V, AV, D}, StoreRowFin{t}, work, s,
+    row_reduce(B * m, D, kReduceChunk, DotOp<T>{V, AV, D}, StoreFin{t}, work, s,
                "trace kernel launch");
     add_moments_kernel<<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
         t, B, m, active, moments);

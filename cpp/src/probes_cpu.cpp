@@ -48,16 +48,8 @@ template <class T>
 void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
                       double count, double* mean, double* m2) {
     for_each_tile(B * D, kTile, [&](std::int64_t first, std::int64_t n) {
-        for (std::int64_t e = first; e < first + n; ++e) {
-            const std::int64_t b = e / D, j = e - b * D;
-            RunningMoments acc{count, mean[e], m2[e]};
-            for (std::int64_t i = 0; i < m; ++i) {
-                const std::int64_t at = (b * m + i) * D + j;
-                acc.add(static_cast<double>(V[at]) * static_cast<double>(AV[at]));
-            }
-            mean[e] = acc.mean;
-            m2[e] = acc.m2;
-        }
+        for (std::int64_t e = first; e < first + n; ++e)
+            diagonal_element(V, AV, m, D, e, count, mean, m2);
     }, B * m * D);
 }
 

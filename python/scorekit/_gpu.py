@@ -764,6 +764,25 @@ def like_array(like, dtype=np.float64, name: str = "like") -> DeviceArray:
     return DeviceArray(like, 0, (), np.dtype(dtype), int(like.__dlpack_device__()[1]), fw)
 
 
+def function_result(res, name: str, ref: DeviceArray, shape: tuple, dtype,
+                    what: str) -> DeviceArray:
+    """What a user's function returned on the GPU: a CUDA array of ref's framework and
+    device and of ``shape``, cast to ``dtype``."""
+    label = f"{name}'s result"
+    if not on_cuda(res, label):
+        raise TypeError(f"{name} must return a CUDA array on the {what}' device (they are on "
+                        f"a CUDA device), got {type(res).__name__}")
+    arr = device_array(res, label)
+    if arr.fw is not ref.fw:
+        raise TypeError(f"{name} returned an array of another framework than the {what}'")
+    _same_device_only(ref, arr, label)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{name} returned shape {arr.shape}, expected {tuple(shape)}")
+    if arr.dtype != np.dtype(dtype):
+        arr = device_array(arr.fw.astype(arr.obj, dtype), label)
+    return arr
+
+
 class DriverArrays:
     """The few array operations of the sampling drivers, on CUDA arrays of the
     framework, device and dtype of ``ref`` (every step stays on the device)."""
@@ -795,18 +814,8 @@ class DriverArrays:
 
     def score(self, s, name: str = "score_fn"):
         """A score function's result: a CUDA array of the state's shape, cast to its dtype."""
-        what = f"{name}'s result"
-        if not on_cuda(s, what):
-            raise TypeError(f"{name} must return a CUDA array on the samples' device (they are "
-                            f"on a CUDA device), got {type(s).__name__}")
-        arr = device_array(s, what)
-        if arr.fw is not self.ref.fw:
-            raise TypeError(f"{name} returned an array of another framework than the samples'")
-        _same_device_only(self.ref, arr, what)
-        if arr.shape != self.ref.shape:
-            raise ValueError(f"{name} returned shape {arr.shape}, expected {self.ref.shape}")
-        return arr.obj if arr.dtype == self.ref.dtype else self.ref.fw.astype(arr.obj,
-                                                                              self.ref.dtype)
+        return function_result(s, name, self.ref, self.ref.shape, self.ref.dtype,
+                               "samples").obj
 
     def logp(self, lp, name: str = "log_prob_fn"):
         """A log-density function's result: (B,) on the device or the host."""
@@ -871,19 +880,7 @@ class TraceArrays:
         return AV
 
     def _product(self, res, shape: tuple, name: str) -> DeviceArray:
-        what = f"{name}'s result"
-        if not on_cuda(res, what):
-            raise TypeError(f"{name} must return a CUDA array on the probes' device, got "
-                            f"{type(res).__name__}")
-        arr = device_array(res, what)
-        if arr.fw is not self.ref.fw:
-            raise TypeError(f"{name} returned an array of another framework than the probes'")
-        _same_device_only(self.ref, arr, what)
-        if arr.shape != tuple(shape):
-            raise ValueError(f"{name} returned shape {arr.shape}, expected {tuple(shape)}")
-        if arr.dtype != self.dtype:
-            arr = device_array(arr.fw.astype(arr.obj, self.dtype), what)
-        return arr
+        return function_result(res, name, self.ref, shape, self.dtype, "probes")
 
     def moments(self, B: int) -> DeviceArray:
         M = self._new((max(B, 1), 3), np.float64)

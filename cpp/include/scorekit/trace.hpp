@@ -43,6 +43,23 @@ struct RunningMoments {
     }
 };
 
+// Diagonal estimation, element e = (b, j) of the B x D estimate: the running
+// moments of v_j (A v)_j over the m probes of a round (rows b * m + i of V and
+// AV), after `count` earlier probes; mean[e] and m2[e] updated in place.
+template <class T>
+SCOREKIT_HD SCOREKIT_INLINE void diagonal_element(const T* V, const T* AV, std::int64_t m,
+                                                  std::int64_t D, std::int64_t e, double count,
+                                                  double* mean, double* m2) {
+    const std::int64_t b = e / D, j = e - b * D;
+    RunningMoments acc{count, mean[e], m2[e]};
+    for (std::int64_t i = 0; i < m; ++i) {
+        const std::int64_t at = (b * m + i) * D + j;
+        acc.add(static_cast<double>(V[at]) * static_cast<double>(AV[at]));
+    }
+    mean[e] = acc.mean;
+    m2[e] = acc.m2;
+}
+
 // Probe kinds. A sphere probe is a Gaussian row g rescaled to norm sqrt(D):
 // v_j = (T)(g_j * sqrt(D / sum g^2)), the factor and product in double.
 enum class ProbeKind : int { Rademacher = 0, Gaussian = 1, Sphere = 2 };
