@@ -13,6 +13,10 @@ out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 py=${PYTHON:-python3}
+if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
+  export PATH=/usr/local/cuda/bin:$PATH
+fi
+export CUDACXX=${CUDACXX:-$(command -v nvcc)}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv \
   | tee "$out/device.txt"
@@ -27,9 +31,10 @@ echo "build: exit $status after $(( $(date +%s) - start )) s" | tee -a "$out/dev
 $py -c "import scorekit; print(scorekit.build_info()); print('gpu_available', scorekit.gpu_available())" \
   | tee -a "$out/device.txt"
 
-# the host emulation test runs in CI; skip it here (CPU time on a GPU lease)
-timeout 360 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py \
+# the host emulation test runs in CI; skip it here (CPU time on a GPU lease).
+# Limits: build ~2 min, tests 200 s, benchmark 200 s: one call of under 10 minutes.
+timeout 200 $py -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py \
   "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
   2>&1 | tee "$out/tests.txt" | tail -40
 
-timeout 200 $py benchmarks/gpu_bench.py --markdown 2>&1 | tee "$out/bench.md"
+timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 2>&1 | tee "$out/bench.md"

@@ -63,12 +63,13 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("counter"), py::arg("offset"), py::arg("device"), py::arg("stream"));
     m.def(
         "sphere_rows",
-        [](std::uintptr_t v, std::int64_t rows, std::int64_t D, int itemsize, int device,
-           std::uintptr_t stream) {
+        [](std::uintptr_t v, std::int64_t rows, std::int64_t D, std::uintptr_t work, int itemsize,
+           int device, std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
-                sc::sphere_rows<T>(ptr<T>(v), rows, D, device, stream_of(stream));
+                sc::sphere_rows<T>(ptr<T>(v), rows, D, ptr<double>(work), device,
+                                   stream_of(stream));
             });
         });
     m.def(
@@ -203,14 +204,14 @@ PYBIND11_MODULE(_cuda, m) {
     m.def(
         "probe_rows",
         [](int kind, std::uint64_t seed, std::uint64_t counter, std::int64_t B, std::int64_t m,
-           std::int64_t D, std::int64_t K, std::uint64_t row0, std::uintptr_t out, int itemsize,
-           int device, std::uintptr_t stream) {
+           std::int64_t D, std::int64_t K, std::uint64_t row0, std::uintptr_t out,
+           std::uintptr_t work, int itemsize, int device, std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
                 sc::probe_rows<T>(static_cast<scorekit::ProbeKind>(kind),
                                   scorekit::Stream{seed, counter}, B, m, D, K, row0, ptr<T>(out),
-                                  device, stream_of(stream));
+                                  ptr<double>(work), device, stream_of(stream));
             });
         });
     m.def(
@@ -255,4 +256,5 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("corrector_work", &sc::corrector_work, py::arg("B"), py::arg("D"));
     m.def("mala_work", &sc::mala_work, py::arg("B"), py::arg("D"));
     m.def("trace_work", &sc::trace_work, py::arg("B"), py::arg("m"), py::arg("D"));
+    m.def("sphere_work", &sc::sphere_work, py::arg("rows"), py::arg("D"));
 }

@@ -26,9 +26,15 @@ template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,
                 void* stream);
 
-// Rows of D normals rescaled in place to norm sqrt(D) (sphere probes).
+// Rows of D normals rescaled in place to norm sqrt(D) (sphere probes). `work`
+// holds sphere_work(rows, D) doubles.
 template <class T>
-void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stream);
+void sphere_rows(T* v, std::int64_t rows, std::int64_t D, double* work, int device,
+                 void* stream);
+
+inline std::int64_t sphere_work(std::int64_t rows, std::int64_t D) {
+    return D <= kShortRow ? 0 : rows + reduce_scratch(rows, D, kReduceChunk, 1);
+}
 
 template <class T>
 void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowParam<T> sigma,
@@ -103,10 +109,11 @@ inline std::int64_t mala_work(std::int64_t B, std::int64_t D) {
 
 // Probe rows for a round of trace estimation: out row b * m + i (D elements) is
 // stream row row0 + b * K + i, sphere rows normalised (the CPU's fill_probes with
-// row0 = k0).
+// row0 = k0). `work` holds sphere_work(B * m, D) doubles for sphere probes.
 template <class T>
 void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::int64_t D,
-                std::int64_t K, std::uint64_t row0, T* out, int device, void* stream);
+                std::int64_t K, std::uint64_t row0, T* out, double* work, int device,
+                void* stream);
 
 // Hutchinson samples t[b * m + i] = v . (A v) of the B * m rows of V and AV;
 // samples with active[b] != 0 (active may be null: all) add theirs to

@@ -201,7 +201,8 @@ void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n,
 }
 
 template <class T>
-void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stream) {
+void sphere_rows(T* v, std::int64_t rows, std::int64_t D, double* work, int device,
+                 void* stream) {
     if (rows <= 0 || D <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
@@ -211,18 +212,12 @@ void sphere_rows(T* v, std::int64_t rows, std::int64_t D, int device, void* stre
         check(cudaGetLastError(), "sphere probe kernel launch");
         return;
     }
-    // scratch in the stream's order: the factors, then the reduction's partial sums
-    const std::int64_t n = rows + reduce_scratch(rows, D, kReduceChunk, 1);
-    double* factor = nullptr;
-    check(cudaMallocAsync(reinterpret_cast<void**>(&factor),
-                          static_cast<std::size_t>(n) * sizeof(double), s),
-          "sphere probe scratch");
+    double* factor = work;  // then the reduction's partial sums
     row_reduce(rows, D, kReduceChunk, DotOp<T>{v, v, D}, SphereFactorFin{factor, D},
                factor + rows, s, "sphere probe kernel launch");
     scale_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows * D)), kThreads, 0, s>>>(
         v, rows, D, factor);
     check(cudaGetLastError(), "sphere probe kernel launch");
-    check(cudaFreeAsync(factor, s), "sphere probe scratch");
 }
 
 template <class T>
@@ -298,7 +293,7 @@ void reduce_losses(const double* rows, std::int64_t B, bool mean, double* out, i
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
     template void fill_noise<T>(NoiseKind, Stream, std::uint64_t, std::int64_t, T*, int, void*);  \
-    template void sphere_rows<T>(T*, std::int64_t, std::int64_t, int, void*);                     \
+    template void sphere_rows<T>(T*, std::int64_t, std::int64_t, double*, int, void*);            \
     template void perturb<T>(const T*, std::int64_t, std::int64_t, RowParam<T>, RowParam<T>,      \
                              Stream, std::uint64_t, T*, int, void*);                              \
     template void langevin_step<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>,   \

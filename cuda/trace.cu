@@ -57,7 +57,8 @@ __global__ void diagonal_moments_kernel(const T* V, const T* AV, std::int64_t B,
 
 template <class T>
 void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::int64_t D,
-                std::int64_t K, std::uint64_t row0, T* out, int device, void* stream) {
+                std::int64_t K, std::uint64_t row0, T* out, double* work, int device,
+                void* stream) {
     const std::int64_t rows = B * m;
     if (rows <= 0 || D <= 0) return;
     const OnDevice on(device);
@@ -76,7 +77,7 @@ void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::
                 st, rows, m, D, K, row0, per_row, out);
     }
     check(cudaGetLastError(), "probe kernel launch");
-    if (kind == ProbeKind::Sphere) sphere_rows<T>(out, rows, D, device, stream);
+    if (kind == ProbeKind::Sphere) sphere_rows<T>(out, rows, D, work, device, stream);
 }
 
 template <class T>
@@ -105,7 +106,7 @@ void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, s
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \
     template void probe_rows<T>(ProbeKind, Stream, std::int64_t, std::int64_t, std::int64_t,      \
-                                std::int64_t, std::uint64_t, T*, int, void*);                     \
+                                std::int64_t, std::uint64_t, T*, double*, int, void*);            \
     template void trace_moments<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t,  \
                                    const std::uint8_t*, double*, RunningMoments*, double*, int,   \
                                    void*);                                                        \

@@ -93,6 +93,10 @@ class DLPackOnlyArray:
     def __init__(self, data):
         self.data = np.asarray(data)
 
+    @property
+    def dtype(self):
+        return self.data.dtype
+
     def __dlpack_device__(self):
         return (2, 0)
 
@@ -107,10 +111,15 @@ DLPackOnlyArray.__module__ = "dlpackonly"
 
 
 class DLPackOnlyNamespace:
-    @staticmethod
-    def from_dlpack(x):
+    x64 = True  # False: float64 comes in as float32 (as JAX without its 64-bit mode)
+
+    @classmethod
+    def from_dlpack(cls, x):
         assert isinstance(x, HostCudaArray)
-        return DLPackOnlyArray(x.data)
+        data = x.data
+        if not cls.x64 and data.dtype == np.float64:
+            data = data.astype(np.float32)
+        return DLPackOnlyArray(data)
 
 
 def bridge_from_dlpack():
@@ -166,9 +175,17 @@ class HostFramework:
     def full_like(x, value):
         return HostCudaArray(np.full_like(x.data, value))
 
-    @staticmethod
-    def synchronize(x):
+    syncs = 0
+
+    @classmethod
+    def synchronize(cls, x):
         assert isinstance(x, HostCudaArray)
+        cls.syncs += 1
+
+    @staticmethod
+    def device_of(x):
+        import contextlib
+        return contextlib.nullcontext()
 
     @staticmethod
     def all_finite(x):
@@ -231,7 +248,7 @@ class CpuBackedCuda:
         fill = (_core.normal, _core.uniform, _core.rademacher)[kind]
         fill(view(out, (n,), self._dt(itemsize)), seed, counter, offset)
 
-    def sphere_rows(self, v, rows, D, itemsize, device, stream):
+    def sphere_rows(self, v, rows, D, work, itemsize, device, stream):
         self._record("sphere_rows")
         arr = view(v, (rows, D), self._dt(itemsize))
         for r in range(rows):
@@ -310,7 +327,8 @@ class CpuBackedCuda:
                           view(x_out, (B, D), dt), view(score_out, (B, D), dt),
                           view(logp_out, (B,), f8), view(accepted, (B,), np.uint8))
 
-    def probe_rows(self, kind, seed, counter, B, m, D, K, row0, out, itemsize, device, stream):
+    def probe_rows(self, kind, seed, counter, B, m, D, K, row0, out, work, itemsize, device,
+                   stream):
         self._record("probe_rows")
         _core.probes(PROBE_KINDS[kind], view(out, (B, m, D), self._dt(itemsize)), B, m, D, K,
                      row0, seed, counter)
@@ -335,6 +353,10 @@ class CpuBackedCuda:
 
     @staticmethod
     def trace_work(B, m, D):
+        return 0
+
+    @staticmethod
+    def sphere_work(rows, D):
         return 0
 
     @staticmethod

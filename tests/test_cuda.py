@@ -9,6 +9,8 @@ and ism_loss, the corrector's step sizes, MALA's decisions): both backends add
 in the LaneSum8 order.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -296,6 +298,14 @@ def test_torch_ops_on_cuda_match_the_cpu(dtype):
         got = st.ssm_loss(s_gpu.detach(), j.cuda(), seed=1, reduction=reduction)
         want = st.ssm_loss(s_cpu.detach(), j, seed=1, reduction=reduction)
         np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+    # per-sample parameters given as CPU (B,) tensors with CUDA tensors: gradients too
+    steps = t.linspace(0.01, 0.02, 6, dtype=tdt)
+    for xx, ss in ((x_cpu, s_cpu), (x_gpu, s_gpu)):
+        xx.grad = ss.grad = None
+        y = st.langevin_step(xx, ss, steps, seed=4)
+        (st.perturb(y, 0.3, scale=steps, seed=4) ** 2).sum().backward()
+    np.testing.assert_array_equal(x_gpu.grad.cpu().numpy(), x_cpu.grad.numpy())
+    np.testing.assert_array_equal(s_gpu.grad.cpu().numpy(), s_cpu.grad.numpy())
     xs = x_gpu.detach().clone()
     with t.no_grad():
         st.langevin_step_(xs, s_gpu.detach(), 0.01, seed=5)
@@ -306,6 +316,7 @@ def test_torch_ops_on_cuda_match_the_cpu(dtype):
 def test_jax_arrays_through_dlpack():
     """JAX GPU arrays (DLPack only) reach the kernels zero-copy through PyTorch or CuPy;
     the results are JAX arrays with the CPU's bits (float32: JAX's default)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # before JAX starts
     jax = pytest.importorskip("jax")
     if not any(d.platform == "gpu" for d in jax.devices()):
         pytest.skip("JAX without a GPU")
@@ -322,6 +333,12 @@ def test_jax_arrays_through_dlpack():
     want = scorekit.noisy_affine_step(x, s, 1.0, 0.1, 0.2, seed=4)
     np.testing.assert_array_equal(np.asarray(step.x), want.x)
     np.testing.assert_array_equal(np.asarray(step.x_mean), want.x_mean)
+    logp = -0.5 * np.sum(x.astype(np.float64) ** 2, axis=1)
+    got = scorekit.mala_accept(xj, sj, logp, sj, xj, logp[::-1].copy(), 0.3, seed=1)
+    want = scorekit.mala_accept(x, s, logp, s, x, logp[::-1].copy(), 0.3, seed=1)
+    for g, w in zip(got, want, strict=True):  # logp: float64, NumPy unless JAX has x64 on
+        np.testing.assert_array_equal(np.asarray(g), w)
+    assert isinstance(got.x, jax.Array) and isinstance(got.accepted, jax.Array)
     with pytest.raises(ValueError, match="out is a CUDA array of type"):
         scorekit.perturb(xj, 0.5, seed=1, out=xj)
 

@@ -84,6 +84,10 @@ class Backend:
     def mala_work(B, D):
         return 2 * B
 
+    @staticmethod
+    def sphere_work(rows, D):
+        return 0
+
     def __getattr__(self, name):
         return lambda *args: self.calls.append((name, args))
 
@@ -300,14 +304,14 @@ def test_noisy_affine_step_reaches_its_launcher(backend, monkeypatch):
         scorekit.noisy_affine_step(x, np.ones((3, 4), np.float32), 1.0, 0.0, 0.0, seed=1)
 
 
-def test_probes_reach_the_fill_and_sphere_launchers(backend):
+def test_probes_reach_the_fill_and_sphere_launchers(alloc, backend):
     out = FakeCupyArray(shape=(3, 2, 5), ptr=1 << 20)
     assert scorekit.probes((3, 5), kind="sphere", seed=7, counter=2, num_probes=2, offset=4,
                            out=out) is out
     (fill, fargs), (sphere, sargs) = backend.calls[-2:]
     # normals for stream rows (offset + b) * K + k: from element offset * K * D
     assert fill == "fill_noise" and fargs[:7] == (0, 1 << 20, 30, 4, 7, 2, 4 * 2 * 5)
-    assert sphere == "sphere_rows" and sargs[:4] == (1 << 20, 6, 5, 4)
+    assert sphere == "sphere_rows" and sargs[:3] == (1 << 20, 6, 5) and sargs[4] == 4
     scorekit.probes((3, 5), kind="rademacher", seed=7, out=FakeCupyArray(shape=(3, 5)))
     assert backend.calls[-1][0] == "fill_noise" and backend.calls[-1][1][0] == 2
     with pytest.raises(ValueError, match=r"out must have shape \(3, 2, 5\)"):

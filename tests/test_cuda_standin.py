@@ -12,8 +12,8 @@ import pytest
 import scorekit
 from scorekit import _gpu
 
-from cuda_standin import (CpuBackedCuda, DLPackOnlyArray, HostCudaArray, HostFramework,
-                          bridge_from_dlpack, get, put)
+from cuda_standin import (CpuBackedCuda, DLPackOnlyArray, DLPackOnlyNamespace, HostCudaArray,
+                          HostFramework, bridge_from_dlpack, get, put)
 
 
 @pytest.fixture
@@ -348,9 +348,29 @@ def test_dlpack_only_arrays_come_back_in_their_framework(dlpack, dtype):
     want = scorekit.mala_accept(x, s, logp, s, x, logp[::-1].copy(), 0.3, seed=1)
     for g, w in zip(got, want, strict=True):
         _same_dl(g, w)
-    # a PyTorch / CuPy first array keeps its framework, with a DLPack-only parameter
-    same(scorekit.perturb(put(x), DLPackOnlyArray(np.full(5, 0.5, dtype)), seed=3),
-         scorekit.perturb(x, np.full(5, 0.5, dtype), seed=3))
+    # one framework per call
+    with pytest.raises(TypeError, match="sigma and the call's other arrays come from different"):
+        scorekit.perturb(put(x), DLPackOnlyArray(np.full(5, 0.5, dtype)), seed=3)
+    with pytest.raises(TypeError, match="score and the call's other arrays come from different"):
+        scorekit.langevin_step(xj, put(s), 0.1, seed=3)
+
+
+def test_dlpack_calls_wait_for_their_kernels_and_keep_float64(dlpack, monkeypatch):
+    x = batch((4, 6), np.float32)
+    xj = DLPackOnlyArray(x.copy())
+    before = HostFramework.syncs
+    scorekit.perturb(xj, 0.5, seed=1)
+    assert HostFramework.syncs == before + 1
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        scorekit.perturb(xj, -1.0, seed=1)  # fails after bridging: still waits
+    assert HostFramework.syncs == before + 2
+    monkeypatch.setattr(DLPackOnlyNamespace, "x64", False)
+    logp = -0.5 * np.sum(x.astype(np.float64) ** 2, axis=1)
+    got = scorekit.mala_accept(xj, xj, logp, xj, xj, logp, 0.1, seed=2)
+    want = scorekit.mala_accept(x, x, logp, x, x, logp, 0.1, seed=2)
+    assert isinstance(got.x, DLPackOnlyArray) and isinstance(got.accepted, DLPackOnlyArray)
+    assert type(got.logp) is np.ndarray  # float64 the framework would narrow: NumPy instead
+    np.testing.assert_array_equal(got.logp, want.logp)
 
 
 def test_dlpack_only_arrays_are_refused_where_they_cannot_serve(dlpack, monkeypatch):

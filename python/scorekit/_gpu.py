@@ -107,6 +107,11 @@ class _Torch:
         torch.cuda.current_stream(x.device).synchronize()
 
     @staticmethod
+    def device_of(x):
+        import torch
+        return torch.cuda.device(x.device)
+
+    @staticmethod
     def all_finite(x) -> bool:
         import torch
         return bool(torch.isfinite(x).all())
@@ -171,6 +176,11 @@ class _CuPy:
             cupy.cuda.get_current_stream().synchronize()
 
     @staticmethod
+    def device_of(x):
+        import cupy
+        return cupy.cuda.Device(x.device.id)
+
+    @staticmethod
     def all_finite(x) -> bool:
         import cupy
         with cupy.cuda.Device(x.device.id):
@@ -183,11 +193,12 @@ _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
 class DeviceArray:
     """A C-contiguous float32/float64 CUDA array: the object, its pointer and layout."""
 
-    __slots__ = ("obj", "ptr", "shape", "dtype", "device", "fw", "nbytes")
+    __slots__ = ("obj", "ptr", "shape", "dtype", "device", "fw", "nbytes", "origin")
 
     def __init__(self, obj, ptr, shape, dtype, device, fw):
         self.obj, self.ptr, self.shape, self.dtype, self.device, self.fw = (
             obj, ptr, shape, dtype, device, fw)
+        self.origin = None  # the namespace of a DLPack-only array's own framework
         self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
     @property
@@ -241,7 +252,8 @@ def _bridge_from_dlpack():
 
 def callers_framework(fn):
     """Runs a CUDA entry point; its arrays go back to the framework of the call's first
-    array when that array came through DLPack."""
+    array when that array came through DLPack, and a call that borrowed any buffer
+    through DLPack waits for its kernels, also when it fails."""
     @functools.wraps(fn)
     def call(*args, **kwargs):
         outer = getattr(_CALL, "state", None)
@@ -250,28 +262,35 @@ def callers_framework(fn):
             res = fn(*args, **kwargs)
         finally:
             _CALL.state = outer
-        if state["origin"] is None:
-            return res
-        state["bridge"].synchronize(state["sync"])
-        return _to_origin(res, state["origin"], state["bridge"])
+            if state["sync"] is not None:
+                state["bridge"].synchronize(state["sync"])
+        return res if state["origin"] is None else _to_origin(res, state)
     return call
 
 
-def _to_origin(res, namespace, fw):
+def _to_origin(res, state):
     if isinstance(res, tuple):
-        items = [_to_origin(r, namespace, fw) for r in res]
+        items = [_to_origin(r, state) for r in res]
         return type(res)(*items) if hasattr(res, "_fields") else tuple(items)
-    if _FRAMEWORKS.get(type(res).__module__.split(".")[0]) is fw:
-        return namespace.from_dlpack(res)
-    return res
+    fw = state["bridge"]
+    if _FRAMEWORKS.get(type(res).__module__.split(".")[0]) is not fw:
+        return res
+    with fw.device_of(res):
+        back = state["origin"].from_dlpack(res)
+    # a framework may narrow what it takes in (JAX without 64-bit mode: float64 to
+    # float32); such a result comes back as a NumPy array instead (B values)
+    if np.dtype(back.dtype) != np.dtype(res.__cuda_array_interface__["typestr"]):
+        return fw.host(res)
+    return back
 
 
-def _bridged(value, name: str, out: bool):
-    """A DLPack-only CUDA array as a zero-copy array of the bridge framework."""
+def _bridged(value, name: str, out: bool) -> tuple:
+    """A DLPack-only CUDA array as a zero-copy array of the bridge framework, and the
+    namespace of its own framework."""
     what = f"{name} is a CUDA array of type {type(value).__name__}"
     if out:
         raise ValueError(f"{what}: scorekit writes outputs only into PyTorch tensors and CuPy "
-                         "arrays (leave out= unset to get a new array of that framework)")
+                         "arrays (leave out= unset to get a new array of this framework)")
     namespace = value.__array_namespace__() if hasattr(value, "__array_namespace__") else None
     if namespace is None or not hasattr(namespace, "from_dlpack"):
         raise TypeError(f"{what}, without an array namespace to return results in: pass "
@@ -282,11 +301,13 @@ def _bridged(value, name: str, out: bool):
                         "(CUDA build) or CuPy, zero-copy; install one of them")
     bridged = from_dlpack(value)
     state = getattr(_CALL, "state", None)
-    if state is not None and state["seen"] == 1:  # the call's first array: results go back
-        state["origin"] = namespace
+    if state is not None:
         state["bridge"] = _FRAMEWORKS[type(bridged).__module__.split(".")[0]]
-        state["sync"] = bridged
-    return bridged
+        if state["sync"] is None:
+            state["sync"] = bridged
+        if state["seen"] == 1:  # the call's first array: results go back to its framework
+            state["origin"] = namespace
+    return bridged, namespace
 
 
 def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
@@ -300,15 +321,22 @@ def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
     if state is not None:
         state["seen"] += 1
     fw = _FRAMEWORKS.get(type(value).__module__.split(".")[0])
+    origin = None
     if fw is None:
         if not hasattr(value, "__dlpack__"):
             raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
                             "CUDA backend takes PyTorch tensors, CuPy arrays and DLPack arrays")
-        value = _bridged(value, name, out)
+        value, origin = _bridged(value, name, out)
         fw = _FRAMEWORKS[type(value).__module__.split(".")[0]]
+    arr = _device_array(value, name, fw, out)
+    arr.origin = origin
+    return arr
+
+
+def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
     if getattr(value, "requires_grad", False):
-        raise TypeError(f"{name} requires grad: pass {name}.detach() (the autograd ops of "
-                        "scorekit.torch run on the CPU only)")
+        raise TypeError(f"{name} requires grad: pass {name}.detach(), or use the autograd ops "
+                        "of scorekit.torch")
     if fw is _Torch and (value.is_neg() or value.is_conj()):
         value = value.resolve_neg().resolve_conj()
     iface = value.__cuda_array_interface__
@@ -338,7 +366,7 @@ def _c_strides(shape, itemsize):
 
 def _same_device(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
     """One framework, one device and one dtype per call."""
-    if arr.fw is not ref.fw:
+    if arr.fw is not ref.fw or arr.origin is not ref.origin:
         raise TypeError(f"{name} and the call's other arrays come from different frameworks: "
                         "pass PyTorch tensors only or CuPy arrays only")
     _same_device_only(ref, arr, name)
@@ -456,7 +484,8 @@ def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out):
     _cuda.fill_noise(fill_kind, arr.ptr, arr.size, arr.dtype.itemsize, seed, counter,
                      offset * K * D, arr.device, st)
     if kind == "sphere":
-        _cuda.sphere_rows(arr.ptr, shape[0] * K, D, arr.dtype.itemsize, arr.device, st)
+        work = _scratch(arr, _cuda.sphere_work(shape[0] * K, D))
+        _cuda.sphere_rows(arr.ptr, shape[0] * K, D, work.ptr, arr.dtype.itemsize, arr.device, st)
     return out
 
 
@@ -863,15 +892,16 @@ class TraceArrays:
 
     def probes(self, kind, B, m, D, K, k0, seed, counter) -> DeviceArray:
         V = self._new((B, m) + self.shape[1:], self.dtype)
+        work = _scratch(self.ref, _cuda.sphere_work(B * m, D) if kind == "sphere" else 0)
         _cuda.probe_rows(PROBE_KINDS.index(kind), seed, counter, B, m, D, K, k0, V.ptr,
-                         *_launch(V))
+                         work.ptr, *_launch(V))
         return V
 
     def apply(self, matvec, V: DeviceArray, batched: bool, name: str = "matvec") -> DeviceArray:
         if not callable(matvec):
             raise TypeError(f"{name} must be callable, got {type(matvec).__name__}")
-        if batched:
-            return self._product(matvec(V.obj), V.shape, name)
+        if batched:  # a private copy: matvec may not change the probes
+            return self._product(matvec(V.fw.copy(V.obj)), V.shape, name)
         AV = self._new(V.shape, self.dtype)
         for i in range(V.shape[1]):
             v = V.fw.copy(V.obj[:, i])  # a private copy: matvec may not change the probes

@@ -153,8 +153,9 @@ def _unsigned(seed: int) -> int:
 
 
 def _rows(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A 0-d or (B,) parameter shaped to broadcast over ``like``'s rows, in its dtype."""
-    p = p.to(like.dtype)
+    """A 0-d or (B,) parameter shaped to broadcast over ``like``'s rows, in its dtype and on
+    its device (a CPU (B,) parameter of a CUDA call too)."""
+    p = p.to(device=like.device, dtype=like.dtype)
     return p.reshape((-1,) + (1,) * (like.dim() - 1)) if p.dim() == 1 else p
 
 

@@ -65,7 +65,9 @@ void sphere() {
             const Stream st{11, 5};
             cuda::fill_noise<T>(cuda::NoiseKind::Normal, st, static_cast<std::uint64_t>(k0 * D),
                                 rows * D, g.data(), 0, nullptr);
-            cuda::sphere_rows<T>(g.data(), rows, D, 0, nullptr);
+            std::vector<double> work(static_cast<std::size_t>(
+                std::max<std::int64_t>(1, cuda::sphere_work(rows, D))));
+            cuda::sphere_rows<T>(g.data(), rows, D, work.data(), 0, nullptr);
             cpu::fill_probes<T>(ProbeKind::Sphere, st, rows, 1, D, 1, k0, c.data());
             if (!same(g, c)) FAIL("sphere D %lld k0 %lld\n", (long long)D, (long long)k0);
         }
@@ -250,8 +252,11 @@ void trace() {
                 if (k0 + m > K) continue;
                 const Stream st{31, 2};
                 std::vector<T> g(static_cast<std::size_t>(B * m * D)), c(g.size());
+                std::vector<double> pw(static_cast<std::size_t>(
+                    std::max<std::int64_t>(1, cuda::sphere_work(B * m, D))));
                 cuda::probe_rows<T>(static_cast<ProbeKind>(kind), st, B, m, D, K,
-                                    static_cast<std::uint64_t>(k0), g.data(), 0, nullptr);
+                                    static_cast<std::uint64_t>(k0), g.data(), pw.data(), 0,
+                                    nullptr);
                 cpu::fill_probes<T>(static_cast<ProbeKind>(kind), st, B, m, D, K, k0, c.data());
                 if (!same(g, c))
                     FAIL("probe rows B %lld m %lld D %lld kind %d\n", (long long)B, (long long)m,

@@ -43,14 +43,7 @@ inline cudaError_t cudaGetDeviceCount(int* n) {
     return cudaSuccess;
 }
 inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
-inline cudaError_t cudaMallocAsync(void** p, std::size_t n, cudaStream_t) {
-    *p = std::malloc(n ? n : 1);
-    return cudaSuccess;
-}
-inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) {
-    std::free(p);
-    return cudaSuccess;
-}
+
 
 namespace emu {
 inline long long launches = 0;
