@@ -14,6 +14,11 @@ CUDA events, interleaved, medians of ``--repeats``:
   tensor expressions; the dsm_loss baseline reads a stored noise tensor (as the
   CPU benchmark's NumPy baseline does) and forms the closed-form gradient.
 
+Each time is one call from the host to the end of its kernels (CUDA events around
+the call, then a synchronisation), so it includes the Python work of the call
+when the GPU waits for it (small sizes). scorekit gets its per-sample parameters
+as host arrays (copied without blocking); the PyTorch variants use CUDA tensors.
+
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
 PyTorch eager and no slower than torch.compile.
@@ -96,6 +101,9 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev) -> list:
     sigma = torch.rand(B, device=dev) + 0.1
     scale = torch.rand(B, device=dev) + 0.5
     step = torch.full((B,), 1e-3, device=dev)
+    # scorekit takes the per-sample parameters from the host (checked there, then copied
+    # without blocking); given as CUDA tensors they would be read back to be checked
+    sigma_h, scale_h, step_h = (p.cpu().numpy() for p in (sigma, scale, step))
 
     def t_perturb():
         return x * scale[:, None] + sigma[:, None] * torch.randn_like(x)
@@ -113,15 +121,15 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev) -> list:
             "scorekit": lambda: scorekit.normal(n, seed=1, counter=2, out=flat),
             "torch eager": lambda: flat.normal_()}),
         "perturb": (2 * n * 4, {
-            "scorekit": lambda: scorekit.perturb(x, sigma, seed=1, counter=2, scale=scale,
+            "scorekit": lambda: scorekit.perturb(x, sigma_h, seed=1, counter=2, scale=scale_h,
                                                  out=out),
             "torch eager": t_perturb, "torch.compile": compiled(t_perturb)}),
         "langevin_step": (3 * n * 4, {
-            "scorekit": lambda: scorekit.langevin_step(x, score, step, seed=1, counter=2,
+            "scorekit": lambda: scorekit.langevin_step(x, score, step_h, seed=1, counter=2,
                                                        out=out),
             "torch eager": t_langevin, "torch.compile": compiled(t_langevin)}),
         "dsm_loss + grad": (2 * n * 4, {
-            "scorekit": lambda: scorekit.dsm_loss(score, sigma, seed=1, counter=2,
+            "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, seed=1, counter=2,
                                                   reduction="none"),
             "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
     }
