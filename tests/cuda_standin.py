@@ -77,6 +77,21 @@ class HostCudaArray:
     def __neg__(self):
         return HostCudaArray(-self.data)
 
+    def __sub__(self, other):
+        return HostCudaArray(self.data - self._other(other))
+
+    def __pow__(self, other):
+        return HostCudaArray(self.data ** self._other(other))
+
+    def astype(self, dtype):
+        return HostCudaArray(self.data.astype(dtype))
+
+    def sum(self, axis=None):
+        return HostCudaArray(self.data.sum(axis))
+
+    def reshape(self, *shape):
+        return HostCudaArray(self.data.reshape(*shape))
+
     def __truediv__(self, other):
         if isinstance(other, (int, float)):  # as PyTorch on CUDA: times the reciprocal
             return HostCudaArray(self.data * (1.0 / other))

@@ -387,3 +387,25 @@ def test_dlpack_only_arrays_are_refused_where_they_cannot_serve(dlpack, monkeypa
     with pytest.raises(TypeError, match="through DLPack with PyTorch .* or CuPy.*install one"):
         scorekit.perturb(xj, 0.5, seed=1)
     assert dlpack.calls == []
+
+
+def test_the_gpu_tests_pass_against_the_stand_in():
+    """tests/test_cuda.py's CuPy half, run with the stand-in backend and a stand-in
+    ``cupy`` (tests/cuda_standin_plugin.py): the GPU tests' own code and expectations
+    hold before a GPU ever runs them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root / "tests")] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ
+                                 else [])))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "-p", "cuda_standin_plugin", str(root / "tests/test_cuda.py")],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    summary = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else res.stderr
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert " passed" in summary and "failed" not in summary, summary
+    assert int(summary.split(" passed")[0].split()[-1]) >= 200, summary
