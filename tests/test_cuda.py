@@ -240,6 +240,21 @@ def test_trace_estimators_bits(fw, kind, dtype):
         np.testing.assert_array_equal(fw.get(g), w)
 
 
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+def test_divergence_bits(fw, kind, dtype):
+    """divergence of an elementwise function (the same bits in every framework) on the GPU."""
+    x = batch((4, 3, 5), dtype)
+    d = np.linspace(-1.0, 2.0, 15).astype(dtype).reshape(3, 5)
+    dd = fw.put(d)
+
+    def fn(y):
+        return y * (d if isinstance(y, np.ndarray) else dd) + y * y * y
+
+    for args in (dict(num_probes=3, seed=5, counter=2, offset=1), dict(method="exact")):
+        got = scorekit.divergence(fn, fw.put(x), kind=kind, **args)
+        np.testing.assert_array_equal(got, scorekit.divergence(fn, x, kind=kind, **args))
+
+
 def test_samplers_bits(fw, dtype):
     """annealed_langevin, pc_sample (like=) and mala on the GPU against the CPU (the
     acceptance rates too: k / n steps, the CPU's quotient)."""

@@ -409,3 +409,27 @@ def test_the_gpu_tests_pass_against_the_stand_in():
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert " passed" in summary and "failed" not in summary, summary
     assert int(summary.split(" passed")[0].split()[-1]) >= 200, summary
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
+def test_divergence_on_the_device(gpu, kind, dtype, monkeypatch):
+    x = batch((4, 3, 5), dtype)
+    d = np.linspace(-1.0, 2.0, 15).astype(dtype).reshape(3, 5)
+
+    def fn(y):  # elementwise: the same bits on either side
+        out = get(y) * d + get(y) ** 3
+        return put(out) if isinstance(y, HostCudaArray) else out
+
+    for args in (dict(num_probes=3, seed=5, counter=2, offset=1),
+                 dict(num_probes=1, seed=5, step=np.full(4, 1e-2, dtype)),
+                 dict(num_probes=2, seed=5, step=put(np.full(4, 1e-2, dtype))),
+                 dict(method="exact")):
+        got = scorekit.divergence(fn, put(x), kind=kind, **args)
+        want = scorekit.divergence(fn, x, kind=kind, **{k: get(v) for k, v in args.items()})
+        assert type(got) is np.ndarray and got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match="fn must return a CUDA array on the samples' device"):
+        scorekit.divergence(lambda y: get(y), put(x), seed=1)
+    monkeypatch.setattr(_gpu, "_bridge_from_dlpack", bridge_from_dlpack)
+    with pytest.raises(TypeError, match="x is a CUDA array of type DLPackOnlyArray"):
+        scorekit.divergence(fn, DLPackOnlyArray(x), seed=1)

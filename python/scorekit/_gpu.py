@@ -3,7 +3,7 @@ into the CUDA backend (``scorekit._cuda``).
 
 A PyTorch CUDA tensor or a CuPy array passed to the noise fills or probes
 (``out=``), perturb, langevin_step, noisy_affine_step, dsm_loss, ssm_loss, ism_loss,
-corrector_step, mala_propose or mala_accept goes to the GPU kernels without a
+corrector_step, mala_propose, mala_accept or divergence goes to the GPU kernels without a
 copy to the host (and predictor_step, through noisy_affine_step); a CUDA array
 of a framework that speaks only DLPack (JAX) goes through a zero-copy PyTorch or
 CuPy view and its results come back in its own framework. Outputs are
@@ -969,3 +969,73 @@ def _fill(arr: DeviceArray, value: float) -> None:
 
 def _fill_zero(arr: DeviceArray) -> None:
     _fill(arr, 0.0)
+
+
+class DivergenceOps:
+    """The array operations of scorekit.divergence on x's GPU (the host version is
+    scorekit.divergence._HostOps): probes, fn's calls and the sums stay there."""
+
+    def __init__(self, x):
+        like_array(x, name="x")  # PyTorch or CuPy: fn gets arrays of x's framework
+        self.ref = batch(x, "x")
+        self.x = self.ref.obj
+        self.shape, self.dtype = self.ref.shape, self.ref.dtype
+        self.trace_arrays = TraceArrays(self.x, self.shape, self.dtype)
+
+    def host_rows(self, D):
+        return self.ref.fw.host(self.x).reshape(self.shape[0], D)
+
+    def host_param(self, value, name):
+        if on_cuda(value, name):
+            arr = device_array(value, name)
+            _same_device_only(self.ref, arr, name)
+            return arr.fw.host(arr.obj)
+        return value
+
+    def _put(self, a):
+        return self.ref.fw.to_device(np.ascontiguousarray(a), self.x)
+
+    def column(self, h):
+        return self._put(h.reshape((self.shape[0],) + (1,) * (len(self.shape) - 1)))
+
+    def vector(self, h):
+        return self._put(h)
+
+    def probes(self, kind, K, D, k0, seed, counter):
+        return self.trace_arrays.probes(kind, self.shape[0], K, D, K, k0, seed, counter)
+
+    def new_like(self, V: DeviceArray) -> DeviceArray:
+        return output(None, self.ref, V.shape, V.dtype)
+
+    @staticmethod
+    def probe(V: DeviceArray, k: int):
+        return V.obj[:, k]
+
+    @staticmethod
+    def set_probe(JV: DeviceArray, k: int, value) -> None:
+        JV.obj[:, k] = value
+
+    def call(self, fn, y):
+        return function_result(fn(y), "fn", self.ref, self.shape, self.dtype, "samples").obj
+
+    def trace(self, V: DeviceArray, JV: DeviceArray) -> tuple:
+        moments = self.trace_arrays.moments(self.shape[0])
+        active = np.ones(self.shape[0], dtype=np.uint8)
+        t = self.trace_arrays.trace_moments(V, JV, active, moments)
+        return t, self.trace_arrays.host(moments)[:self.shape[0], 1].copy()
+
+    @staticmethod
+    def rows(a, B, D):
+        return a.reshape(B, D)
+
+    def float64(self, a):
+        return self.ref.fw.astype(a, np.float64)
+
+    def zeros(self, B):
+        return self._put(np.zeros(B))
+
+    def copy(self, a):
+        return self.ref.fw.copy(a)
+
+    def to_host(self, a):
+        return self.ref.fw.host(a)

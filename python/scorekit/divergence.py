@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import batch_array, choice, count, per_sample, sample_offset, stream
 from .probes import PROBE_KINDS, draw
 from .trace import _product
@@ -14,7 +14,7 @@ _METHODS = ("central", "exact")
 
 def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, offset=0,
                method="central", step=None):
-    """Per-sample divergence ``tr(d fn / d x)`` of a NumPy function at ``x``.
+    """Per-sample divergence ``tr(d fn / d x)`` of a function at ``x``.
 
     Parameters
     ----------
@@ -45,8 +45,13 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, of
     -------
     numpy.ndarray
         float64 ``(B,)`` divergences.
+
+    A PyTorch CUDA tensor or CuPy array ``x`` keeps the work on its GPU: ``fn``
+    receives and returns arrays of that framework on that device, the probes
+    and sums are computed there (the CPU's bits), and the (B,) result comes
+    back to the host; the default step reads ``x`` on the host once.
     """
-    x = batch_array(x, "x")
+    ops = _ops(x)
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     method = choice(method, "method", _METHODS)
@@ -56,45 +61,127 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, of
         if seed is None:
             raise ValueError("method 'central' draws probes: pass seed=")
         seed, counter = stream(seed, counter)
-    B, rest = x.shape[0], x.shape[1:]
+    B, rest, dtype = ops.shape[0], ops.shape[1:], ops.dtype
     D = int(np.prod(rest, dtype=np.int64))
-    flat = x.reshape(B, D)
     if step is None:
-        h = (np.finfo(x.dtype).eps ** (1 / 3) * np.maximum(1.0, _rms(flat))).astype(x.dtype)
+        flat = ops.host_rows(D)
+        h = (np.finfo(dtype).eps ** (1 / 3) * np.maximum(1.0, _rms(flat))).astype(dtype)
     else:
-        h = np.broadcast_to(per_sample(step, "step", B, x.dtype, positive=True), (B,))
+        h = np.broadcast_to(per_sample(ops.host_param(step, "step"), "step", B, dtype,
+                                       positive=True), (B,))
     if B == 0 or D == 0:
         return np.zeros(B)
-    h_col = h.reshape((B,) + (1,) * len(rest))
     if method == "exact":
-        return _exact(fn, x, flat, h, B, D)
+        return _exact(ops, fn, h, B, D)
     offset = sample_offset(offset, B, D, K)
-    V = draw(kind, np.empty((B, K) + rest, x.dtype), B, K, D, K, offset * K, seed, counter)
-    JV = np.empty_like(V)
+    x = ops.x
+    h_col = ops.column(h)
+    V = ops.probes(kind, K, D, offset * K, seed, counter)
+    JV = ops.new_like(V)
     for k in range(K):
-        v = V[:, k]
-        JV[:, k] = (_call(fn, x + h_col * v) - _call(fn, x - h_col * v)) / (2 * h_col)
-    t = np.empty((B, K))
-    moments = np.zeros((B, 3))
-    _core.trace_moments(V, JV, None, t, moments)
+        v = ops.probe(V, k)
+        ops.set_probe(JV, k, (ops.call(fn, x + h_col * v) - ops.call(fn, x - h_col * v))
+                      / (2 * h_col))
+    t, estimate = ops.trace(V, JV)
     if not np.all(np.isfinite(t)):
         raise ValueError("fn returned non-finite values")
-    return moments[:, 1].copy()
+    return estimate
 
 
-def _exact(fn, x, flat, h, B, D):
-    total = np.zeros(B)
-    rows = np.arange(B)
+def _exact(ops, fn, h, B, D):
+    x = ops.x
+    flat = ops.rows(x, B, D)
+    hv = ops.vector(h)
+    h2 = 2 * ops.float64(hv)
+    total = ops.zeros(B)
     for j in range(D):
-        plus, minus = flat.copy(), flat.copy()
-        plus[:, j] += h
-        minus[:, j] -= h
-        diff = (_call(fn, plus.reshape(x.shape)).reshape(B, D)[:, j]
-                - _call(fn, minus.reshape(x.shape)).reshape(B, D)[:, j])
-        total += diff.astype(np.float64) / (2 * h[rows].astype(np.float64))
+        plus, minus = ops.copy(flat), ops.copy(flat)
+        plus[:, j] += hv
+        minus[:, j] -= hv
+        diff = (ops.rows(ops.call(fn, plus.reshape(x.shape)), B, D)[:, j]
+                - ops.rows(ops.call(fn, minus.reshape(x.shape)), B, D)[:, j])
+        total += ops.float64(diff) / h2
+    total = ops.to_host(total)
     if not np.all(np.isfinite(total)):
         raise ValueError("fn returned non-finite values")
     return total
+
+
+class _HostOps:
+    """The array operations of divergence on NumPy arrays (the CUDA version is
+    scorekit._gpu.DivergenceOps: probes, fn's calls and the sums on x's GPU)."""
+
+    def __init__(self, x):
+        self.x = batch_array(x, "x")
+        self.shape, self.dtype = self.x.shape, self.x.dtype
+
+    def host_rows(self, D):
+        return self.x.reshape(self.shape[0], D)
+
+    @staticmethod
+    def host_param(value, name):
+        return value
+
+    def column(self, h):
+        return h.reshape((self.shape[0],) + (1,) * (len(self.shape) - 1))
+
+    def probes(self, kind, K, D, k0, seed, counter):
+        B = self.shape[0]
+        return draw(kind, np.empty((B, K) + self.shape[1:], self.dtype), B, K, D, K, k0, seed,
+                    counter)
+
+    @staticmethod
+    def new_like(V):
+        return np.empty_like(V)
+
+    @staticmethod
+    def probe(V, k):
+        return V[:, k]
+
+    @staticmethod
+    def set_probe(JV, k, value):
+        JV[:, k] = value
+
+    @staticmethod
+    def call(fn, y):
+        return _call(fn, y)
+
+    @staticmethod
+    def trace(V, JV):
+        t = np.empty(V.shape[:2])
+        moments = np.zeros((V.shape[0], 3))
+        _core.trace_moments(V, JV, None, t, moments)
+        return t, moments[:, 1].copy()
+
+    @staticmethod
+    def rows(a, B, D):
+        return a.reshape(B, D)
+
+    @staticmethod
+    def vector(h):
+        return h
+
+    @staticmethod
+    def float64(a):
+        return a.astype(np.float64)
+
+    @staticmethod
+    def zeros(B):
+        return np.zeros(B)
+
+    @staticmethod
+    def copy(a):
+        return a.copy()
+
+    @staticmethod
+    def to_host(a):
+        return a
+
+
+def _ops(x):
+    if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
+        return _gpu.DivergenceOps(x)
+    return _HostOps(x)
 
 
 def _rms(flat):
