@@ -249,6 +249,22 @@ PYBIND11_MODULE(_cuda, m) {
             sc::reduce_losses(ptr<const double>(rows), B, mean, ptr<double>(out), device,
                               stream_of(stream));
         });
+    m.def(
+        "gmm_eval",
+        [](std::uintptr_t means, std::uintptr_t vars, std::uintptr_t log_weights, std::int64_t K,
+           std::int64_t D, std::uintptr_t x, std::int64_t B, std::uintptr_t sigma_p, double sigma,
+           std::uintptr_t log_p, std::uintptr_t score, std::uintptr_t div, std::uintptr_t work,
+           int itemsize, int device, std::uintptr_t stream) {
+            const scorekit::GmmParams p{ptr<const double>(means), ptr<const double>(vars),
+                                        ptr<const double>(log_weights), K, D};
+            by_dtype(itemsize, [&](auto tag) {
+                using T = decltype(tag);
+                py::gil_scoped_release release;
+                sc::gmm_eval<T>(p, ptr<const T>(x), B, row_param<double>(sigma_p, sigma),
+                                ptr<double>(log_p), ptr<T>(score), ptr<double>(div),
+                                ptr<double>(work), device, stream_of(stream));
+            });
+        });
     // Doubles of scratch (`work` / `partial`) each launcher needs.
     m.def("dsm_work", &sc::dsm_work, py::arg("B"), py::arg("D"));
     m.def("ssm_work", &sc::ssm_work, py::arg("B"), py::arg("K"), py::arg("D"));
@@ -257,4 +273,6 @@ PYBIND11_MODULE(_cuda, m) {
     m.def("mala_work", &sc::mala_work, py::arg("B"), py::arg("D"));
     m.def("trace_work", &sc::trace_work, py::arg("B"), py::arg("m"), py::arg("D"));
     m.def("sphere_work", &sc::sphere_work, py::arg("rows"), py::arg("D"));
+    m.def("gmm_work", &sc::gmm_work, py::arg("B"), py::arg("K"), py::arg("D"),
+          py::arg("per_sample"));
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "grid.hpp"
+#include "scorekit/gmm.hpp"
 #include "scorekit/kernels.hpp"
 #include "scorekit/philox.hpp"
 #include "scorekit/trace.hpp"
@@ -137,6 +138,18 @@ void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, s
 // by B for a mean (NaN when B = 0): a loss reduced on the device.
 void reduce_losses(const double* rows, std::int64_t B, bool mean, double* out, int device,
                    void* stream);
+
+// Gaussian mixture at the B rows of x (the CPU's gmm_eval; p's arrays on the
+// device): log p into log_p, score and divergence when not null. The device's
+// exp / log differ from the host's in the last places. `work` holds
+// gmm_work(B, K, D, per-sample sigma) doubles.
+template <class T>
+void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> sigma,
+              double* log_p, T* score, double* div, double* work, int device, void* stream);
+
+inline std::int64_t gmm_work(std::int64_t B, std::int64_t K, std::int64_t D, bool per_sample) {
+    return 2 * K + B * (K + D) + (per_sample ? B * 2 * K : 0);
+}
 
 // Doubles of `partial` dsm_loss needs.
 inline std::int64_t dsm_work(std::int64_t B, std::int64_t D) {

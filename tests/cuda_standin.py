@@ -366,6 +366,20 @@ class CpuBackedCuda:
         t = _core.sum(view(rows, (B,), np.float64).copy())
         view(out, (1,), np.float64)[0] = (t / B if B else np.nan) if mean else t
 
+    def gmm_eval(self, means, variances, log_weights, K, D, x, B, sigma_p, sigma, log_p, score,
+                 div, work, itemsize, device, stream):
+        self._record("gmm_eval")
+        dt, f8 = self._dt(itemsize), np.float64
+        _core.gmm_eval(view(means, (K, D), f8), view(variances, (K, D), f8),
+                       view(log_weights, (K,), f8), view(x, (B, D), dt),
+                       view(sigma_p, (B,), f8) if sigma_p else np.asarray(sigma, f8),
+                       view(log_p, (B,), f8), view(score, (B, D), dt) if score else None,
+                       view(div, (B,), f8) if div else None)
+
+    @staticmethod
+    def gmm_work(B, K, D, per_sample):
+        return 0
+
     @staticmethod
     def trace_work(B, m, D):
         return 0

@@ -255,6 +255,20 @@ def test_divergence_bits(fw, kind, dtype):
         np.testing.assert_array_equal(got, scorekit.divergence(fn, x, kind=kind, **args))
 
 
+def test_gaussian_mixture(fw, dtype):
+    """The mixture on the GPU: the CPU's arithmetic order with the device's exp / log,
+    so within a few units in the last place of the CPU's results."""
+    gm = scorekit.GaussianMixture([[-2.0, 0.0, 1.0], [1.5, 1.0, -1.0]], [0.5, 1.2], [0.3, 0.7])
+    x = batch((64, 3), dtype)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    for sigma in (0.0, 0.4, np.linspace(0.1, 1.0, 64)):
+        got = gm.evaluate(fw.put(x), sigma)
+        want = gm.evaluate(x, sigma)
+        np.testing.assert_allclose(fw.get(got[0]), want[0], rtol=1e-12)
+        np.testing.assert_allclose(fw.get(got[1]), want[1], rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(fw.get(got[2]), want[2], rtol=1e-10, atol=1e-12)
+
+
 def test_samplers_bits(fw, dtype):
     """annealed_langevin, pc_sample (like=) and mala on the GPU against the CPU (the
     acceptance rates too: k / n steps, the CPU's quotient)."""

@@ -248,7 +248,7 @@ def test_a_visible_gpu_is_usable_when_the_backend_is_built():
     assert scorekit.gpu_available(), _gpu._cuda.runtime_status()
 
 
-CUDA_SOURCES = ("kernels.cu", "score_matching.cu", "steps.cu", "trace.cu")
+CUDA_SOURCES = ("kernels.cu", "score_matching.cu", "steps.cu", "trace.cu", "gmm.cu")
 
 
 def emulated_cuda_sources(tmp_path):
@@ -279,7 +279,7 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
              f"-I{ROOT / 'cuda'}", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cpp/src'}"]
     cpu = [str(ROOT / f"cpp/src/{s}.cpp") for s in
            ("threads", "simd", "noise_cpu", "elementwise_cpu", "dsm_cpu", "steps_cpu",
-            "probes_cpu", "score_matching_cpu")]
+            "probes_cpu", "score_matching_cpu", "gmm_cpu")]
     exe = tmp_path / "emulated"
     subprocess.run([gxx, *flags, *map(str, emulated_cuda_sources(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],

@@ -433,3 +433,19 @@ def test_divergence_on_the_device(gpu, kind, dtype, monkeypatch):
     monkeypatch.setattr(_gpu, "_bridge_from_dlpack", bridge_from_dlpack)
     with pytest.raises(TypeError, match="x is a CUDA array of type DLPackOnlyArray"):
         scorekit.divergence(fn, DLPackOnlyArray(x), seed=1)
+
+
+def test_gaussian_mixture_on_the_device(gpu, dtype):
+    gm = scorekit.GaussianMixture([[-2.0, 0.0, 1.0], [1.5, 1.0, -1.0]], [0.5, 1.2], [0.3, 0.7])
+    x = batch((6, 3), dtype)
+    for sigma in (0.0, 0.4, np.linspace(0.1, 1.0, 6), put(np.linspace(0.1, 1.0, 6))):
+        got = gm.evaluate(put(x), sigma)
+        want = gm.evaluate(x, get(sigma))
+        for g, w in zip(got, want, strict=True):
+            same(g, w)  # the stand-in runs the CPU's exp and log: the same bits
+    same(gm.score(put(x), 0.2), gm.score(x, 0.2))
+    same(gm.log_prob(put(x)), gm.log_prob(x))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, D\) = \(B, 3\)"):
+        gm.score(put(np.zeros((4, 2), dtype)))
+    with pytest.raises(ValueError, match="sigma must be >= 0"):
+        gm.score(put(x), put(-np.ones(6)))

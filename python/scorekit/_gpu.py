@@ -1039,3 +1039,34 @@ class DivergenceOps:
 
     def to_host(self, a):
         return self.ref.fw.host(a)
+
+
+# ------------------------------------------------------- Gaussian mixtures ---
+
+def host_parameter(value, name: str, ref: DeviceArray):
+    """A parameter given as a CUDA array, brought to the host for the CPU's checks."""
+    if on_cuda(value, name):
+        arr = device_array(value, name)
+        _same_device_only(ref, arr, name)
+        return arr.fw.host(arr.obj)
+    return value
+
+
+def gmm_eval(means, variances, log_weights, xa: DeviceArray, sigma: np.ndarray, *,
+             want_score: bool, want_div: bool) -> tuple:
+    """(log p, score, divergence) of a mixture at the rows of a CUDA x (float64 (B,),
+    x's dtype, float64 (B,); None where not asked for), arrays of x's framework."""
+    B, D = xa.shape
+    K = means.shape[0]
+    put = lambda a: device_array(xa.fw.to_device(a, xa.obj), "parameter")  # noqa: E731
+    mu, var, lw = put(means), put(variances), put(log_weights)
+    per_sample = sigma.ndim == 1
+    sig = put(sigma) if per_sample else None
+    log_p = output(None, xa, (max(B, 1),), np.float64)
+    score = output(None, xa, xa.shape, xa.dtype) if want_score else None
+    div = output(None, xa, (max(B, 1),), np.float64) if want_div else None
+    work = _scratch(xa, _cuda.gmm_work(B, K, D, per_sample))
+    _cuda.gmm_eval(mu.ptr, var.ptr, lw.ptr, K, D, xa.ptr, B, sig.ptr if per_sample else 0,
+                   0.0 if per_sample else float(sigma), log_p.ptr, score.ptr if score else 0,
+                   div.ptr if div else 0, work.ptr, *_launch(xa))
+    return (log_p.obj[:B], score.obj if score else None, div.obj[:B] if div else None)

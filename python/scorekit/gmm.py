@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, _gpu
 from ._validate import batch_array, count, dtype_arg, per_sample, stream
 from .noise import normal, uniform
 
@@ -29,7 +29,11 @@ class GaussianMixture:
     Parameters are held in float64; ``score`` returns x's dtype, ``log_prob``
     and ``score_divergence`` float64. The kernels evaluate the log-sum-exp over
     components one sample at a time, in float64, without forming a
-    ``(B, K, D)`` array.
+    ``(B, K, D)`` array. A PyTorch CUDA tensor or CuPy array ``x`` is evaluated
+    on its GPU (one thread per sample, the CPU's arithmetic order) and the
+    results are arrays of its framework there; the device's ``exp`` and ``log``
+    are not the host's, so they agree with the CPU's to a few units in the last
+    place rather than bit for bit.
     """
 
     def __init__(self, means, stds, weights=None):
@@ -126,15 +130,24 @@ class GaussianMixture:
         return out.astype(dtype, copy=False)
 
     def _eval(self, x, sigma, *, want_score, want_div):
-        x = batch_array(x, "x")
-        if x.ndim != 2 or x.shape[1] != self.dim:
+        on_gpu = type(x) is not np.ndarray and _gpu.on_cuda(x, "x")
+        if on_gpu:
+            x = _gpu.batch(x, "x")
+        else:
+            x = batch_array(x, "x")
+        if len(x.shape) != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, D) = (B, {self.dim}), got {x.shape}")
         B = x.shape[0]
+        if on_gpu:
+            sigma = _gpu.host_parameter(sigma, "sigma", x)
         if isinstance(sigma, np.ndarray) and sigma.ndim == 1 and sigma.dtype.kind == "f":
             sigma = sigma.astype(np.float64)  # any float (B,) array: parameters are float64
         sig = per_sample(sigma, "sigma", B, np.dtype(np.float64), nonnegative=True)
         if not np.all(np.abs(sig) < 1e154):
             raise ValueError("sigma must have a finite square (below about 1e154)")
+        if on_gpu:
+            return _gpu.gmm_eval(self._means, self._vars, self._log_weights, x, sig,
+                                 want_score=want_score, want_div=want_div)
         log_p = np.empty(B)
         score = np.empty_like(x) if want_score else None
         div = np.empty(B) if want_div else None

@@ -283,6 +283,27 @@ void trace() {
             }
 }
 
+template <class T>
+void gmm() {
+    const std::int64_t K = 3, D = 5, B = 7;
+    auto means = values<double>(K * D, 27), vars = values<double>(K * D, 28, 0.2, 2);
+    auto lw = values<double>(K, 29, -2, -0.5);
+    const GmmParams p{means.data(), vars.data(), lw.data(), K, D};
+    auto x = values<T>(B * D, 30, -3, 3);
+    auto sig = values<double>(B, 31, 0, 2);
+    for (int per_row = 0; per_row < 2; ++per_row) {
+        const RowParam<double> s = per_row ? RowParam<double>{sig.data(), 0.0}
+                                           : RowParam<double>{nullptr, 0.7};
+        std::vector<double> gl(B), cl(B), gd(B), cd(B);
+        std::vector<T> gs(x.size()), cs(x.size());
+        std::vector<double> work(static_cast<std::size_t>(cuda::gmm_work(B, K, D, per_row)));
+        cuda::gmm_eval<T>(p, x.data(), B, s, gl.data(), gs.data(), gd.data(), work.data(), 0,
+                          nullptr);
+        cpu::gmm_eval<T>(p, x.data(), B, s, cl.data(), cs.data(), cd.data());
+        if (!same(gl, cl) || !same(gs, cs) || !same(gd, cd)) FAIL("gmm per_row %d\n", per_row);
+    }
+}
+
 void reduce() {
     for (std::int64_t B : {0, 1, 7, 9, 1000}) {
         auto rows = values<double>(static_cast<std::size_t>(B), 26, 0, 5);
@@ -317,6 +338,8 @@ void all() {
     mala<double>();
     trace<float>();
     trace<double>();
+    gmm<float>();
+    gmm<double>();
     reduce();
 }
 
