@@ -18,6 +18,11 @@ def pytest_configure(config):
 
     from scorekit import _gpu
 
+    try:  # real CUDA arrays must not reach the stand-in backend
+        import torch
+        torch.cuda.is_available = lambda: False
+    except ImportError:
+        pass
     _gpu._cuda = CpuBackedCuda()
     _gpu._FRAMEWORKS["hostcuda"] = HostFramework
     cupy = types.ModuleType("cupy")

@@ -401,7 +401,8 @@ def test_the_gpu_tests_pass_against_the_stand_in():
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(root / "tests")] + ([os.environ["PYTHONPATH"]] if "PYTHONPATH" in os.environ
-                                 else [])))
+                                 else [])),
+        CUDA_VISIBLE_DEVICES="", JAX_PLATFORMS="cpu")  # only stand-in CUDA arrays there
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "-p", "cuda_standin_plugin", str(root / "tests/test_cuda.py")],
                          cwd=root, env=env, capture_output=True, text=True, timeout=600)
@@ -449,3 +450,10 @@ def test_gaussian_mixture_on_the_device(gpu, dtype):
         gm.score(put(np.zeros((4, 2), dtype)))
     with pytest.raises(ValueError, match="sigma must be >= 0"):
         gm.score(put(x), put(-np.ones(6)))
+
+
+def test_dlpack_only_arrays_are_refused_by_the_mixture(dlpack):
+    gm = scorekit.GaussianMixture([[0.0, 1.0]], 1.0)
+    with pytest.raises(TypeError, match="x is a CUDA array of type DLPackOnlyArray"):
+        gm.score(DLPackOnlyArray(np.zeros((3, 2))))
+    assert dlpack.calls == []

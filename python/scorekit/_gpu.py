@@ -3,8 +3,8 @@ into the CUDA backend (``scorekit._cuda``).
 
 A PyTorch CUDA tensor or a CuPy array passed to the noise fills or probes
 (``out=``), perturb, langevin_step, noisy_affine_step, dsm_loss, ssm_loss, ism_loss,
-corrector_step, mala_propose, mala_accept or divergence goes to the GPU kernels without a
-copy to the host (and predictor_step, through noisy_affine_step); a CUDA array
+corrector_step, mala_propose, mala_accept, divergence or GaussianMixture goes to the
+GPU kernels without a copy to the host (and predictor_step, through noisy_affine_step); a CUDA array
 of a framework that speaks only DLPack (JAX) goes through a zero-copy PyTorch or
 CuPy view and its results come back in its own framework. Outputs are
 allocated by the caller's framework on the input's device, and the kernels are
@@ -1017,6 +1017,10 @@ class DivergenceOps:
 
     def call(self, fn, y):
         return function_result(fn(y), "fn", self.ref, self.shape, self.dtype, "samples").obj
+
+    def device(self):
+        """The context of the arithmetic on x (CuPy computes on the current device)."""
+        return self.ref.fw.device_of(self.x)
 
     def trace(self, V: DeviceArray, JV: DeviceArray) -> tuple:
         moments = self.trace_arrays.moments(self.shape[0])

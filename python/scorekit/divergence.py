@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import _core, _gpu
@@ -71,9 +73,13 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, of
                                        positive=True), (B,))
     if B == 0 or D == 0:
         return np.zeros(B)
-    if method == "exact":
-        return _exact(ops, fn, h, B, D)
-    offset = sample_offset(offset, B, D, K)
+    offset = sample_offset(offset, B, D, K) if method == "central" else 0
+    with ops.device():
+        return (_exact(ops, fn, h, B, D) if method == "exact"
+                else _central(ops, fn, h, kind, K, D, offset, seed, counter))
+
+
+def _central(ops, fn, h, kind, K, D, offset, seed, counter):
     x = ops.x
     h_col = ops.column(h)
     V = ops.probes(kind, K, D, offset * K, seed, counter)
@@ -176,6 +182,10 @@ class _HostOps:
     @staticmethod
     def to_host(a):
         return a
+
+    @staticmethod
+    def device():
+        return contextlib.nullcontext()
 
 
 def _ops(x):

@@ -132,6 +132,7 @@ class GaussianMixture:
     def _eval(self, x, sigma, *, want_score, want_div):
         on_gpu = type(x) is not np.ndarray and _gpu.on_cuda(x, "x")
         if on_gpu:
+            _gpu.like_array(x, name="x")  # PyTorch or CuPy (a JAX array is refused by name)
             x = _gpu.batch(x, "x")
         else:
             x = batch_array(x, "x")
