@@ -446,6 +446,7 @@ def test_gaussian_mixture_on_the_device(gpu, dtype):
             same(g, w)  # the stand-in runs the CPU's exp and log: the same bits
     same(gm.score(put(x), 0.2), gm.score(x, 0.2))
     same(gm.log_prob(put(x)), gm.log_prob(x))
+    assert len(gm._on_devices) == 1  # the parameters went to the device once
     with pytest.raises(ValueError, match=r"x must have shape \(B, D\) = \(B, 3\)"):
         gm.score(put(np.zeros((4, 2), dtype)))
     with pytest.raises(ValueError, match="sigma must be >= 0"):

@@ -1057,13 +1057,23 @@ def host_parameter(value, name: str, ref: DeviceArray):
 
 
 def gmm_eval(means, variances, log_weights, xa: DeviceArray, sigma: np.ndarray, *,
-             want_score: bool, want_div: bool) -> tuple:
+             want_score: bool, want_div: bool, cache: dict) -> tuple:
     """(log p, score, divergence) of a mixture at the rows of a CUDA x (float64 (B,),
-    x's dtype, float64 (B,); None where not asked for), arrays of x's framework."""
+    x's dtype, float64 (B,); None where not asked for), arrays of x's framework.
+
+    ``cache`` keeps the mixture's parameters on each device after their first
+    upload (which is waited for, so any stream may read them later)."""
     B, D = xa.shape
     K = means.shape[0]
-    put = lambda a: device_array(xa.fw.to_device(a, xa.obj), "parameter")  # noqa: E731
-    mu, var, lw = put(means), put(variances), put(log_weights)
+
+    def put(a):
+        return device_array(xa.fw.to_device(a, xa.obj), "parameter")
+
+    key = (xa.fw.__name__, xa.device)
+    if key not in cache:
+        cache[key] = tuple(put(a) for a in (means, variances, log_weights))
+        xa.fw.synchronize(cache[key][0].obj)
+    mu, var, lw = cache[key]
     per_sample = sigma.ndim == 1
     sig = put(sigma) if per_sample else None
     log_p = output(None, xa, (max(B, 1),), np.float64)

@@ -68,6 +68,7 @@ class GaussianMixture:
         self._log_weights = np.log(self._weights)
         for a in (self._means, self._stds, self._weights, self._vars, self._log_weights):
             a.flags.writeable = False
+        self._on_devices = {}  # the parameters on each GPU that evaluated the mixture
 
     @property
     def means(self) -> np.ndarray:
@@ -148,7 +149,8 @@ class GaussianMixture:
             raise ValueError("sigma must have a finite square (below about 1e154)")
         if on_gpu:
             return _gpu.gmm_eval(self._means, self._vars, self._log_weights, x, sig,
-                                 want_score=want_score, want_div=want_div)
+                                 want_score=want_score, want_div=want_div,
+                                 cache=self._on_devices)
         log_p = np.empty(B)
         score = np.empty_like(x) if want_score else None
         div = np.empty(B) if want_div else None
