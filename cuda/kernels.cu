@@ -120,18 +120,11 @@ struct DsmOp {
     const T* score;
     const T* noise;  // stored noise, or null: regenerate
     std::int64_t D;
-    RowParam<T> sigma;
-    bool weight_is_sigma2;
-    RowParam<T> weight;
-    double batch_scale;
+    DsmRows<T> row;  // row(b): sample b's DsmRow
     Stream st;
     std::uint64_t stream_first;
     T* grad;
 
-    __device__ SCOREKIT_INLINE DsmRow<T> row(std::int64_t b) const {
-        return DsmRow<T>(sigma(b), weight_is_sigma2,
-                         weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
-    }
     __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
                                            unsigned nthreads) const {
@@ -268,8 +261,8 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
-    const DsmOp<T> op{score, noise, D, sigma, weight_is_sigma2, weight, batch_scale, st,
-                      first_sample * static_cast<std::uint64_t>(D), grad};
+    const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
+                      st, first_sample * static_cast<std::uint64_t>(D), grad};
     row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss}, partial, as_stream(stream),
                "dsm_loss kernel launch");
 }

@@ -18,18 +18,11 @@ struct DsmArgs {
     const T* score;
     const T* noise;
     std::int64_t D;
-    RowParam<T> sigma;
-    bool weight_is_sigma2;
-    RowParam<T> weight;
-    double batch_scale;
+    DsmRows<T> row;  // row(b): sample b's DsmRow
     Stream st;
     std::uint64_t stream_first;  // stream element of element 0
     T* grad;
 
-    DsmRow<T> row(std::int64_t b) const {
-        return DsmRow<T>(sigma(b), weight_is_sigma2,
-                         weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
-    }
     // z for elements [first, first + count): the stored noise or `tile`, filled.
     const T* noise_at(std::int64_t first, std::int64_t count, T* tile) const {
         if (noise) return noise + first;
@@ -85,8 +78,8 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
               std::uint64_t first_sample, double* row_loss, T* grad) {
     static_assert(kReduceChunk <= kTile, "a chunk's noise must fit one tile");
-    const DsmArgs<T> a{score, noise, D, sigma, weight_is_sigma2, weight, batch_scale, st,
-                       first_sample * static_cast<std::uint64_t>(D), grad};
+    const DsmArgs<T> a{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
+                       st, first_sample * static_cast<std::uint64_t>(D), grad};
     if (D <= kReduceChunk)
         short_rows(a, B, row_loss);
     else

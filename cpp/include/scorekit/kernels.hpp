@@ -116,4 +116,18 @@ struct DsmRow {
     }
 };
 
+// The per-sample parameters of a dsm_loss call: rows(b) is sample b's DsmRow,
+// with w_b = sigma_b^2 when weight_is_sigma2 and weight(b) otherwise.
+template <class T>
+struct DsmRows {
+    RowParam<T> sigma;
+    bool weight_is_sigma2;
+    RowParam<T> weight;
+    double batch_scale;
+    SCOREKIT_HD SCOREKIT_INLINE DsmRow<T> operator()(std::int64_t b) const {
+        return DsmRow<T>(sigma(b), weight_is_sigma2,
+                         weight_is_sigma2 ? 0.0 : static_cast<double>(weight(b)), batch_scale);
+    }
+};
+
 }  // namespace scorekit
