@@ -12,8 +12,8 @@
 namespace scorekit {
 namespace cuda {
 
-constexpr int kThreads = 256;                        // threads per block, every launcher
-constexpr std::uint64_t kMaxBlocks = 65535ull * 8;  // grid-stride beyond this
+constexpr int kThreads = 256;                    // threads per block, every launcher
+constexpr std::uint64_t kMaxBlocks = 8192;      // grid-stride beyond this (2M threads)
 
 // Blocks for `units` units of work, one unit per thread per pass.
 SCOREKIT_HD SCOREKIT_INLINE std::uint64_t grid_blocks(std::uint64_t units) {
@@ -22,30 +22,43 @@ SCOREKIT_HD SCOREKIT_INLINE std::uint64_t grid_blocks(std::uint64_t units) {
 }
 
 // Elements [0, n) that read stream elements [first, first + n), split at the
-// stream's blocks of K elements: unit u is stream block first / K + u and
-// covers elements [begin(u), end(u)) of the output.
+// stream's blocks of K elements: unit u is stream block j0 + u, and its value k
+// is output element element(u, k) when that is below n (values of the first
+// and last blocks may lie outside the output). first / K and first % K are
+// taken once, on the host: a kernel's loop has no division.
+template <int K>
 struct BlockUnits {
-    std::uint64_t first;  // stream element of output element 0
-    std::uint64_t n;      // output elements
-    std::uint64_t K;      // elements per stream block
+    std::uint64_t j0;    // stream block of output element 0: first / K
+    std::uint64_t lead;  // values of block j0 before output element 0: first % K
+    std::uint64_t n;     // output elements
 
+    SCOREKIT_HD SCOREKIT_INLINE static BlockUnits of(std::uint64_t first, std::uint64_t n) {
+        return {first / K, first % K, n};
+    }
     SCOREKIT_HD SCOREKIT_INLINE std::uint64_t units() const {
-        return n == 0 ? 0 : (first + n - 1) / K - first / K + 1;
+        return n == 0 ? 0 : (lead + n + K - 1) / K;
     }
-    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t block(std::uint64_t u) const { return first / K + u; }
-    // output element of the block's first value (may lie before 0: see skip)
-    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t begin(std::uint64_t u) const {
-        const std::uint64_t s = block(u) * K;
-        return s < first ? 0 : s - first;
+    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t block(std::uint64_t u) const { return j0 + u; }
+    // Output element of value k of unit u; n or more (as unsigned) when outside the output.
+    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t element(std::uint64_t u, int k) const {
+        return u * K + static_cast<std::uint64_t>(k) - lead;
     }
-    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t end(std::uint64_t u) const {
-        const std::uint64_t e = (block(u) + 1) * K - first;
-        return e < n ? e : n;
-    }
-    // values of the block to skip before output element begin(u)
-    SCOREKIT_HD SCOREKIT_INLINE std::uint64_t skip(std::uint64_t u) const {
-        const std::uint64_t s = block(u) * K;
-        return s < first ? first - s : 0;
+};
+
+// i / D for 0 <= i < 2^62 and D > 0 without a 64-bit integer division (a long
+// software routine on a GPU): a floating-point estimate, then corrected, so
+// the quotient is exact.
+struct RowOf {
+    std::int64_t D;
+    double inv;  // 1 / D
+
+    static RowOf of(std::int64_t D) { return {D, 1.0 / static_cast<double>(D)}; }
+    SCOREKIT_HD SCOREKIT_INLINE std::int64_t operator()(std::int64_t i) const {
+        std::int64_t q = static_cast<std::int64_t>(static_cast<double>(i) * inv);
+        std::int64_t r = i - q * D;
+        while (r < 0) --q, r += D;
+        while (r >= D) ++q, r -= D;
+        return q;
     }
 };
 

@@ -16,20 +16,22 @@ namespace cuda {
 
 namespace {
 
-template <class Block, class T>
-__global__ void fill_kernel(Stream st, BlockUnits bu, T* out) {
+// kAligned: output element 0 starts a stream block and out is 16-byte aligned,
+// so every whole unit is one or two vector stores.
+template <class Block, class T, bool kAligned>
+__global__ void fill_kernel(Stream st, BlockUnits<Block::kPerBlock> bu, T* out) {
+    constexpr int K = Block::kPerBlock;
     const std::uint64_t units = bu.units();
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
-        T v[Block::kPerBlock];
+        T v[K];
         make_block<Block>(st, bu.block(u), v);
-        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
-        for (std::uint64_t i = b; i < e; ++i) out[i] = v[s + (i - b)];
+        if (kAligned && (u + 1) * K <= bu.n)
+            store_vec(out + u * K, v);
+        else
+            for_unit_values(bu, u, v, [&](std::uint64_t i, T x) { out[i] = x; });
     }
 }
 
-// Elementwise kernels with normal noise: op.row(b) when an element starts row b
-// (once per unit, then at each row boundary inside it: one division per unit),
-// op(i, z_i) for every element i of the flat B x D range.
 // Sphere probes: each row of D normals rescaled to norm sqrt(D). Short rows one
 // thread per row through the CPU's functions; longer rows take their sums of
 // squares from the row reduction (the CPU's order), then one thread per element.
@@ -50,65 +52,95 @@ __global__ void scale_rows_kernel(T* v, std::int64_t rows, std::int64_t D, const
     }
 }
 
-template <class T, class Op>
-__global__ void noisy_rows_kernel(Stream st, BlockUnits bu, std::int64_t D, Op op) {
+// Elementwise kernels with normal noise over rows of D elements. An Op reads
+// kIn inputs and writes kOut outputs (an output may be absent: null) at each
+// element: op.row(b) sets sample b's parameters, op(in, z, out) maps one
+// element's inputs and noise to its outputs. kAligned: element 0 starts a
+// stream block, D is a multiple of the block (a whole unit lies in one row) and
+// every array is 16-byte aligned, so a whole unit is one vector access per array.
+template <class T, class Op, bool kAligned>
+__global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBlock> bu, RowOf rows,
+                                  Op op) {
+    constexpr int K = NormalBlock<T>::kPerBlock;
     const std::uint64_t units = bu.units();
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
-        T z[NormalBlock<T>::kPerBlock];
+        T z[K];
         make_block<NormalBlock<T>>(st, bu.block(u), z);
-        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
-        std::int64_t row = static_cast<std::int64_t>(b) / D;
-        std::uint64_t row_end = static_cast<std::uint64_t>((row + 1) * D);
-        op.row(row);
-        for (std::uint64_t i = b; i < e; ++i) {
-            if (i == row_end) {  // a unit of <= 4 elements crosses into the next row(s)
-                row = static_cast<std::int64_t>(i) / D;
-                row_end = static_cast<std::uint64_t>((row + 1) * D);
-                op.row(row);
+        if (kAligned && (u + 1) * K <= bu.n) {
+            const std::uint64_t i0 = u * K;
+            op.row(rows(static_cast<std::int64_t>(i0)));
+            T in[Op::kIn][K], out[Op::kOut][K];
+#pragma unroll
+            for (int a = 0; a < Op::kIn; ++a) load_vec(op.in[a] + i0, in[a]);
+#pragma unroll
+            for (int k = 0; k < K; ++k) {
+                T x[Op::kIn], y[Op::kOut];
+#pragma unroll
+                for (int a = 0; a < Op::kIn; ++a) x[a] = in[a][k];
+                op(x, z[k], y);
+#pragma unroll
+                for (int a = 0; a < Op::kOut; ++a) out[a][k] = y[a];
             }
-            op(i, z[s + (i - b)]);
+#pragma unroll
+            for (int a = 0; a < Op::kOut; ++a)
+                if (op.out[a]) store_vec(op.out[a] + i0, out[a]);
+        } else {
+            std::uint64_t row_end = 0;  // the elements of the current row end here
+            for_unit_values(bu, u, z, [&](std::uint64_t i, T zi) {
+                if (row_end == 0 || i >= row_end) {  // a unit of <= 4 elements may cross rows
+                    const std::int64_t b = rows(static_cast<std::int64_t>(i));
+                    row_end = static_cast<std::uint64_t>((b + 1) * rows.D);
+                    op.row(b);
+                }
+                T x[Op::kIn], y[Op::kOut];
+#pragma unroll
+                for (int a = 0; a < Op::kIn; ++a) x[a] = op.in[a][i];
+                op(x, zi, y);
+#pragma unroll
+                for (int a = 0; a < Op::kOut; ++a)
+                    if (op.out[a]) op.out[a][i] = y[a];
+            });
         }
     }
 }
 
 template <class T>
 struct PerturbOp {
-    const T* x;
+    static constexpr int kIn = 1, kOut = 1;
+    const T* in[kIn];  // x
+    T* out[kOut];
     RowParam<T> scale, sigma;
-    T* out;
     T a, s;
     __device__ SCOREKIT_INLINE void row(std::int64_t b) { a = scale(b), s = sigma(b); }
-    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
-        out[i] = perturb_value(x[i], z, a, s);
+    __device__ SCOREKIT_INLINE void operator()(const T (&x)[kIn], T z, T (&y)[kOut]) const {
+        y[0] = perturb_value(x[0], z, a, s);
     }
 };
 
 template <class T>
 struct LangevinOp {
-    const T* x;
-    const T* score;
+    static constexpr int kIn = 2, kOut = 1;
+    const T* in[kIn];  // x, score
+    T* out[kOut];
     RowParam<T> step;
-    T* out;
     LangevinRow<T> lr;
     __device__ SCOREKIT_INLINE void row(std::int64_t b) { lr = LangevinRow<T>(step(b)); }
-    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
-        out[i] = lr.apply(x[i], score[i], z);
+    __device__ SCOREKIT_INLINE void operator()(const T (&x)[kIn], T z, T (&y)[kOut]) const {
+        y[0] = lr.apply(x[0], x[1], z);
     }
 };
 
 template <class T>
 struct AffineOp {
-    const T* x;
-    const T* score;
+    static constexpr int kIn = 2, kOut = 2;
+    const T* in[kIn];  // x, score
+    T* out[kOut];      // next, and the mean (or null)
     RowParam<T> a, c, g;
-    T* out;
-    T* out_mean;
     AffineStep<T> step;
     __device__ SCOREKIT_INLINE void row(std::int64_t b) { step = AffineStep<T>{a(b), c(b), g(b)}; }
-    __device__ SCOREKIT_INLINE void operator()(std::uint64_t i, T z) {
-        const T m = step.mean(x[i], score[i]);
-        if (out_mean) out_mean[i] = m;
-        out[i] = step.next(m, z);
+    __device__ SCOREKIT_INLINE void operator()(const T (&x)[kIn], T z, T (&y)[kOut]) const {
+        y[1] = step.mean(x[0], x[1]);
+        y[0] = step.next(y[1], z);
     }
 };
 
@@ -167,28 +199,46 @@ int device_count(std::string* why) {
     return n;
 }
 
+namespace {
+template <class Block, class T>
+void launch_fill(Stream st, std::uint64_t offset, std::uint64_t n, T* out, cudaStream_t s) {
+    const auto bu = BlockUnits<Block::kPerBlock>::of(offset, n);
+    if (bu.lead == 0 && aligned16(out))
+        fill_kernel<Block, T, true><<<grid_for(bu.units()), kThreads, 0, s>>>(st, bu, out);
+    else
+        fill_kernel<Block, T, false><<<grid_for(bu.units()), kThreads, 0, s>>>(st, bu, out);
+}
+
+// Rows first_sample, first_sample + 1, ... of a stream, B x D elements.
+template <class T, class Op>
+void launch_noisy_rows(const Op& op, Stream st, std::uint64_t first_sample, std::int64_t B,
+                       std::int64_t D, void* stream, const char* what) {
+    constexpr int K = NormalBlock<T>::kPerBlock;
+    const auto bu = BlockUnits<K>::of(first_sample * static_cast<std::uint64_t>(D),
+                                      static_cast<std::uint64_t>(B * D));
+    bool aligned = bu.lead == 0 && D % K == 0;
+    for (const T* p : op.in) aligned = aligned && aligned16(p);
+    for (const T* p : op.out) aligned = aligned && aligned16(p);
+    const unsigned grid = grid_for(bu.units());
+    if (aligned)
+        noisy_rows_kernel<T, Op, true><<<grid, kThreads, 0, as_stream(stream)>>>(st, bu, RowOf::of(D), op);
+    else
+        noisy_rows_kernel<T, Op, false><<<grid, kThreads, 0, as_stream(stream)>>>(st, bu, RowOf::of(D), op);
+    check(cudaGetLastError(), what);
+}
+}  // namespace
+
 template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,
                 void* stream) {
     if (n <= 0) return;
     const OnDevice on(device);
     const auto N = static_cast<std::uint64_t>(n);
+    const cudaStream_t s = as_stream(stream);
     switch (kind) {
-        case NoiseKind::Normal: {
-            const BlockUnits bu{offset, N, NormalBlock<T>::kPerBlock};
-            fill_kernel<NormalBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
-            break;
-        }
-        case NoiseKind::Uniform: {
-            const BlockUnits bu{offset, N, UniformBlock<T>::kPerBlock};
-            fill_kernel<UniformBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
-            break;
-        }
-        case NoiseKind::Rademacher: {
-            const BlockUnits bu{offset, N, RademacherBlock<T>::kPerBlock};
-            fill_kernel<RademacherBlock<T>, T><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(st, bu, out);
-            break;
-        }
+        case NoiseKind::Normal: launch_fill<NormalBlock<T>>(st, offset, N, out, s); break;
+        case NoiseKind::Uniform: launch_fill<UniformBlock<T>>(st, offset, N, out, s); break;
+        case NoiseKind::Rademacher: launch_fill<RademacherBlock<T>>(st, offset, N, out, s); break;
     }
     check(cudaGetLastError(), "noise kernel launch");
 }
@@ -218,12 +268,8 @@ void perturb(const T* x, std::int64_t B, std::int64_t D, RowParam<T> scale, RowP
              Stream st, std::uint64_t first_sample, T* out, int device, void* stream) {
     if (B <= 0 || D <= 0) return;
     const OnDevice on(device);
-    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
-                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    const PerturbOp<T> op{x, scale, sigma, out, T(0), T(0)};
-    noisy_rows_kernel<T, PerturbOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
-        st, bu, D, op);
-    check(cudaGetLastError(), "perturb kernel launch");
+    const PerturbOp<T> op{{x}, {out}, scale, sigma, T(0), T(0)};
+    launch_noisy_rows<T>(op, st, first_sample, B, D, stream, "perturb kernel launch");
 }
 
 template <class T>
@@ -232,12 +278,8 @@ void langevin_step(const T* x, const T* score, std::int64_t B, std::int64_t D,
                    int device, void* stream) {
     if (B <= 0 || D <= 0) return;
     const OnDevice on(device);
-    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
-                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    const LangevinOp<T> op{x, score, step_size, out, LangevinRow<T>(T(0))};
-    noisy_rows_kernel<T, LangevinOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
-        st, bu, D, op);
-    check(cudaGetLastError(), "langevin_step kernel launch");
+    const LangevinOp<T> op{{x, score}, {out}, step_size, LangevinRow<T>(T(0))};
+    launch_noisy_rows<T>(op, st, first_sample, B, D, stream, "langevin_step kernel launch");
 }
 
 template <class T>
@@ -246,12 +288,8 @@ void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, Row
                  T* out_mean, int device, void* stream) {
     if (B <= 0 || D <= 0) return;
     const OnDevice on(device);
-    const BlockUnits bu{first_sample * static_cast<std::uint64_t>(D),
-                        static_cast<std::uint64_t>(B * D), NormalBlock<T>::kPerBlock};
-    const AffineOp<T> op{x, score, a, c, g, out, out_mean, AffineStep<T>{T(0), T(0), T(0)}};
-    noisy_rows_kernel<T, AffineOp<T>><<<grid_for(bu.units()), kThreads, 0, as_stream(stream)>>>(
-        st, bu, D, op);
-    check(cudaGetLastError(), "noisy_affine_step kernel launch");
+    const AffineOp<T> op{{x, score}, {out, out_mean}, a, c, g, AffineStep<T>{T(0), T(0), T(0)}};
+    launch_noisy_rows<T>(op, st, first_sample, B, D, stream, "noisy_affine_step kernel launch");
 }
 
 template <class T>

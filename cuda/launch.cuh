@@ -52,21 +52,68 @@ __device__ SCOREKIT_INLINE std::uint64_t unit_stride() {
     return static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
 }
 
+// f(i, v[k]) for the values of unit u that fall inside the output (a loop of
+// constant trip count: v stays in registers).
+template <int K, class T, class F>
+__device__ SCOREKIT_INLINE void for_unit_values(const BlockUnits<K>& bu, std::uint64_t u,
+                                                const T (&v)[K], F&& f) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+        const std::uint64_t i = bu.element(u, k);
+        if (i < bu.n) f(i, v[k]);
+    }
+}
+
 // f(i, value) for the stream values of elements [first, first + n), i < n; thread
 // `tid` of `nthreads` takes whole Philox blocks (unit tid, tid + nthreads, ...).
 template <class Block, class T, class F>
 __device__ SCOREKIT_INLINE void for_stream_values(const Stream& st, std::uint64_t first,
                                                   std::int64_t n, unsigned tid, unsigned nthreads,
                                                   F&& f) {
-    const BlockUnits bu{first, static_cast<std::uint64_t>(n), Block::kPerBlock};
+    constexpr int K = Block::kPerBlock;
+    const auto bu = BlockUnits<K>::of(first, static_cast<std::uint64_t>(n));
     for (std::uint64_t u = tid; u < bu.units(); u += nthreads) {
-        T v[Block::kPerBlock];
+        T v[K];
         make_block<Block>(st, bu.block(u), v);
-        const std::uint64_t b = bu.begin(u), e = bu.end(u), s = bu.skip(u);
-        for (std::uint64_t i = b; i < e; ++i)
-            f(static_cast<std::int64_t>(i), v[s + (i - b)]);
+        for_unit_values(bu, u, v, [&](std::uint64_t i, T x) { f(static_cast<std::int64_t>(i), x); });
     }
 }
+
+// 16-byte loads and stores of K consecutive values (K * sizeof(T) a multiple of
+// 16, p 16-byte aligned): one vector access instead of K scalar ones.
+__device__ SCOREKIT_INLINE void load16(const float* p, float* v) {
+    const float4 w = *reinterpret_cast<const float4*>(p);
+    v[0] = w.x, v[1] = w.y, v[2] = w.z, v[3] = w.w;
+}
+__device__ SCOREKIT_INLINE void load16(const double* p, double* v) {
+    const double2 w = *reinterpret_cast<const double2*>(p);
+    v[0] = w.x, v[1] = w.y;
+}
+__device__ SCOREKIT_INLINE void store16(float* p, const float* v) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ SCOREKIT_INLINE void store16(double* p, const double* v) {
+    *reinterpret_cast<double2*>(p) = make_double2(v[0], v[1]);
+}
+
+template <int K, class T>
+__device__ SCOREKIT_INLINE void load_vec(const T* p, T (&v)[K]) {
+    constexpr int per = 16 / static_cast<int>(sizeof(T));
+    static_assert(K % per == 0, "K values are whole 16-byte words");
+#pragma unroll
+    for (int c = 0; c < K / per; ++c) load16(p + c * per, v + c * per);
+}
+
+template <int K, class T>
+__device__ SCOREKIT_INLINE void store_vec(T* p, const T (&v)[K]) {
+    constexpr int per = 16 / static_cast<int>(sizeof(T));
+    static_assert(K % per == 0, "K values are whole 16-byte words");
+#pragma unroll
+    for (int c = 0; c < K / per; ++c) store16(p + c * per, v + c * per);
+}
+
+// Whether p is 16-byte aligned (null counts as aligned: an absent output).
+inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
 // out[i] = scale * in[i], i < n (the gradients that are a multiple of an input).
 template <class T>

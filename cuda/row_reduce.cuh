@@ -2,10 +2,10 @@
 // per-element values over each of `rows` rows of D elements, exactly as the
 // CPU's chunked_dot does: LaneSum8 (position p to lane p % 8) over chunks of
 // `chunk` elements, chunk sums added left to right. Rows of at most kShortRow
-// elements take one thread each; longer rows one thread block per chunk, the
-// values staged in shared memory tile by tile and lane k added by one thread
-// in position order, then a second kernel adds each row's chunks. No atomics:
-// the sums are the CPU's bits for every grid.
+// elements take one thread each; longer rows eight threads per chunk (a block
+// takes kGroups chunks at once), the values staged in shared memory tile by
+// tile and lane k added by one thread in position order, then a second kernel
+// adds each row's chunks. No atomics: the sums are the CPU's bits for every grid.
 //
 // An Op supplies the values:
 //   static constexpr int kSums;  (1 or 2)
@@ -24,7 +24,14 @@ namespace scorekit {
 namespace cuda {
 namespace {
 
-constexpr std::int64_t kTileValues = 1024;  // a multiple of 8
+// Long rows: a block of kThreads threads reduces kGroups chunks at a time, eight
+// threads per chunk (thread k is lane k). Tile by tile, a chunk's eight threads
+// write kSegment values to shared memory, then thread k adds those at positions
+// p % 8 == k in order; the segments sit kSegmentStride apart (padding: the four
+// chunks of a warp read different banks).
+constexpr int kGroups = kThreads / 8;
+constexpr std::int64_t kSegment = 64;  // a multiple of 8
+constexpr std::int64_t kSegmentStride = kSegment + 8;
 
 template <class Op, class Fin>
 __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin fin) {
@@ -46,30 +53,42 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
 template <class Op>
 __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     constexpr int N = Op::kSums;
-    __shared__ double vals[N * kTileValues];
-    __shared__ double lanes[N * 8];
-    const std::int64_t chunks = rc.chunks();
-    const bool adder = threadIdx.x < 8 * N;  // lane threadIdx.x % 8 of sum threadIdx.x / 8
-    const std::int64_t s = threadIdx.x / 8, lane = threadIdx.x % 8;
-    for (std::int64_t unit = blockIdx.x; unit < rc.units(); unit += gridDim.x) {
-        const std::int64_t row = unit / chunks, j_first = (unit % chunks) * rc.chunk;
-        const std::int64_t len = rc.D - j_first < rc.chunk ? rc.D - j_first : rc.chunk;
-        double acc = 0.0;
-        for (std::int64_t t0 = 0; t0 < len; t0 += kTileValues) {
-            const std::int64_t tn = len - t0 < kTileValues ? len - t0 : kTileValues;
-            op.values(row, j_first + t0, tn, vals, kTileValues, threadIdx.x, blockDim.x);
+    constexpr std::int64_t kStride = kGroups * kSegmentStride;  // between the sums' values
+    __shared__ double vals[N * kStride];
+    __shared__ double lanes[N * kThreads];
+    const std::int64_t chunks = rc.chunks(), units = rc.units();
+    const std::int64_t tail = rc.D - (chunks - 1) * rc.chunk;  // a row's last chunk
+    const int g = static_cast<int>(threadIdx.x / 8), lane = static_cast<int>(threadIdx.x % 8);
+    double* seg = vals + g * kSegmentStride;
+    for (std::int64_t first = blockIdx.x * static_cast<std::int64_t>(kGroups); first < units;
+         first += static_cast<std::int64_t>(gridDim.x) * kGroups) {
+        const std::int64_t unit = first + g;
+        const bool live = unit < units;
+        const std::int64_t row = live ? unit / chunks : 0;
+        const std::int64_t c = live ? unit - row * chunks : 0;
+        const std::int64_t len = !live ? 0 : (c == chunks - 1 ? tail : rc.chunk);
+        // every thread of the block runs the same tiles: those of the longest chunk
+        // (two or more chunks include one that is not a row's last, when rows have several)
+        const bool whole = chunks > 1 && (first + 1 < units || first % chunks != chunks - 1);
+        const std::int64_t span = whole ? rc.chunk : tail;
+        double acc[N];
+        for (int s = 0; s < N; ++s) acc[s] = 0.0;
+        for (std::int64_t t0 = 0; t0 < span; t0 += kSegment) {
+            const std::int64_t left = len - t0;
+            const std::int64_t tn = left <= 0 ? 0 : (left < kSegment ? left : kSegment);
+            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, lane, 8);
             __syncthreads();
-            if (adder)
-                for (std::int64_t i = lane; i < tn; i += 8) acc += vals[s * kTileValues + i];
+            for (std::int64_t i = lane; i < tn; i += 8)
+                for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
             __syncthreads();
         }
-        if (adder) lanes[threadIdx.x] = acc;
+        for (int s = 0; s < N; ++s) lanes[s * kThreads + threadIdx.x] = acc[s];
         __syncthreads();
-        if (threadIdx.x == 0)
-            for (int k = 0; k < N; ++k) {
+        if (live && lane == 0)
+            for (int s = 0; s < N; ++s) {
                 LaneSum8 sum;
-                for (int l = 0; l < 8; ++l) sum.a[l] = lanes[k * 8 + l];
-                partial[unit * N + k] = sum.total();
+                for (int l = 0; l < 8; ++l) sum.a[l] = lanes[s * kThreads + threadIdx.x + l];
+                partial[unit * N + s] = sum.total();
             }
         __syncthreads();
     }
@@ -103,8 +122,8 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
         return;
     }
     const RowChunks rc{rows, D, chunk};
-    const auto units = static_cast<std::uint64_t>(rc.units());
-    const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
+    const auto groups = (static_cast<std::uint64_t>(rc.units()) + kGroups - 1) / kGroups;
+    const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);
     chunk_sums_kernel<Op><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
     check(cudaGetLastError(), what);
     chunk_rows_kernel<Op::kSums, Fin><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,

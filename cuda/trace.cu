@@ -23,15 +23,14 @@ __global__ void probe_rows_kernel(Stream st, std::int64_t rows, std::int64_t m, 
         const auto r = static_cast<std::int64_t>(u / per_row);
         const std::uint64_t q = u % per_row;
         const std::int64_t b = r / m, i = r % m;
-        const BlockUnits bu{(row0 + static_cast<std::uint64_t>(b * K + i)) *
-                                static_cast<std::uint64_t>(D),
-                            static_cast<std::uint64_t>(D), Block::kPerBlock};
+        const auto bu = BlockUnits<Block::kPerBlock>::of(
+            (row0 + static_cast<std::uint64_t>(b * K + i)) * static_cast<std::uint64_t>(D),
+            static_cast<std::uint64_t>(D));
         if (q >= bu.units()) continue;
         T v[Block::kPerBlock];
         make_block<Block>(st, bu.block(q), v);
         T* row = out + r * D;
-        const std::uint64_t lo = bu.begin(q), hi = bu.end(q), s = bu.skip(q);
-        for (std::uint64_t j = lo; j < hi; ++j) row[j] = v[s + (j - lo)];
+        for_unit_values(bu, q, v, [&](std::uint64_t j, T x) { row[j] = x; });
     }
 }
 

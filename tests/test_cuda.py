@@ -384,10 +384,11 @@ def test_kernels_go_on_the_callers_current_stream(monkeypatch):
 
     t = Torch().torch
     seen = []
+    backend = _gpu._cuda
 
     class Recorder:
         def __getattr__(self, name):
-            real = getattr(_gpu._cuda, name)
+            real = getattr(backend, name)
             if not callable(real) or name in ("device_count", "runtime_status") \
                     or name.endswith("_work"):
                 return real
@@ -405,7 +406,7 @@ def test_kernels_go_on_the_callers_current_stream(monkeypatch):
         y = scorekit.perturb(x, 0.5, seed=1)
         loss, grad = scorekit.dsm_loss(x, 0.5, seed=1, reduction="none")
     s.synchronize()
-    assert seen == [s.cuda_stream, s.cuda_stream]
+    assert len(seen) >= 2 and all(handle == s.cuda_stream for handle in seen)
     np.testing.assert_array_equal(y.cpu().numpy(), scorekit.perturb(x.cpu().numpy(), 0.5, seed=1))
 
 

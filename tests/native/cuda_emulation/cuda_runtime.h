@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -29,6 +30,15 @@ inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __host__
 #define __shared__ static
 #define __forceinline__ inline
+
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
+struct alignas(16) double2 {
+    double x, y;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline double2 make_double2(double x, double y) { return {x, y}; }
 
 typedef void* cudaStream_t;
 enum cudaError_t { cudaSuccess = 0 };
@@ -60,7 +70,14 @@ inline std::vector<Fiber> fibers;
 inline std::vector<std::unique_ptr<char[]>> stacks;
 inline unsigned current = 0;
 inline std::function<void()> body;
-inline std::vector<const void*> barrier_site;  // where each waiting thread called __syncthreads
+// where each waiting thread called __syncthreads: its source file and line, not
+// the call's address, which the compiler may duplicate (jump threading)
+struct Site {
+    const char* file = nullptr;
+    int line = 0;
+    bool operator!=(const Site& o) const { return file != o.file || line != o.line; }
+};
+inline std::vector<Site> barrier_site;
 
 inline void fiber_main() {
     body();
@@ -81,7 +98,7 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
     blockDim.x = c.threads;
     body = [&] { kernel(args...); };
     fibers.resize(c.threads);
-    barrier_site.assign(c.threads, nullptr);
+    barrier_site.assign(c.threads, Site{});
     while (stacks.size() < c.threads) stacks.emplace_back(new char[kStack]);
     for (unsigned b = 0; b < gridDim.x; ++b) {
         blockIdx.x = b;
@@ -97,7 +114,7 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
         for (bool live = true; live;) {  // one round: every thread to its next barrier
             live = false;
             unsigned waiting = 0, ended = 0;
-            const void* site = nullptr;
+            Site site;
             for (unsigned i = 0; i < c.threads; ++i) {
                 const unsigned t = reverse ? c.threads - 1 - i : i;
                 if (fibers[t].done) {
@@ -128,7 +145,8 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
 }
 }  // namespace emu
 
-__attribute__((noinline)) inline void __syncthreads() {
-    emu::barrier_site[emu::current] = __builtin_return_address(0);
+inline void sync_at(const char* file, int line) {
+    emu::barrier_site[emu::current] = {file, line};
     swapcontext(&emu::fibers[emu::current].ctx, &emu::scheduler);
 }
+#define __syncthreads() sync_at(__FILE__, __LINE__)
