@@ -145,10 +145,14 @@ struct AffineOp {
 };
 
 // dsm_loss: values q_j^2 of the residuals q = sigma s + z (the gradient written
-// on the way), noise stored or regenerated; rows of D elements.
+// on the way), noise stored or regenerated; rows of D elements. vec: every row
+// starts a stream block and the arrays are 16-byte aligned, so a run that
+// starts a block (the reductions' runs start at multiples of 8) goes by whole
+// blocks, one vector access per array.
 template <class T>
 struct DsmOp {
     static constexpr int kSums = 1;
+    static constexpr int K = NormalBlock<T>::kPerBlock;
     const T* score;
     const T* noise;  // stored noise, or null: regenerate
     std::int64_t D;
@@ -156,6 +160,7 @@ struct DsmOp {
     Stream st;
     std::uint64_t stream_first;
     T* grad;
+    bool vec;
 
     __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
@@ -167,11 +172,33 @@ struct DsmOp {
             if (grad) grad[base + i] = r.grad_scale * q;
             vals[i] = static_cast<double>(q) * static_cast<double>(q);
         };
+        const std::uint64_t first = stream_first + static_cast<std::uint64_t>(base);
+        std::int64_t done = 0;  // elements [0, done) go by whole blocks
+        if (vec) {
+            done = n - n % K;
+            for (std::int64_t u = tid; u < done / K; u += nthreads) {
+                const std::int64_t i = u * K;
+                T z[K], sc[K], g[K];
+                if (noise)
+                    load_vec(noise + base + i, z);
+                else
+                    make_block<NormalBlock<T>>(st, first / K + static_cast<std::uint64_t>(u), z);
+                load_vec(score + base + i, sc);
+#pragma unroll
+                for (int k = 0; k < K; ++k) {
+                    const T q = r.residual(sc[k], z[k]);
+                    g[k] = r.grad_scale * q;
+                    vals[i + k] = static_cast<double>(q) * static_cast<double>(q);
+                }
+                if (grad) store_vec(grad + base + i, g);
+            }
+        }
         if (noise) {
-            for (std::int64_t i = tid; i < n; i += nthreads) put(i, noise[base + i]);
+            for (std::int64_t i = done + tid; i < n; i += nthreads) put(i, noise[base + i]);
         } else {
-            for_stream_values<NormalBlock<T>, T>(st, stream_first + static_cast<std::uint64_t>(base),
-                                                 n, tid, nthreads, put);
+            for_stream_values<NormalBlock<T>, T>(
+                st, first + static_cast<std::uint64_t>(done), n - done, tid, nthreads,
+                [&](std::int64_t i, T z) { put(done + i, z); });
         }
     }
 };
@@ -299,8 +326,12 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
+    constexpr int K = DsmOp<T>::K;
+    const std::uint64_t stream_first = first_sample * static_cast<std::uint64_t>(D);
+    const bool vec = stream_first % K == 0 && D % K == 0 && aligned16(score) &&
+                     aligned16(noise) && aligned16(grad);
     const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
-                      st, first_sample * static_cast<std::uint64_t>(D), grad};
+                      st, stream_first, grad, vec};
     row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss}, partial, as_stream(stream),
                "dsm_loss kernel launch");
 }

@@ -2,10 +2,10 @@
 // per-element values over each of `rows` rows of D elements, exactly as the
 // CPU's chunked_dot does: LaneSum8 (position p to lane p % 8) over chunks of
 // `chunk` elements, chunk sums added left to right. Rows of at most kShortRow
-// elements take one thread each; longer rows eight threads per chunk (a block
-// takes kGroups chunks at once), the values staged in shared memory tile by
-// tile and lane k added by one thread in position order, then a second kernel
-// adds each row's chunks. No atomics: the sums are the CPU's bits for every grid.
+// elements take one thread each; longer rows a warp per chunk (a block takes
+// kGroups chunks at once), the values staged in shared memory tile by tile and
+// lane k added by one thread in position order, then a second kernel adds each
+// row's chunks. No atomics: the sums are the CPU's bits for every grid.
 //
 // An Op supplies the values:
 //   static constexpr int kSums;  (1 or 2)
@@ -24,14 +24,13 @@ namespace scorekit {
 namespace cuda {
 namespace {
 
-// Long rows: a block of kThreads threads reduces kGroups chunks at a time, eight
-// threads per chunk (thread k is lane k). Tile by tile, a chunk's eight threads
-// write kSegment values to shared memory, then thread k adds those at positions
-// p % 8 == k in order; the segments sit kSegmentStride apart (padding: the four
-// chunks of a warp read different banks).
-constexpr int kGroups = kThreads / 8;
-constexpr std::int64_t kSegment = 64;  // a multiple of 8
-constexpr std::int64_t kSegmentStride = kSegment + 8;
+// Long rows: kChunkThreads threads (a warp) per chunk, kGroups chunks per
+// block. Tile by tile, a chunk's threads write kSegment values to shared memory
+// (each its share: whole stream blocks), then its first eight threads add them,
+// thread k those at positions p % 8 == k, in order.
+constexpr int kChunkThreads = 32;
+constexpr int kGroups = kThreads / kChunkThreads;
+constexpr std::int64_t kSegment = 256;  // a multiple of 8
 
 template <class Op, class Fin>
 __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin fin) {
@@ -53,13 +52,14 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
 template <class Op>
 __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     constexpr int N = Op::kSums;
-    constexpr std::int64_t kStride = kGroups * kSegmentStride;  // between the sums' values
+    constexpr std::int64_t kStride = kGroups * kSegment;  // between the sums' values
     __shared__ double vals[N * kStride];
-    __shared__ double lanes[N * kThreads];
+    __shared__ double lanes[N * kGroups * 8];
     const std::int64_t chunks = rc.chunks(), units = rc.units();
     const std::int64_t tail = rc.D - (chunks - 1) * rc.chunk;  // a row's last chunk
-    const int g = static_cast<int>(threadIdx.x / 8), lane = static_cast<int>(threadIdx.x % 8);
-    double* seg = vals + g * kSegmentStride;
+    const int g = static_cast<int>(threadIdx.x) / kChunkThreads;
+    const int t = static_cast<int>(threadIdx.x) % kChunkThreads;  // lane t when t < 8
+    double* seg = vals + g * kSegment;
     for (std::int64_t first = blockIdx.x * static_cast<std::int64_t>(kGroups); first < units;
          first += static_cast<std::int64_t>(gridDim.x) * kGroups) {
         const std::int64_t unit = first + g;
@@ -67,8 +67,8 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
         const std::int64_t row = live ? unit / chunks : 0;
         const std::int64_t c = live ? unit - row * chunks : 0;
         const std::int64_t len = !live ? 0 : (c == chunks - 1 ? tail : rc.chunk);
-        // every thread of the block runs the same tiles: those of the longest chunk
-        // (two or more chunks include one that is not a row's last, when rows have several)
+        // every thread of the block runs the tiles of the block's longest chunk (two or
+        // more chunks include one that is not a row's last, when rows have several)
         const bool whole = chunks > 1 && (first + 1 < units || first % chunks != chunks - 1);
         const std::int64_t span = whole ? rc.chunk : tail;
         double acc[N];
@@ -76,18 +76,20 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
         for (std::int64_t t0 = 0; t0 < span; t0 += kSegment) {
             const std::int64_t left = len - t0;
             const std::int64_t tn = left <= 0 ? 0 : (left < kSegment ? left : kSegment);
-            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, lane, 8);
+            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, kChunkThreads);
             __syncthreads();
-            for (std::int64_t i = lane; i < tn; i += 8)
-                for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
+            if (t < 8)
+                for (std::int64_t i = t; i < tn; i += 8)
+                    for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
             __syncthreads();
         }
-        for (int s = 0; s < N; ++s) lanes[s * kThreads + threadIdx.x] = acc[s];
+        if (t < 8)
+            for (int s = 0; s < N; ++s) lanes[(s * kGroups + g) * 8 + t] = acc[s];
         __syncthreads();
-        if (live && lane == 0)
+        if (live && t == 0)
             for (int s = 0; s < N; ++s) {
                 LaneSum8 sum;
-                for (int l = 0; l < 8; ++l) sum.a[l] = lanes[s * kThreads + threadIdx.x + l];
+                for (int l = 0; l < 8; ++l) sum.a[l] = lanes[(s * kGroups + g) * 8 + l];
                 partial[unit * N + s] = sum.total();
             }
         __syncthreads();

@@ -122,7 +122,7 @@ void elementwise() {
 template <class T>
 void dsm() {
     const std::int64_t shapes[][2] = {{1, 3},   {5, 7},    {3, 64},  {3, 65}, {2, 1000},
-                                      {2, 4096}, {2, 4097}, {1, 9001}, {3, 0}};
+                                      {2, 4096}, {2, 4097}, {1, 9001}, {2, 8200}, {3, 0}};
     for (auto& s : shapes)
         for (std::uint64_t fs : {0ull, 3ull})
             for (int weight = 0; weight < 3; ++weight)

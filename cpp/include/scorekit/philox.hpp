@@ -21,7 +21,14 @@ constexpr std::uint32_t kWeyl1 = 0xBB67AE85u;
 
 SCOREKIT_HD SCOREKIT_INLINE void mulhilo(std::uint32_t a, std::uint32_t b, std::uint32_t& hi,
                                          std::uint32_t& lo) {
+#if defined(__CUDA_ARCH__)
+    // one 32 x 32 -> 64 multiply (IMAD.WIDE.U32); the 64-bit product of two
+    // zero-extended words below compiles to that plus an add on some targets
+    unsigned long long p;
+    asm("mul.wide.u32 %0, %1, %2;" : "=l"(p) : "r"(a), "r"(b));
+#else
     const std::uint64_t p = static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(b);
+#endif
     hi = static_cast<std::uint32_t>(p >> 32);
     lo = static_cast<std::uint32_t>(p);
 }
