@@ -49,6 +49,16 @@ PYBIND11_MODULE(_cuda, m) {
         },
         "Why the runtime sees no device (the CUDA error text), or '' when it sees one.");
     m.def(
+        "upload",
+        [](py::buffer host, std::uintptr_t dst, int device, std::uintptr_t stream) {
+            const py::buffer_info info = host.request();  // C-contiguous (checked by the caller)
+            const auto nbytes = static_cast<std::size_t>(info.size * info.itemsize);
+            py::gil_scoped_release release;
+            sc::upload(info.ptr, nbytes, ptr<void>(dst), device, stream_of(stream));
+        },
+        py::arg("host"), py::arg("dst"), py::arg("device"), py::arg("stream"),
+        "Copies a C-contiguous host buffer to device memory dst on the given stream.");
+    m.def(
         "fill_noise",
         [](int kind, std::uintptr_t out, std::int64_t n, int itemsize, std::uint64_t seed,
            std::uint64_t counter, std::uint64_t offset, int device, std::uintptr_t stream) {

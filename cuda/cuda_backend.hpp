@@ -5,6 +5,7 @@
 // launch error raises std::runtime_error.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -22,6 +23,10 @@ enum class NoiseKind { Normal = 0, Uniform = 1, Rademacher = 2 };
 // Devices the runtime can see; 0 without a driver or a GPU (never throws).
 // `why`, when given, receives the runtime's reason for 0 ("" otherwise).
 int device_count(std::string* why = nullptr);
+
+// nbytes of pageable host memory to device memory dst, on `stream` (the host
+// buffer may be released when the call returns).
+void upload(const void* host, std::size_t nbytes, void* dst, int device, void* stream);
 
 template <class T>
 void fill_noise(NoiseKind kind, Stream st, std::uint64_t offset, std::int64_t n, T* out, int device,

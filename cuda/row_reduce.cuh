@@ -24,13 +24,15 @@ namespace scorekit {
 namespace cuda {
 namespace {
 
-// Long rows: kChunkThreads threads (a warp) per chunk, kGroups chunks per
-// block. Tile by tile, a chunk's threads write kSegment values to shared memory
-// (each its share: whole stream blocks), then its first eight threads add them,
-// thread k those at positions p % 8 == k, in order.
+// Long rows: a warp per chunk, kGroups chunks per block. Tile by tile, a
+// chunk's threads write kSegment / N values (N sums) to shared memory (each its
+// share: whole stream blocks), then its first eight threads add them, thread k
+// those at positions p % 8 == k, in order. A warp shares memory only with
+// itself, so the warp's own barrier orders the tiles: warps never wait for
+// each other.
 constexpr int kChunkThreads = 32;
 constexpr int kGroups = kThreads / kChunkThreads;
-constexpr std::int64_t kSegment = 256;  // a multiple of 8
+constexpr std::int64_t kSegment = 512;  // values per tile, all sums together (32 KB a block)
 
 template <class Op, class Fin>
 __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin fin) {
@@ -52,14 +54,15 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
 template <class Op>
 __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     constexpr int N = Op::kSums;
-    constexpr std::int64_t kStride = kGroups * kSegment;  // between the sums' values
+    constexpr std::int64_t kTile = kSegment / N;       // a multiple of 8
+    constexpr std::int64_t kStride = kGroups * kTile;  // between the sums' values
     __shared__ double vals[N * kStride];
     __shared__ double lanes[N * kGroups * 8];
     const std::int64_t chunks = rc.chunks(), units = rc.units();
     const std::int64_t tail = rc.D - (chunks - 1) * rc.chunk;  // a row's last chunk
     const int g = static_cast<int>(threadIdx.x) / kChunkThreads;
     const int t = static_cast<int>(threadIdx.x) % kChunkThreads;  // lane t when t < 8
-    double* seg = vals + g * kSegment;
+    double* seg = vals + g * kTile;
     for (std::int64_t first = blockIdx.x * static_cast<std::int64_t>(kGroups); first < units;
          first += static_cast<std::int64_t>(gridDim.x) * kGroups) {
         const std::int64_t unit = first + g;
@@ -73,26 +76,26 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
         const std::int64_t span = whole ? rc.chunk : tail;
         double acc[N];
         for (int s = 0; s < N; ++s) acc[s] = 0.0;
-        for (std::int64_t t0 = 0; t0 < span; t0 += kSegment) {
+        for (std::int64_t t0 = 0; t0 < span; t0 += kTile) {
             const std::int64_t left = len - t0;
-            const std::int64_t tn = left <= 0 ? 0 : (left < kSegment ? left : kSegment);
+            const std::int64_t tn = left <= 0 ? 0 : (left < kTile ? left : kTile);
             if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, kChunkThreads);
-            __syncthreads();
+            __syncwarp();
             if (t < 8)
                 for (std::int64_t i = t; i < tn; i += 8)
                     for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
-            __syncthreads();
+            __syncwarp();
         }
         if (t < 8)
             for (int s = 0; s < N; ++s) lanes[(s * kGroups + g) * 8 + t] = acc[s];
-        __syncthreads();
+        __syncwarp();
         if (live && t == 0)
             for (int s = 0; s < N; ++s) {
                 LaneSum8 sum;
                 for (int l = 0; l < 8; ++l) sum.a[l] = lanes[(s * kGroups + g) * 8 + l];
                 partial[unit * N + s] = sum.total();
             }
-        __syncthreads();
+        __syncwarp();
     }
 }
 

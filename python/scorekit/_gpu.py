@@ -18,6 +18,7 @@ arrays are copied to the host to be checked (B values), and a "mean" or
 from __future__ import annotations
 
 import functools
+import math
 import threading
 
 import numpy as np
@@ -72,10 +73,10 @@ class _Torch:
     @staticmethod
     def to_device(arr, like):
         import torch
-        # pinned host memory: the copy is enqueued on the current stream without blocking
-        # (a private copy first: torch.from_numpy warns on read-only arrays; B values)
-        host = torch.from_numpy(np.array(arr, copy=True, order="C")).pin_memory()
-        return host.to(like.device, non_blocking=True)
+        host = np.ascontiguousarray(arr)
+        dev = torch.empty(host.shape, dtype=getattr(torch, host.dtype.name), device=like.device)
+        _upload(host, dev.data_ptr(), like.device.index, _Torch.stream(like))
+        return dev
 
     @staticmethod
     def copy(x):
@@ -138,8 +139,11 @@ class _CuPy:
     @staticmethod
     def to_device(arr, like):
         import cupy
+        host = np.ascontiguousarray(arr)
         with cupy.cuda.Device(like.device.id):
-            return cupy.asarray(np.ascontiguousarray(arr))
+            dev = cupy.empty(host.shape, dtype=host.dtype)
+            _upload(host, dev.data.ptr, like.device.id, int(cupy.cuda.get_current_stream().ptr))
+        return dev
 
     @staticmethod
     def copy(x):
@@ -190,6 +194,14 @@ class _CuPy:
 _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
 
 
+def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
+    """A C-contiguous host array into device memory at dst, enqueued on ``stream``
+    from pageable memory: no pinning and no synchronisation (the runtime stages
+    the bytes before it returns)."""
+    if host.nbytes:
+        _cuda.upload(host, dst, device, stream)
+
+
 class DeviceArray:
     """A C-contiguous float32/float64 CUDA array: the object, its pointer and layout."""
 
@@ -199,11 +211,11 @@ class DeviceArray:
         self.obj, self.ptr, self.shape, self.dtype, self.device, self.fw = (
             obj, ptr, shape, dtype, device, fw)
         self.origin = None  # the namespace of a DLPack-only array's own framework
-        self.nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        self.nbytes = math.prod(shape) * dtype.itemsize
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def overlaps(self, other: DeviceArray) -> bool:
         return (self.device == other.device and self.nbytes and other.nbytes
@@ -337,8 +349,13 @@ def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
     if getattr(value, "requires_grad", False):
         raise TypeError(f"{name} requires grad: pass {name}.detach(), or use the autograd ops "
                         "of scorekit.torch")
-    if fw is _Torch and (value.is_neg() or value.is_conj()):
-        value = value.resolve_neg().resolve_conj()
+    if fw is _Torch:
+        if value.is_neg() or value.is_conj():
+            value = value.resolve_neg().resolve_conj()
+        dtype = _TORCH_FLOATS.get(value.dtype)
+        if dtype is not None and value.is_contiguous():  # the common case, without the
+            shape = tuple(value.shape)                    # array interface's Python work
+            return DeviceArray(value, value.data_ptr(), shape, dtype, value.device.index, fw)
     iface = value.__cuda_array_interface__
     dtype = np.dtype(iface["typestr"])
     if dtype not in FLOAT_DTYPES:
@@ -354,6 +371,20 @@ def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
         raise ValueError(f"{name} is read-only")
     device = int(value.__dlpack_device__()[1])
     return DeviceArray(value, int(iface["data"][0]), shape, dtype, device, fw)
+
+
+class _TorchFloats(dict):
+    """torch.float32 / torch.float64 -> their NumPy dtypes, filled at first use."""
+
+    def get(self, key, default=None):
+        if not self:
+            import torch
+            self[torch.float32] = np.dtype(np.float32)
+            self[torch.float64] = np.dtype(np.float64)
+        return dict.get(self, key, default)
+
+
+_TORCH_FLOATS = _TorchFloats()
 
 
 def _c_strides(shape, itemsize):

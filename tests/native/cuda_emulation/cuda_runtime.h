@@ -6,6 +6,7 @@
 // emu::reverse, in reverse order (so a missing barrier shows whichever side
 // reads first). A round in which some threads wait at a barrier while others
 // have ended, or wait at another barrier, aborts (divergent __syncthreads).
+// __syncwarp is run as a block barrier (see below).
 // Used only by tests/test_cuda_host.py, which also rewrites the
 // kernel<<<...>>>(...) launches into emu::launch calls.
 #pragma once
@@ -150,3 +151,6 @@ inline void sync_at(const char* file, int line) {
     swapcontext(&emu::fibers[emu::current].ctx, &emu::scheduler);
 }
 #define __syncthreads() sync_at(__FILE__, __LINE__)
+// A warp's barrier, run as the block's: right for kernels whose warps all pass
+// the same warp barriers (cuda/row_reduce.cuh), and no weaker for the warp itself.
+#define __syncwarp() sync_at(__FILE__, __LINE__)
