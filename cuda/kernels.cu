@@ -62,13 +62,18 @@ template <class T, class Op, bool kAligned>
 __global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBlock> bu, RowOf rows,
                                   Op op) {
     constexpr int K = NormalBlock<T>::kPerBlock;
-    const std::uint64_t units = bu.units();
-    for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
+    std::uint64_t row_end = 0;  // op holds the parameters of the row that ends here
+    auto next_row = [&](std::uint64_t i) {
+        const std::int64_t b = rows(static_cast<std::int64_t>(i));
+        row_end = static_cast<std::uint64_t>((b + 1) * rows.D);
+        op.row(b);
+    };
+    for_tiled_units(bu.units(), [&](std::uint64_t u) {
         T z[K];
         make_block<NormalBlock<T>>(st, bu.block(u), z);
-        if (kAligned && (u + 1) * K <= bu.n) {
+        if (kAligned && (u + 1) * K <= bu.n) {  // a whole unit, inside one row
             const std::uint64_t i0 = u * K;
-            op.row(rows(static_cast<std::int64_t>(i0)));
+            if (i0 >= row_end) next_row(i0);
             T in[Op::kIn][K], out[Op::kOut][K];
 #pragma unroll
             for (int a = 0; a < Op::kIn; ++a) load_vec(op.in[a] + i0, in[a]);
@@ -85,13 +90,8 @@ __global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBloc
             for (int a = 0; a < Op::kOut; ++a)
                 if (op.out[a]) store_vec(op.out[a] + i0, out[a]);
         } else {
-            std::uint64_t row_end = 0;  // the elements of the current row end here
             for_unit_values(bu, u, z, [&](std::uint64_t i, T zi) {
-                if (row_end == 0 || i >= row_end) {  // a unit of <= 4 elements may cross rows
-                    const std::int64_t b = rows(static_cast<std::int64_t>(i));
-                    row_end = static_cast<std::uint64_t>((b + 1) * rows.D);
-                    op.row(b);
-                }
+                if (i >= row_end) next_row(i);  // a unit of <= 4 elements may cross rows
                 T x[Op::kIn], y[Op::kOut];
 #pragma unroll
                 for (int a = 0; a < Op::kIn; ++a) x[a] = op.in[a][i];
@@ -101,7 +101,7 @@ __global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBloc
                     if (op.out[a]) op.out[a][i] = y[a];
             });
         }
-    }
+    });
 }
 
 template <class T>
@@ -246,7 +246,7 @@ void launch_noisy_rows(const Op& op, Stream st, std::uint64_t first_sample, std:
     bool aligned = bu.lead == 0 && D % K == 0;
     for (const T* p : op.in) aligned = aligned && aligned16(p);
     for (const T* p : op.out) aligned = aligned && aligned16(p);
-    const unsigned grid = grid_for(bu.units());
+    const unsigned grid = tiled_grid(bu.units());
     if (aligned)
         noisy_rows_kernel<T, Op, true><<<grid, kThreads, 0, as_stream(stream)>>>(st, bu, RowOf::of(D), op);
     else

@@ -52,6 +52,27 @@ __device__ SCOREKIT_INLINE std::uint64_t unit_stride() {
     return static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
 }
 
+// Units in tiles: a block takes kThreads * kTileUnits consecutive units at a
+// time, thread t units t, t + kThreads, ... of the tile (neighbouring threads,
+// neighbouring units), so the units of one thread lie close together and come
+// in increasing order (its rows change rarely). tiled_grid(units) blocks.
+constexpr int kTileUnits = 8;
+
+inline unsigned tiled_grid(std::uint64_t units) {
+    return grid_for((units + kTileUnits - 1) / kTileUnits);
+}
+
+template <class F>
+__device__ SCOREKIT_INLINE void for_tiled_units(std::uint64_t units, F&& f) {
+    const std::uint64_t tile = static_cast<std::uint64_t>(blockDim.x) * kTileUnits;
+    for (std::uint64_t t0 = blockIdx.x * tile; t0 < units; t0 += gridDim.x * tile)
+        for (int j = 0; j < kTileUnits; ++j) {
+            const std::uint64_t u = t0 + static_cast<std::uint64_t>(j) * blockDim.x + threadIdx.x;
+            if (u >= units) return;  // the thread's later units are larger still
+            f(u);
+        }
+}
+
 // f(i, v[k]) for the values of unit u that fall inside the output (a loop of
 // constant trip count: v stays in registers).
 template <int K, class T, class F>
