@@ -6,8 +6,10 @@
 # 2. runs the GPU tests (tests/test_cuda.py, and the host test that fails when
 #    PyTorch sees a GPU that scorekit does not);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
-#    torch.compile, for benchmarks/RESULTS.md.
-# Each step's output goes to OUTDIR (device.txt, build.txt, tests.txt, bench.md).
+#    torch.compile, for benchmarks/RESULTS.md, and times the host side of the
+#    calls (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
+# Each step's output goes to OUTDIR (device.txt, build.txt, tests.txt, bench.md,
+# host.txt).
 set -uo pipefail
 out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
@@ -40,3 +42,6 @@ timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_
   2>&1 | tee "$out/tests.txt" | tail -40
 
 [ -n "${SKIP_BENCH:-}" ] || timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 2>&1 | tee "$out/bench.md"
+# the host-side time of a call (small arrays: the Python work and the launches)
+[ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
+head -5 "$out/host.txt" 2>/dev/null

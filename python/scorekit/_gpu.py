@@ -10,9 +10,10 @@ CuPy view and its results come back in its own framework. Outputs are
 allocated by the caller's framework on the input's device, and the kernels are
 enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
 ``cupy.cuda.get_current_stream()``);
-nothing synchronises, except that per-sample parameters given as device
-arrays are copied to the host to be checked (B values), and a "mean" or
-"sum" loss is returned as a Python float (which waits for the kernel).
+nothing synchronises (per-sample parameters given as host arrays are copied
+on that stream from pageable memory), except that per-sample parameters given
+as device arrays are copied to the host to be checked (B values), and a "mean"
+or "sum" loss is returned as a Python float (which waits for the kernel).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class _Torch:
     @staticmethod
     def empty(like, shape, dtype):
         import torch
-        return torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=like.device)
+        return torch.empty(shape, dtype=_torch_dtype(dtype), device=like.device)
 
     @staticmethod
     def contiguous(x):
@@ -74,7 +75,7 @@ class _Torch:
     def to_device(arr, like):
         import torch
         host = np.ascontiguousarray(arr)
-        dev = torch.empty(host.shape, dtype=getattr(torch, host.dtype.name), device=like.device)
+        dev = torch.empty(host.shape, dtype=_torch_dtype(host.dtype), device=like.device)
         _upload(host, dev.data_ptr(), like.device.index, _Torch.stream(like))
         return dev
 
@@ -89,8 +90,7 @@ class _Torch:
 
     @staticmethod
     def astype(x, dtype):
-        import torch
-        return x.to(getattr(torch, np.dtype(dtype).name))
+        return x.to(_torch_dtype(dtype))
 
     @staticmethod
     def sqrt(x):
@@ -352,7 +352,8 @@ def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
     if fw is _Torch:
         if value.is_neg() or value.is_conj():
             value = value.resolve_neg().resolve_conj()
-        dtype = _TORCH_FLOATS.get(value.dtype)
+        dt = getattr(value, "dtype", None)
+        dtype = _torch_floats().get(dt) if dt is not None else None
         if dtype is not None and value.is_contiguous():  # the common case, without the
             shape = tuple(value.shape)                    # array interface's Python work
             return DeviceArray(value, value.data_ptr(), shape, dtype, value.device.index, fw)
@@ -373,18 +374,28 @@ def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
     return DeviceArray(value, int(iface["data"][0]), shape, dtype, device, fw)
 
 
-class _TorchFloats(dict):
-    """torch.float32 / torch.float64 -> their NumPy dtypes, filled at first use."""
-
-    def get(self, key, default=None):
-        if not self:
-            import torch
-            self[torch.float32] = np.dtype(np.float32)
-            self[torch.float64] = np.dtype(np.float64)
-        return dict.get(self, key, default)
+_TORCH_FLOATS = {}  # torch.float32 / torch.float64 -> NumPy dtype, and back (at first use)
+_TORCH_DTYPES = {}
 
 
-_TORCH_FLOATS = _TorchFloats()
+def _torch_floats() -> dict:
+    if not _TORCH_FLOATS:
+        import torch
+        for t in (torch.float32, torch.float64):
+            dt = np.dtype(str(t).split(".")[1])
+            _TORCH_FLOATS[t], _TORCH_DTYPES[dt] = dt, t
+    return _TORCH_FLOATS
+
+
+def _torch_dtype(dtype):
+    """The torch dtype of a NumPy dtype, cached (``dtype.name`` is slow)."""
+    dtype = np.dtype(dtype)
+    t = _TORCH_DTYPES.get(dtype)
+    if t is None:
+        import torch
+        _torch_floats()
+        t = _TORCH_DTYPES.setdefault(dtype, getattr(torch, dtype.name))
+    return t
 
 
 def _c_strides(shape, itemsize):

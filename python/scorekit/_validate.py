@@ -191,17 +191,18 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
         raise ValueError(
             f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
         )
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
     _sign(arr, name, positive, nonnegative, dtype)
     return arr
 
 
 def _sign(arr, name, positive, nonnegative, dtype=None) -> None:
-    where = f" (in {dtype})" if dtype is not None else ""
-    if positive and not np.all(arr > 0):
+    # (messages formed only on failure: formatting a dtype costs more than the checks)
+    if positive and not (arr > 0).all():
+        where = f" (in {dtype})" if dtype is not None else ""
         raise ValueError(f"{name} must be > 0{where}, got {_worst(arr, ~(arr > 0))}")
-    if nonnegative and not np.all(arr >= 0):
+    if nonnegative and not (arr >= 0).all():
         raise ValueError(f"{name} must be >= 0, got {_worst(arr, ~(arr >= 0))}")
 
 
