@@ -23,6 +23,13 @@ without blocking); the PyTorch variants use CUDA tensors.
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
 PyTorch eager and no slower than torch.compile.
+
+``--more`` adds scorekit-only rows (no PyTorch baseline) for the other GPU
+kernels, with the (B, D) arrays each must read and write: noisy_affine_step
+(x, score -> out: 3), corrector_step (x, score -> x, mean: 4, plus its norm
+pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
+gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
+(state, score, proposal and its score -> new state and score: 6).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timing")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--more", action="store_true",
+                        help="also time the other GPU kernels (scorekit only)")
     args = parser.parse_args(argv)
 
     import scorekit
@@ -72,7 +81,7 @@ def main(argv: list[str]) -> int:
 
     rows = []
     for k in (int(v) for v in args.sizes.split(",")):
-        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev)
+        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev, args.more)
         torch.cuda.empty_cache()
 
     head = ["kernel", "N", "variant", "median", "GB/s", "% copy BW", "time / scorekit"]
@@ -92,7 +101,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def bench_size(k, repeats, timed, compiled, torch, scorekit, dev) -> list:
+def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False) -> list:
     """Rows for 2^k float32 elements, as (B = 1024, D) batches."""
     n = 1 << k
     B = 1 << 10
@@ -137,6 +146,27 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev) -> list:
                                                   reduction="none"),
             "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
     }
+    if more:
+        import numpy as np
+        trace = torch.randn(B, device=dev)
+        logp = np.zeros(B)
+        a_h, c_h, g_h = scale_h, step_h, sigma_h
+        cases.update({
+            "noisy_affine_step": (3 * n * 4, {
+                "scorekit": lambda: scorekit.noisy_affine_step(x, score, a_h, c_h, g_h, seed=1,
+                                                               counter=2, out=out)}),
+            "corrector_step": (4 * n * 4, {
+                "scorekit": lambda: scorekit.corrector_step(x, score, snr=0.16, seed=1,
+                                                            counter=2)}),
+            "ssm_loss + grads": (4 * n * 4, {
+                "scorekit": lambda: scorekit.ssm_loss(score, z, seed=1, counter=2,
+                                                      reduction="none")}),
+            "ism_loss + grad": (2 * n * 4, {
+                "scorekit": lambda: scorekit.ism_loss(score, trace, reduction="none")}),
+            "mala_accept": (6 * n * 4, {
+                "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
+                                                         seed=1, counter=2)}),
+        })
     rows, copy_bw = [], None
     for kernel, (nbytes, variants) in cases.items():
         variants = {name: fn for name, fn in variants.items() if fn is not None}

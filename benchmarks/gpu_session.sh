@@ -4,12 +4,13 @@
 # 1. builds scorekit with CUDA for the card (pip, no build isolation: the device
 #    image has scikit-build-core, pybind11, CMake, ninja and nvcc);
 # 2. runs the GPU tests (tests/test_cuda.py, and the host test that fails when
-#    PyTorch sees a GPU that scorekit does not);
+#    PyTorch sees a GPU that scorekit does not), and tests/test_simd.py (the
+#    lent machines' CPUs have AVX-512, which CI's lacks);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
 #    torch.compile, for benchmarks/RESULTS.md, and times the host side of the
 #    calls (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
-# Each step's output goes to OUTDIR (device.txt, build.txt, tests.txt, bench.md,
-# host.txt).
+# Each step's output goes to OUTDIR (device.txt, build.txt, simd.txt, tests.txt,
+# bench.md, host.txt).
 set -uo pipefail
 out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
@@ -33,15 +34,20 @@ echo "build: exit $status after $(( $(date +%s) - start )) s" | tee -a "$out/dev
 $py -c "import scorekit; print(scorekit.build_info()); print('gpu_available', scorekit.gpu_available())" \
   | tee -a "$out/device.txt"
 
-# the host emulation test runs in CI; skip it here (CPU time on a GPU lease).
-# Limits: build ~2 min, tests 200 s, benchmark 200 s: one call of under 10 minutes.
 # pytest-xdist, where installed, spreads the tests over worker processes (one GPU).
 par=$($py -c "import xdist" 2>/dev/null && echo "-n 6 -p no:benchmark")
+
+# the CPU's SIMD levels, AVX-512 included where this machine has it (CI's has not)
+timeout 60 $py -m pytest -q -p no:cacheprovider $par tests/test_simd.py > "$out/simd.txt" 2>&1
+echo "simd tests: $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"
+
+# the host emulation test runs in CI; skip it here (CPU time on a GPU lease).
+# Limits: build ~2 min, tests 200 s, benchmark 200 s: one call of under 10 minutes.
 timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_cuda.py \
   "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
   2>&1 | tee "$out/tests.txt" | tail -40
 
-[ -n "${SKIP_BENCH:-}" ] || timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 2>&1 | tee "$out/bench.md"
+[ -n "${SKIP_BENCH:-}" ] || timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 --more 2>&1 | tee "$out/bench.md"
 # the host-side time of a call (small arrays: the Python work and the launches)
 [ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
 head -5 "$out/host.txt" 2>/dev/null

@@ -2,10 +2,10 @@
 // per-element values over each of `rows` rows of D elements, exactly as the
 // CPU's chunked_dot does: LaneSum8 (position p to lane p % 8) over chunks of
 // `chunk` elements, chunk sums added left to right. Rows of at most kShortRow
-// elements take one thread each; longer rows a warp per chunk (a block takes
-// kGroups chunks at once), the values staged in shared memory tile by tile and
-// lane k added by one thread in position order, then a second kernel adds each
-// row's chunks. No atomics: the sums are the CPU's bits for every grid.
+// elements take one thread each; longer rows a warp per chunk (a block for a
+// row taken as one long chunk), the values staged in shared memory tile by
+// tile and lane k added by one thread in position order, then a second kernel
+// adds each row's chunks. No atomics: the sums are the CPU's bits for every grid.
 //
 // An Op supplies the values:
 //   static constexpr int kSums;  (1 or 2)
@@ -24,15 +24,23 @@ namespace scorekit {
 namespace cuda {
 namespace {
 
-// Long rows: a warp per chunk, kGroups chunks per block. Tile by tile, a
-// chunk's threads write kSegment / N values (N sums) to shared memory (each its
-// share: whole stream blocks), then its first eight threads add them, thread k
-// those at positions p % 8 == k, in order. A warp shares memory only with
-// itself, so the warp's own barrier orders the tiles: warps never wait for
-// each other.
-constexpr int kChunkThreads = 32;
-constexpr int kGroups = kThreads / kChunkThreads;
+// Long rows: G threads per chunk (a warp; a whole block for chunks longer than
+// kReduceChunk, rows reduced as one chunk), kThreads / G chunks per block.
+// Tile by tile, a chunk's threads write kSegment / N values (N sums) to shared
+// memory (each its share: whole stream blocks), then its first eight threads
+// add them, thread k those at positions p % 8 == k, in order. A warp per chunk
+// shares memory only with itself, so the warp's own barrier orders its tiles
+// and warps never wait for each other.
+constexpr int kWarp = 32;
 constexpr std::int64_t kSegment = 512;  // values per tile, all sums together (32 KB a block)
+
+template <int G>
+__device__ SCOREKIT_INLINE void chunk_barrier() {
+    if constexpr (G == kWarp)
+        __syncwarp();
+    else
+        __syncthreads();
+}
 
 template <class Op, class Fin>
 __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin fin) {
@@ -51,8 +59,10 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
     }
 }
 
-template <class Op>
+template <class Op, int G>
 __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
+    static_assert(G == kWarp || G == kThreads, "a warp or a block per chunk");
+    constexpr int kGroups = kThreads / G;
     constexpr int N = Op::kSums;
     constexpr std::int64_t kTile = kSegment / N;       // a multiple of 8
     constexpr std::int64_t kStride = kGroups * kTile;  // between the sums' values
@@ -60,8 +70,8 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     __shared__ double lanes[N * kGroups * 8];
     const std::int64_t chunks = rc.chunks(), units = rc.units();
     const std::int64_t tail = rc.D - (chunks - 1) * rc.chunk;  // a row's last chunk
-    const int g = static_cast<int>(threadIdx.x) / kChunkThreads;
-    const int t = static_cast<int>(threadIdx.x) % kChunkThreads;  // lane t when t < 8
+    const int g = static_cast<int>(threadIdx.x) / G;
+    const int t = static_cast<int>(threadIdx.x) % G;  // lane t when t < 8
     double* seg = vals + g * kTile;
     for (std::int64_t first = blockIdx.x * static_cast<std::int64_t>(kGroups); first < units;
          first += static_cast<std::int64_t>(gridDim.x) * kGroups) {
@@ -79,23 +89,23 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
         for (std::int64_t t0 = 0; t0 < span; t0 += kTile) {
             const std::int64_t left = len - t0;
             const std::int64_t tn = left <= 0 ? 0 : (left < kTile ? left : kTile);
-            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, kChunkThreads);
-            __syncwarp();
+            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, G);
+            chunk_barrier<G>();
             if (t < 8)
                 for (std::int64_t i = t; i < tn; i += 8)
                     for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
-            __syncwarp();
+            chunk_barrier<G>();
         }
         if (t < 8)
             for (int s = 0; s < N; ++s) lanes[(s * kGroups + g) * 8 + t] = acc[s];
-        __syncwarp();
+        chunk_barrier<G>();
         if (live && t == 0)
             for (int s = 0; s < N; ++s) {
                 LaneSum8 sum;
                 for (int l = 0; l < 8; ++l) sum.a[l] = lanes[(s * kGroups + g) * 8 + l];
                 partial[unit * N + s] = sum.total();
             }
-        __syncwarp();
+        chunk_barrier<G>();
     }
 }
 
@@ -127,9 +137,16 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
         return;
     }
     const RowChunks rc{rows, D, chunk};
-    const auto groups = (static_cast<std::uint64_t>(rc.units()) + kGroups - 1) / kGroups;
-    const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);
-    chunk_sums_kernel<Op><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
+    const auto units = static_cast<std::uint64_t>(rc.units());
+    if (chunk > kReduceChunk) {  // a row as one long chunk: a block per row
+        const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
+        chunk_sums_kernel<Op, kThreads><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
+    } else {
+        constexpr std::uint64_t per_block = kThreads / kWarp;
+        const auto groups = (units + per_block - 1) / per_block;
+        const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);
+        chunk_sums_kernel<Op, kWarp><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
+    }
     check(cudaGetLastError(), what);
     chunk_rows_kernel<Op::kSums, Fin><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,
                                         stream>>>(rc, partial, fin);

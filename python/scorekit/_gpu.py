@@ -74,7 +74,7 @@ class _Torch:
     @staticmethod
     def to_device(arr, like):
         import torch
-        host = np.ascontiguousarray(arr)
+        host = _host_c(arr)
         dev = torch.empty(host.shape, dtype=_torch_dtype(host.dtype), device=like.device)
         _upload(host, dev.data_ptr(), like.device.index, _Torch.stream(like))
         return dev
@@ -139,7 +139,7 @@ class _CuPy:
     @staticmethod
     def to_device(arr, like):
         import cupy
-        host = np.ascontiguousarray(arr)
+        host = _host_c(arr)
         with cupy.cuda.Device(like.device.id):
             dev = cupy.empty(host.shape, dtype=host.dtype)
             _upload(host, dev.data.ptr, like.device.id, int(cupy.cuda.get_current_stream().ptr))
@@ -194,10 +194,19 @@ class _CuPy:
 _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
 
 
+def _host_c(arr) -> np.ndarray:
+    """``arr`` as a C-contiguous, native-order array of its shape (0-d stays 0-d)."""
+    arr = np.asarray(arr, order="C")
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
 def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
-    """A C-contiguous host array into device memory at dst, enqueued on ``stream``
-    from pageable memory: no pinning and no synchronisation (the runtime stages
-    the bytes before it returns)."""
+    """A C-contiguous, native-order host array into device memory at dst, enqueued
+    on ``stream`` from pageable memory without pinning: the runtime stages the
+    bytes before it returns, and the host does not wait for the stream (the
+    runtime may, for large copies; B values here). Not for CUDA graph capture."""
+    if not (host.flags.c_contiguous and host.dtype.isnative):
+        raise ValueError("scorekit: internal error: uploads take C-contiguous native arrays")
     if host.nbytes:
         _cuda.upload(host, dst, device, stream)
 
