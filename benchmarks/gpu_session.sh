@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The checks a lent GPU machine owes the CUDA backend, in one run (repo root):
+# The checks the CUDA backend needs on a GPU machine, in one run (repo root):
 #   bash benchmarks/gpu_session.sh [OUTDIR]      (OUTDIR: default $OUT, else /tmp/scorekit-gpu)
 # 1. builds scorekit with CUDA for the card (pip, no build isolation: the device
 #    image has scikit-build-core, pybind11, CMake, ninja and nvcc);
 # 2. runs the GPU tests (tests/test_cuda.py, and the host test that fails when
 #    PyTorch sees a GPU that scorekit does not), and tests/test_simd.py (the
-#    lent machines' CPUs have AVX-512, which CI's lacks);
+#    AVX-512 level runs where the machine's CPU has it);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
 #    torch.compile, for benchmarks/RESULTS.md, and times the host side of the
 #    calls (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
@@ -41,7 +41,7 @@ par=$($py -c "import xdist" 2>/dev/null && echo "-n 6 -p no:benchmark")
 timeout 60 $py -m pytest -q -p no:cacheprovider $par tests/test_simd.py > "$out/simd.txt" 2>&1
 echo "simd tests: $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"
 
-# the host emulation test runs in CI; skip it here (CPU time on a GPU lease).
+# the host emulation test runs in CI; skip it here (it takes CPU time only).
 # Limits: build ~2 min, tests 200 s, benchmark 200 s: one call of under 10 minutes.
 timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_cuda.py \
   "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
