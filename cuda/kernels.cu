@@ -44,11 +44,11 @@ __global__ void sphere_rows_kernel(T* v, std::int64_t rows, std::int64_t D) {
 }
 
 template <class T>
-__global__ void scale_rows_kernel(T* v, std::int64_t rows, std::int64_t D, const double* factor) {
-    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(rows * D);
+__global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const double* factor) {
+    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(rows * of_row.D);
          i += unit_stride()) {
         const auto e = static_cast<std::int64_t>(i);
-        v[e] = static_cast<T>(static_cast<double>(v[e]) * factor[e / D]);
+        v[e] = static_cast<T>(static_cast<double>(v[e]) * factor[of_row(e)]);
     }
 }
 
@@ -167,10 +167,14 @@ struct DsmOp {
                                            unsigned nthreads) const {
         const DsmRow<T> r = row(b);
         const std::int64_t base = b * D + j0;
-        auto put = [&](std::int64_t i, T z) {
-            const T q = r.residual(score[base + i], z);
-            if (grad) grad[base + i] = r.grad_scale * q;
+        auto term = [&](std::int64_t i, T s, T z) {  // vals[i]; returns the gradient
+            const T q = r.residual(s, z);
             vals[i] = static_cast<double>(q) * static_cast<double>(q);
+            return r.grad_scale * q;
+        };
+        auto put = [&](std::int64_t i, T z) {
+            const T g = term(i, score[base + i], z);
+            if (grad) grad[base + i] = g;
         };
         const std::uint64_t first = stream_first + static_cast<std::uint64_t>(base);
         std::int64_t done = 0;  // elements [0, done) go by whole blocks
@@ -185,11 +189,7 @@ struct DsmOp {
                     make_block<NormalBlock<T>>(st, first / K + static_cast<std::uint64_t>(u), z);
                 load_vec(score + base + i, sc);
 #pragma unroll
-                for (int k = 0; k < K; ++k) {
-                    const T q = r.residual(sc[k], z[k]);
-                    g[k] = r.grad_scale * q;
-                    vals[i + k] = static_cast<double>(q) * static_cast<double>(q);
-                }
+                for (int k = 0; k < K; ++k) g[k] = term(i + k, sc[k], z[k]);
                 if (grad) store_vec(grad + base + i, g);
             }
         }
@@ -286,7 +286,7 @@ void sphere_rows(T* v, std::int64_t rows, std::int64_t D, double* work, int devi
     row_reduce(rows, D, kReduceChunk, DotOp<T>{v, v, D}, SphereFactorFin{factor, D},
                factor + rows, s, "sphere probe kernel launch");
     scale_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(rows * D)), kThreads, 0, s>>>(
-        v, rows, D, factor);
+        v, rows, RowOf::of(D), factor);
     check(cudaGetLastError(), "sphere probe kernel launch");
 }
 

@@ -111,9 +111,9 @@ struct MalaFin {
 template <class T>
 __global__ void mala_select_kernel(const T* x, const T* score_x, const T* x_prop,
                                    const T* score_prop, const std::uint8_t* accepted,
-                                   std::int64_t n, std::int64_t D, T* x_out, T* score_out) {
+                                   std::int64_t n, RowOf of_row, T* x_out, T* score_out) {
     for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(n); i += unit_stride()) {
-        const bool take = accepted[static_cast<std::int64_t>(i) / D] != 0;
+        const bool take = accepted[of_row(static_cast<std::int64_t>(i))] != 0;
         x_out[i] = take ? x_prop[i] : x[i];
         score_out[i] = take ? score_prop[i] : score_x[i];
     }
@@ -164,7 +164,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
                "mala_accept kernel launch");
     if (D > 0) {
         mala_select_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
-            x, score_x, x_prop, score_prop, accepted, B * D, D, x_out, score_out);
+            x, score_x, x_prop, score_prop, accepted, B * D, RowOf::of(D), x_out, score_out);
         check(cudaGetLastError(), "mala_accept kernel launch");
     }
 }

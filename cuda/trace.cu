@@ -15,14 +15,13 @@ namespace {
 // Out row r = b * m + i is stream row row0 + b * K + i; unit u covers Philox block
 // u % per_row of row u / per_row (per_row bounds the blocks of any row).
 template <class Block, class T>
-__global__ void probe_rows_kernel(Stream st, std::int64_t rows, std::int64_t m, std::int64_t D,
-                                  std::int64_t K, std::uint64_t row0, std::uint64_t per_row,
-                                  T* out) {
-    const std::uint64_t units = static_cast<std::uint64_t>(rows) * per_row;
+__global__ void probe_rows_kernel(Stream st, std::int64_t rows, RowOf of_m, std::int64_t D,
+                                  std::int64_t K, std::uint64_t row0, RowOf of_row, T* out) {
+    const std::uint64_t units = static_cast<std::uint64_t>(rows * of_row.D);
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
-        const auto r = static_cast<std::int64_t>(u / per_row);
-        const std::uint64_t q = u % per_row;
-        const std::int64_t b = r / m, i = r % m;
+        const std::int64_t r = of_row(static_cast<std::int64_t>(u));
+        const auto q = static_cast<std::uint64_t>(static_cast<std::int64_t>(u) - r * of_row.D);
+        const std::int64_t b = of_m(r), i = r - b * of_m.D;
         const auto bu = BlockUnits<Block::kPerBlock>::of(
             (row0 + static_cast<std::uint64_t>(b * K + i)) * static_cast<std::uint64_t>(D),
             static_cast<std::uint64_t>(D));
@@ -52,6 +51,16 @@ __global__ void diagonal_moments_kernel(const T* V, const T* AV, std::int64_t B,
     }
 }
 
+// per_row bounds the stream blocks any row of D elements touches.
+template <class Block, class T>
+void launch_probe_rows(Stream st, std::int64_t rows, std::int64_t m, std::int64_t D,
+                       std::int64_t K, std::uint64_t row0, T* out, cudaStream_t s) {
+    const std::int64_t per_row = D / Block::kPerBlock + 2;
+    probe_rows_kernel<Block, T><<<grid_for(static_cast<std::uint64_t>(rows * per_row)), kThreads,
+                                  0, s>>>(st, rows, RowOf::of(m), D, K, row0, RowOf::of(per_row),
+                                          out);
+}
+
 }  // namespace
 
 template <class T>
@@ -62,19 +71,10 @@ void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::
     if (rows <= 0 || D <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    if (kind == ProbeKind::Rademacher) {
-        constexpr std::uint64_t Kb = RademacherBlock<T>::kPerBlock;
-        const std::uint64_t per_row = static_cast<std::uint64_t>(D) / Kb + 2;
-        probe_rows_kernel<RademacherBlock<T>, T>
-            <<<grid_for(static_cast<std::uint64_t>(rows) * per_row), kThreads, 0, s>>>(
-                st, rows, m, D, K, row0, per_row, out);
-    } else {
-        constexpr std::uint64_t Kb = NormalBlock<T>::kPerBlock;
-        const std::uint64_t per_row = static_cast<std::uint64_t>(D) / Kb + 2;
-        probe_rows_kernel<NormalBlock<T>, T>
-            <<<grid_for(static_cast<std::uint64_t>(rows) * per_row), kThreads, 0, s>>>(
-                st, rows, m, D, K, row0, per_row, out);
-    }
+    if (kind == ProbeKind::Rademacher)
+        launch_probe_rows<RademacherBlock<T>>(st, rows, m, D, K, row0, out, s);
+    else
+        launch_probe_rows<NormalBlock<T>>(st, rows, m, D, K, row0, out, s);
     check(cudaGetLastError(), "probe kernel launch");
     if (kind == ProbeKind::Sphere) sphere_rows<T>(out, rows, D, work, device, stream);
 }

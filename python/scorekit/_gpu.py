@@ -26,7 +26,7 @@ import numpy as np
 
 from . import _core
 from ._interop import dlpack_device
-from ._validate import (FLOAT_DTYPES, PROBE_KINDS, REDUCTIONS, batch_scale, choice, coefficient,
+from ._validate import (FLOAT_DTYPES, PROBE_KINDS, batch_scale, choice, coefficient,
                         count, dtype_arg, flag, log_densities, no_stream_with_noise, per_sample,
                         probe_count, reduction_args, sample_offset, shape_arg, snr_arg, stream)
 
@@ -294,7 +294,7 @@ def _to_origin(res, state):
         items = [_to_origin(r, state) for r in res]
         return type(res)(*items) if hasattr(res, "_fields") else tuple(items)
     fw = state["bridge"]
-    if _FRAMEWORKS.get(type(res).__module__.split(".")[0]) is not fw:
+    if _framework_of(res) is not fw:
         return res
     with fw.device_of(res):
         back = state["origin"].from_dlpack(res)
@@ -323,7 +323,7 @@ def _bridged(value, name: str, out: bool) -> tuple:
     bridged = from_dlpack(value)
     state = getattr(_CALL, "state", None)
     if state is not None:
-        state["bridge"] = _FRAMEWORKS[type(bridged).__module__.split(".")[0]]
+        state["bridge"] = _framework_of(bridged)
         if state["sync"] is None:
             state["sync"] = bridged
         if state["seen"] == 1:  # the call's first array: results go back to its framework
@@ -341,17 +341,22 @@ def device_array(value, name: str, *, out: bool = False) -> DeviceArray:
     state = getattr(_CALL, "state", None)
     if state is not None:
         state["seen"] += 1
-    fw = _FRAMEWORKS.get(type(value).__module__.split(".")[0])
+    fw = _framework_of(value)
     origin = None
     if fw is None:
         if not hasattr(value, "__dlpack__"):
             raise TypeError(f"{name} is a CUDA array of type {type(value).__name__}: scorekit's "
                             "CUDA backend takes PyTorch tensors, CuPy arrays and DLPack arrays")
         value, origin = _bridged(value, name, out)
-        fw = _FRAMEWORKS[type(value).__module__.split(".")[0]]
+        fw = _framework_of(value)
     arr = _device_array(value, name, fw, out)
     arr.origin = origin
     return arr
+
+
+def _framework_of(value):
+    """The framework class of an array (None for arrays of other frameworks)."""
+    return _FRAMEWORKS.get(type(value).__module__.split(".")[0])
 
 
 def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
@@ -543,8 +548,7 @@ def probes(kind: str, shape, *, seed, counter, dtype, num_probes, offset, out):
 @callers_framework
 def perturb(x, sigma, *, seed, counter, scale, offset, out):
     xa = batch(x, "x")
-    B = xa.shape[0]
-    D = xa.size // B if B else 0
+    B, D = _rows(xa)
     sig = param(sigma, "sigma", xa, B, positive=True)
     sca = param(1.0 if scale is None else scale, "scale", xa, B)
     seed, counter = stream(seed, counter)
@@ -559,8 +563,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
 @callers_framework
 def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     xa, sa = _pair(x, score)
-    B = xa.shape[0]
-    D = xa.size // B if B else 0
+    B, D = _rows(xa)
     step = param(step_size, "step_size", xa, B, nonnegative=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
@@ -668,8 +671,7 @@ class device_losses:
 def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple:
     """(x_next, x_mean) on the GPU; x_mean is a new array of the caller's framework."""
     xa, sa = _pair(x, score)
-    B = xa.shape[0]
-    D = xa.size // B if B else 0
+    B, D = _rows(xa)
     coeffs = [_coefficient(v, name, xa, B) for v, name in ((a, "a"), (c, "c"), (g, "g"))]
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
@@ -686,8 +688,7 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
              weights):
     """The CUDA dsm_loss."""
     sa = batch(score, "score")
-    B = sa.shape[0]
-    D = sa.size // B if B else 0
+    B, D = _rows(sa)
     if (seed is None) == (noise is None):
         raise ValueError("dsm_loss: pass exactly one of seed= and noise=")
     na = None
@@ -713,10 +714,7 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
     else:
         wt = param(weight, "weight", sa, B, nonnegative=True)
         weight_is_sigma2 = False
-    if not isinstance(reduction, str) or reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if not isinstance(return_grad, (bool, np.bool_)):
-        raise TypeError(f"return_grad must be a bool, got {type(return_grad).__name__}")
+    reduction, return_grad = reduction_args(reduction, return_grad)
     partial = _scratch(sa, _cuda.dsm_work(B, D))
     row_loss = output(None, sa, (max(B, 1),), np.float64)
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
@@ -797,10 +795,7 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
     """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h))."""
     xa = batch(x, "x")
     B = xa.shape[0]
-    if on_cuda(step_size, "step_size"):
-        arr = device_array(step_size, "step_size")
-        _same_device_only(xa, arr, "step_size")
-        step_size = arr.fw.host(arr.obj)
+    step_size = host_parameter(step_size, "step_size", xa)
     h = per_sample(step_size, "step_size", B, xa.dtype, positive=True)
     return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
                              counter=counter, offset=offset, out=None)[0]
@@ -827,7 +822,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     work = _scratch(xa, _cuda.mala_work(B, D))
     _cuda.mala_accept(xa.ptr, sa.ptr, lx.ptr, pa.ptr, spa.ptr, lp.ptr, B, D, h[0], h[1], seed,
                       counter, offset, x_out.ptr, s_out.ptr, l_out.ptr,
-                      int(acc.__cuda_array_interface__["data"][0]), work.ptr, *_launch(xa))
+                      _pointer(acc), work.ptr, *_launch(xa))
     return x_out.obj, s_out.obj, l_out.obj[:B], xa.fw.astype(acc[:B], np.bool_)
 
 
@@ -836,8 +831,11 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
 def like_array(like, dtype=np.float64, name: str = "like") -> DeviceArray:
     """``like`` as the reference of new arrays: its framework and device only (any
     dtype, shape or layout; nothing of it is read)."""
+    if not on_cuda(like, name):
+        raise TypeError(f"{name} must be a CUDA array (a PyTorch CUDA tensor or a CuPy array), "
+                        f"got {type(like).__name__}")
     _backend(name)
-    fw = _FRAMEWORKS.get(type(like).__module__.split(".")[0])
+    fw = _framework_of(like)
     if fw is None:
         raise TypeError(f"{name} is a CUDA array of type {type(like).__name__}: the drivers "
                         "and estimators run on the GPU with PyTorch tensors and CuPy arrays")
@@ -888,9 +886,6 @@ class DriverArrays:
         """A float64 (B,) array of one value on the device (the level or time of a step)."""
         return self.ref.fw.to_device(np.full(self.ref.shape[0], value, dtype=np.float64),
                                      self.ref.obj)
-
-    def zeros(self):
-        return self.vector(0.0)
 
     def score(self, s, name: str = "score_fn"):
         """A score function's result: a CUDA array of the state's shape, cast to its dtype."""
@@ -1037,14 +1032,10 @@ class DivergenceOps:
         return self.ref.fw.host(self.x).reshape(self.shape[0], D)
 
     def host_param(self, value, name):
-        if on_cuda(value, name):
-            arr = device_array(value, name)
-            _same_device_only(self.ref, arr, name)
-            return arr.fw.host(arr.obj)
-        return value
+        return host_parameter(value, name, self.ref)
 
     def _put(self, a):
-        return self.ref.fw.to_device(np.ascontiguousarray(a), self.x)
+        return self.ref.fw.to_device(a, self.x)
 
     def column(self, h):
         return self._put(h.reshape((self.shape[0],) + (1,) * (len(self.shape) - 1)))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import REDUCTIONS as _REDUCTIONS
-from ._validate import (batch_array, batch_scale, no_stream_with_noise, per_sample, same_dtype,
-                        same_shape, sample_offset, stream)
+from ._validate import (batch_array, batch_scale, no_stream_with_noise, per_sample,
+                        reduction_args, same_dtype, same_shape, sample_offset, stream)
 _WEIGHTS = ("sigma2", "none")
 
 
@@ -87,10 +86,7 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
         weight_a = None if weight == "sigma2" else np.asarray(1.0, dtype=dt)
     else:
         weight_a = per_sample(weight, "weight", batch, dt, nonnegative=True)
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if not isinstance(return_grad, (bool, np.bool_)):
-        raise TypeError(f"return_grad must be a bool, got {type(return_grad).__name__}")
+    reduction, return_grad = reduction_args(reduction, return_grad)
 
     row_loss = np.empty(batch, dtype=np.float64)
     grad = np.empty(score.shape, dtype=dt) if return_grad else None

@@ -81,9 +81,6 @@ class _HostArrays:
     def vector(self, value: float):
         return np.full(self.x.shape[0], value)
 
-    def zeros(self):
-        return np.zeros(self.x.shape[0])
-
     def score(self, s, name: str = "score_fn"):
         if isinstance(s, np.ma.MaskedArray):
             raise TypeError(f"{name} returned a masked array")
@@ -128,8 +125,8 @@ def _arrays(x, name: str = "x"):
     return _HostArrays.of(x, name)
 
 
-def _score(score_fn, x, level, arrays=None):
-    return (arrays or _HostArrays(x)).score(score_fn(x, level))
+def _score(score_fn, x, level):
+    return _HostArrays(x).score(score_fn(x, level))
 
 
 def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offset=0,
@@ -322,7 +319,7 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
     offset = sample_offset(offset, B, _row_size(x))
     lp = arrays.logp(log_prob_fn(x))
     s = arrays.score(score_fn(x))
-    accepted = arrays.zeros()
+    accepted = arrays.vector(0.0)
     steps = _Steps(n, progress, callback, "MALA")
     try:
         for k in range(n):
@@ -472,10 +469,7 @@ def _prior(sde, shape, seed, offset, dtype, like=None):
         _core.normal(arrays.x, seed, 0, offset * D)
         z = arrays.x
     else:
-        if type(like) is np.ndarray or not _gpu.on_cuda(like, "like"):
-            raise TypeError("like must be a CUDA array (a PyTorch CUDA tensor or a CuPy array), "
-                            f"got {type(like).__name__}")
-        arrays = _gpu.DriverArrays.empty(like, shape, dt)
+        arrays = _gpu.DriverArrays.empty(like, shape, dt)  # checks that like is a CUDA array
         z = normal(shape, seed=seed, counter=0, offset=offset, out=arrays.ref.obj)
     return arrays.scaled(z, sde.prior_std()), arrays
 

@@ -209,10 +209,7 @@ class _HostTrace:
 def _trace_arrays(like, shape, dtype):
     if like is None:
         return _HostTrace(shape, dtype)
-    if type(like) is np.ndarray or not _gpu.on_cuda(like, "like"):
-        raise TypeError("like must be a CUDA array (a PyTorch CUDA tensor or a CuPy array), "
-                        f"got {type(like).__name__}")
-    return _gpu.TraceArrays(like, shape, dtype)
+    return _gpu.TraceArrays(like, shape, dtype)  # checks that like is a CUDA array
 
 
 def _setup(shape, kind, seed, counter, dtype):
