@@ -18,7 +18,9 @@ Each time is the mean of ``--calls`` back-to-back calls between two CUDA events
 (then a synchronisation): the host enqueues ahead, as in a training or sampling
 loop, so the Python work of a call counts only where the GPU waits for it
 (small sizes). scorekit gets its per-sample parameters as host arrays (copied
-without blocking); the PyTorch variants use CUDA tensors.
+without blocking); the PyTorch variants use CUDA tensors. "perturb / scorekit,
+numbers" takes one sigma and scale for every sample: nothing to copy, so its
+difference from the first row is the cost of the two copies.
 
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
@@ -136,6 +138,8 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False) ->
         "perturb": (2 * n * 4, {
             "scorekit": lambda: scorekit.perturb(x, sigma_h, seed=1, counter=2, scale=scale_h,
                                                  out=out),
+            "scorekit, numbers": lambda: scorekit.perturb(x, 0.5, seed=1, counter=2, scale=0.9,
+                                                          out=out),
             "torch eager": t_perturb, "torch.compile": compiled(t_perturb)}),
         "langevin_step": (3 * n * 4, {
             "scorekit": lambda: scorekit.langevin_step(x, score, step_h, seed=1, counter=2,

@@ -24,8 +24,9 @@ enum class NoiseKind { Normal = 0, Uniform = 1, Rademacher = 2 };
 // `why`, when given, receives the runtime's reason for 0 ("" otherwise).
 int device_count(std::string* why = nullptr);
 
-// nbytes of pageable host memory to device memory dst, on `stream` (the host
-// buffer may be released when the call returns).
+// nbytes of host memory to device memory dst, on `stream`, through page-locked
+// staging, so the host does not wait for the stream (staging.hpp); the host
+// buffer may be released when the call returns.
 void upload(const void* host, std::size_t nbytes, void* dst, int device, void* stream);
 
 template <class T>

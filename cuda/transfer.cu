@@ -1,18 +1,78 @@
-// Host-to-device copies of small host arrays (per-sample parameters): enqueued
-// on the caller's stream straight from pageable memory. The runtime stages
-// such a copy before it returns (no device synchronisation), so the host
-// buffer may go as soon as the call returns.
+// Host-to-device copies of small host arrays (per-sample parameters), enqueued
+// on the caller's stream through page-locked staging (staging.hpp), so the
+// host does not wait for the stream; the host buffer may go as soon as the call
+// returns. Copies the staging does not take go straight from pageable memory.
+#include <memory>
+#include <mutex>
+
 #include "cuda_backend.hpp"
 #include "launch.cuh"
+#include "staging.hpp"
 
 namespace scorekit {
 namespace cuda {
+namespace {
+
+struct Runtime {
+    using Event = cudaEvent_t;
+    using Stream = cudaStream_t;
+    static void* alloc_pinned(std::size_t n) {
+        void* p = nullptr;
+        if (cudaHostAlloc(&p, n, cudaHostAllocPortable) != cudaSuccess) {
+            cudaGetLastError();  // not sticky: clear it, the copy goes from pageable memory
+            return nullptr;
+        }
+        return p;
+    }
+    static void free_pinned(void* p) { cudaFreeHost(p); }
+    static bool new_event(Event* e) {
+        if (cudaEventCreateWithFlags(e, cudaEventDisableTiming) != cudaSuccess) {
+            cudaGetLastError();
+            return false;
+        }
+        return true;
+    }
+    static bool done(Event e) {
+        const cudaError_t err = cudaEventQuery(e);
+        if (err == cudaErrorNotReady) return false;
+        check(err, "staging event");
+        return true;
+    }
+    static void wait(Event e) { check(cudaEventSynchronize(e), "staging event"); }
+    static void record(Event e, Stream s) { check(cudaEventRecord(e, s), "staging event"); }
+    static void copy_async(void* dst, const void* src, std::size_t n, Stream s) {
+        check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s), "host-to-device copy");
+    }
+};
+
+struct DevicePool {
+    std::mutex lock;
+    Staging<Runtime> staging;
+};
+
+// One pool per device, created on first use and never destroyed (the runtime
+// may be gone when static destructors run).
+DevicePool& pool(int device) {
+    static std::mutex guard;
+    static auto* pools = new std::vector<std::unique_ptr<DevicePool>>();
+    const std::lock_guard<std::mutex> hold(guard);
+    if (pools->size() <= static_cast<std::size_t>(device)) pools->resize(device + 1);
+    auto& p = (*pools)[device];
+    if (!p) p = std::make_unique<DevicePool>();
+    return *p;
+}
+
+}  // namespace
 
 void upload(const void* host, std::size_t nbytes, void* dst, int device, void* stream) {
     if (nbytes == 0) return;
     const OnDevice on(device);
-    check(cudaMemcpyAsync(dst, host, nbytes, cudaMemcpyHostToDevice, as_stream(stream)),
-          "host-to-device copy");
+    DevicePool& p = pool(device);
+    {
+        const std::lock_guard<std::mutex> hold(p.lock);
+        if (p.staging.copy(host, nbytes, dst, as_stream(stream))) return;
+    }
+    Runtime::copy_async(dst, host, nbytes, as_stream(stream));
 }
 
 }  // namespace cuda

@@ -3,6 +3,8 @@
 - cuda/grid.hpp (the launchers' work layout): tests/native/cuda_grid.cpp checks
   on the host that every element is covered exactly once, with the value index
   the scalar fill gives it, for awkward sizes, offsets and grid sizes.
+- cuda/staging.hpp (page-locked staging of host parameters):
+  tests/native/cuda_staging.cpp runs it over a stand-in runtime.
 - The routing of CUDA arrays (scorekit/_gpu.py): refused with an error naming
   the argument when the build or the machine cannot serve them, and checked
   (dtype, layout, device, read-only outputs) before any kernel is launched.
@@ -21,15 +23,27 @@ from scorekit import _gpu
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_launch_layout_covers_every_element_once(tmp_path):
+def _run_native(tmp_path, name: str) -> None:
+    """Builds tests/native/<name>.cpp against cuda/ and expects it to print "ok"."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")
-    exe = tmp_path / "cuda_grid"
+    exe = tmp_path / name
     subprocess.run([gxx, "-std=c++17", "-O2", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cuda'}",
-                    str(ROOT / "tests/native/cuda_grid.cpp"), "-o", str(exe)], check=True)
+                    str(ROOT / f"tests/native/{name}.cpp"), "-o", str(exe)], check=True)
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout
+
+
+def test_launch_layout_covers_every_element_once(tmp_path):
+    _run_native(tmp_path, "cuda_grid")
+
+
+def test_host_copies_are_staged_without_waiting_for_the_stream(tmp_path):
+    """cuda/staging.hpp over a stand-in runtime whose GPU runs behind the host:
+    no slot is written while a copy from it is queued, every copy delivers its
+    call's bytes, slots are reused and bounded, refusals enqueue nothing."""
+    _run_native(tmp_path, "cuda_staging")
 
 
 class FakeCuda:

@@ -11,7 +11,7 @@ allocated by the caller's framework on the input's device, and the kernels are
 enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
 ``cupy.cuda.get_current_stream()``);
 nothing synchronises (per-sample parameters given as host arrays are copied
-on that stream from pageable memory), except that per-sample parameters given
+on that stream through page-locked staging), except that per-sample parameters given
 as device arrays are copied to the host to be checked (B values), and a "mean"
 or "sum" loss is returned as a Python float (which waits for the kernel).
 """
@@ -202,9 +202,9 @@ def _host_c(arr) -> np.ndarray:
 
 def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
     """A C-contiguous, native-order host array into device memory at dst, enqueued
-    on ``stream`` from pageable memory without pinning: the runtime stages the
-    bytes before it returns, and the host does not wait for the stream (the
-    runtime may, for large copies; B values here). Not for CUDA graph capture."""
+    on ``stream`` through page-locked staging (cuda/staging.hpp): the host does
+    not wait for the stream, and ``host`` may go when this returns. Not for CUDA
+    graph capture."""
     if not (host.flags.c_contiguous and host.dtype.isnative):
         raise ValueError("scorekit: internal error: uploads take C-contiguous native arrays")
     if host.nbytes:
