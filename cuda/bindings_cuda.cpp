@@ -132,7 +132,8 @@ PYBIND11_MODULE(_cuda, m) {
            std::uintptr_t sigma_p, double sigma, bool weight_is_sigma2, std::uintptr_t weight_p,
            double weight, double batch_scale, std::uint64_t seed, std::uint64_t counter,
            std::uint64_t first_sample, std::uintptr_t partial, std::uintptr_t row_loss,
-           std::uintptr_t grad, int itemsize, int device, std::uintptr_t stream) {
+           std::uintptr_t row_loss_out, std::uintptr_t grad, int itemsize, int device,
+           std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
@@ -140,8 +141,8 @@ PYBIND11_MODULE(_cuda, m) {
                                 row_param<T>(sigma_p, sigma), weight_is_sigma2,
                                 row_param<T>(weight_p, weight), batch_scale,
                                 scorekit::Stream{seed, counter}, first_sample,
-                                ptr<double>(partial), ptr<double>(row_loss), ptr<T>(grad), device,
-                                stream_of(stream));
+                                ptr<double>(partial), ptr<double>(row_loss),
+                                ptr<T>(row_loss_out), ptr<T>(grad), device, stream_of(stream));
             });
         });
     m.def(

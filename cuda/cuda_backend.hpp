@@ -59,12 +59,12 @@ void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, Row
                  T* out_mean, int device, void* stream);
 
 // Rows summed in the CPU's order: `partial` holds dsm_work(B, D) doubles,
-// row_loss B doubles.
+// row_loss B doubles; row_loss_out (may be null) receives them rounded to T.
 template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
-              std::uint64_t first_sample, double* partial, double* row_loss, T* grad, int device,
-              void* stream);
+              std::uint64_t first_sample, double* partial, double* row_loss, T* row_loss_out,
+              T* grad, int device, void* stream);
 
 // Sliced score matching, probes regenerated (probe k of sample b is stream row
 // (first_sample + b) * K + k): per-sample losses into row_loss; grad_score and

@@ -207,8 +207,11 @@ template <class T>
 struct DsmFin {
     DsmOp<T> op;
     double* row_loss;
+    T* row_loss_out;  // null, or the per-sample losses rounded to T
     __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
-        row_loss[b] = 0.5 * op.row(b).loss_scale * sums[0];
+        const double loss = 0.5 * op.row(b).loss_scale * sums[0];
+        row_loss[b] = loss;
+        if (row_loss_out) row_loss_out[b] = static_cast<T>(loss);
     }
 };
 
@@ -322,8 +325,8 @@ void affine_step(const T* x, const T* score, std::int64_t B, std::int64_t D, Row
 template <class T>
 void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, RowParam<T> sigma,
               bool weight_is_sigma2, RowParam<T> weight, double batch_scale, Stream st,
-              std::uint64_t first_sample, double* partial, double* row_loss, T* grad, int device,
-              void* stream) {
+              std::uint64_t first_sample, double* partial, double* row_loss, T* row_loss_out,
+              T* grad, int device, void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
     constexpr int K = DsmOp<T>::K;
@@ -332,7 +335,8 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
                      aligned16(noise) && aligned16(grad);
     const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
                       st, stream_first, grad, vec};
-    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss}, partial, as_stream(stream),
+    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss, row_loss_out}, partial,
+               as_stream(stream),
                "dsm_loss kernel launch");
 }
 
@@ -365,7 +369,7 @@ void reduce_losses(const double* rows, std::int64_t B, bool mean, double* out, i
                                  void*);                                                          \
     template void dsm_loss<T>(const T*, const T*, std::int64_t, std::int64_t, RowParam<T>, bool,  \
                               RowParam<T>, double, Stream, std::uint64_t, double*, double*, T*,   \
-                              int, void*);
+                              T*, int, void*);
 SCOREKIT_CUDA_INSTANTIATE(float)
 SCOREKIT_CUDA_INSTANTIATE(double)
 #undef SCOREKIT_CUDA_INSTANTIATE

@@ -167,10 +167,6 @@ class HostFramework:
         return x.data.copy()
 
     @staticmethod
-    def to_device(arr, like):
-        return HostCudaArray(np.array(arr, copy=True))
-
-    @staticmethod
     def copy(x):
         return HostCudaArray(x.data.copy())
 
@@ -248,6 +244,10 @@ class CpuBackedCuda:
     def device_count(self):
         return 1
 
+    def upload(self, host, dst, device, stream):
+        self._record("upload")
+        view(dst, host.shape, host.dtype)[...] = host
+
     def __getattr__(self, name):
         if name.endswith("_work"):  # the CPU needs no scratch: every work size is 0
             return lambda *args: 0
@@ -300,15 +300,17 @@ class CpuBackedCuda:
                           view(out, (B, D), dt), view(out_mean, (B, D), dt) if out_mean else None)
 
     def dsm_loss(self, score, noise, B, D, sigma_p, sigma, weight_is_sigma2, weight_p, weight,
-                 batch_scale, seed, counter, first, partial, row_loss, grad, itemsize, device,
-                 stream):
+                 batch_scale, seed, counter, first, partial, row_loss, row_loss_out, grad,
+                 itemsize, device, stream):
         self._record("dsm_loss")
         dt = self._dt(itemsize)
+        losses = view(row_loss, (B,), np.float64)
         _core.dsm_loss(view(score, (B, D), dt), view(noise, (B, D), dt) if noise else None,
                        param(sigma_p, sigma, B, dt),
                        None if weight_is_sigma2 else param(weight_p, weight, B, dt), batch_scale,
-                       seed, counter, first, view(row_loss, (B,), np.float64),
-                       view(grad, (B, D), dt) if grad else None)
+                       seed, counter, first, losses, view(grad, (B, D), dt) if grad else None)
+        if row_loss_out:
+            view(row_loss_out, (B,), dt)[...] = losses
 
     def ssm_loss(self, kind, score, jvp, B, K, D, vr, batch_scale, seed, counter, first, work,
                  row_loss, grad_score, grad_jvp, itemsize, device, stream):

@@ -73,7 +73,10 @@ class Backend:
     """Stands in for scorekit._cuda: records launches instead of running them."""
 
     def __init__(self, devices=1):
-        self.devices, self.calls = devices, []
+        self.devices, self.calls, self.uploads = devices, [], []
+
+    def upload(self, host, dst, device, stream):
+        self.uploads.append((host.copy(), dst, device, stream))
 
     def device_count(self):
         return self.devices
@@ -355,8 +358,6 @@ def alloc(backend, monkeypatch):
         return made[-1]
 
     monkeypatch.setattr(_gpu._CuPy, "empty", staticmethod(empty))
-    monkeypatch.setattr(_gpu._CuPy, "to_device", staticmethod(
-        lambda arr, like: empty(like, np.shape(arr), np.asarray(arr).dtype)))
     monkeypatch.setattr(_gpu._CuPy, "astype", staticmethod(lambda x, dtype: x))
     monkeypatch.setattr(_gpu._CuPy, "host", staticmethod(lambda x: np.zeros(x.shape, x.dtype)))
     return made
@@ -415,6 +416,9 @@ def test_corrector_step_reaches_its_launcher(alloc, backend):
     assert name == "langevin_corrector"
     assert args[:11] == (4096, 1 << 22, 3, 4, 0.16, ptr_of(alloc[0]), 0.0, True, 7, 2, 3)
     assert alloc[0].dtype == np.float32  # alpha on the device in x's dtype
+    host, dst, device, stream = backend.uploads[-1]  # copied there on x's stream
+    assert dst == ptr_of(alloc[0]) and (device, stream) == (0, 0)
+    assert host.dtype == np.float32 and np.array_equal(host, alpha.astype(np.float32))
     assert args[11:14] == (ptr_of(out), ptr_of(mean), ptr_of(step)) and step.dtype == np.float64
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         scorekit.corrector_step(x, s, snr=0.1, alpha=-1.0, seed=1)

@@ -72,21 +72,16 @@ class _Torch:
         return x.detach().cpu().numpy()
 
     @staticmethod
-    def to_device(arr, like):
-        import torch
-        host = _host_c(arr)
-        dev = torch.empty(host.shape, dtype=_torch_dtype(host.dtype), device=like.device)
-        _upload(host, dev.data_ptr(), like.device.index, _Torch.stream(like))
-        return dev
-
-    @staticmethod
     def copy(x):
         return x.clone()
 
     @staticmethod
     def stream(x) -> int:
-        import torch
-        return int(torch.cuda.current_stream(x.device).cuda_stream)
+        return _torch_stream()(x.device.index)
+
+    @staticmethod
+    def pointer(x) -> int:
+        return x.data_ptr()
 
     @staticmethod
     def astype(x, dtype):
@@ -137,15 +132,6 @@ class _CuPy:
         return cupy.asnumpy(x)
 
     @staticmethod
-    def to_device(arr, like):
-        import cupy
-        host = _host_c(arr)
-        with cupy.cuda.Device(like.device.id):
-            dev = cupy.empty(host.shape, dtype=host.dtype)
-            _upload(host, dev.data.ptr, like.device.id, int(cupy.cuda.get_current_stream().ptr))
-        return dev
-
-    @staticmethod
     def copy(x):
         import cupy
         with cupy.cuda.Device(x.device.id):
@@ -192,6 +178,18 @@ class _CuPy:
 
 
 _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
+_RAW_STREAM = []
+
+
+def _torch_stream():
+    """device index -> the handle of PyTorch's current stream on it. PyTorch's own raw
+    query where it has one (what its compiled kernels use; no Stream object is made)."""
+    if not _RAW_STREAM:
+        import torch
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        _RAW_STREAM.append(raw if raw is not None else
+                           lambda index: int(torch.cuda.current_stream(index).cuda_stream))
+    return _RAW_STREAM[0]
 
 
 def _host_c(arr) -> np.ndarray:
@@ -231,7 +229,12 @@ class DeviceArray:
                 and self.ptr < other.ptr + other.nbytes and other.ptr < self.ptr + self.nbytes)
 
 
+_USABLE = [None]  # the backend module that last passed _backend's checks
+
+
 def _backend(name):
+    if _cuda is not None and _cuda is _USABLE[0]:
+        return
     if _cuda is None and _IMPORT_ERROR:
         raise TypeError(f"{name} is on a CUDA device, but scorekit's CUDA backend could not be "
                         f"loaded: {_IMPORT_ERROR}")
@@ -244,6 +247,7 @@ def _backend(name):
         raise TypeError(f"{name} is on a CUDA device, but scorekit's CUDA runtime sees no device"
                         f" ({why or 'no driver or no GPU'}; the driver must support the CUDA "
                         "version scorekit was built with)")
+    _USABLE[0] = _cuda
 
 
 # ---------------------------------------------- arrays that speak only DLPack ---
@@ -457,7 +461,7 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
     checked = per_sample(value, name, B, ref.dtype, **checks)
     if checked.ndim == 0:
         return 0, float(checked), None
-    moved = device_array(ref.fw.to_device(checked, ref.obj), name)
+    moved = _put(ref, checked)
     return moved.ptr, 0.0, moved
 
 
@@ -478,10 +482,26 @@ def unaliased_params(params: list, out: DeviceArray) -> list:
     return res
 
 
+def _new(ref: DeviceArray, shape, dtype) -> DeviceArray:
+    """A new C-contiguous array of ref's framework on ref's device."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    obj = ref.fw.empty(ref.obj, shape, dtype)
+    ptr = obj.data_ptr() if ref.fw is _Torch else _pointer(obj)
+    return DeviceArray(obj, ptr, shape, dtype, ref.device, ref.fw)
+
+
+def _put(ref: DeviceArray, host) -> DeviceArray:
+    """A host array copied into a new array on ref's device, enqueued on ref's stream."""
+    host = _host_c(host)
+    arr = _new(ref, host.shape, host.dtype)
+    _upload(host, arr.ptr, ref.device, ref.fw.stream(ref.obj))
+    return arr
+
+
 def output(out, ref: DeviceArray, shape, dtype, inputs=()) -> DeviceArray:
     """A new array from the caller's framework, or the user's CUDA ``out`` once checked."""
     if out is None:
-        return device_array(ref.fw.empty(ref.obj, shape, dtype), "out", out=True)
+        return _new(ref, shape, dtype)
     if not on_cuda(out, "out"):
         raise ValueError("out must be a CUDA array on the inputs' device, got "
                          f"{type(out).__name__}")
@@ -621,12 +641,18 @@ def _log_densities(value, name: str, ref: DeviceArray, B: int) -> DeviceArray:
         if arr.dtype != np.float64:
             arr = device_array(arr.fw.astype(arr.obj, np.float64), name)
         return arr
-    return device_array(ref.fw.to_device(log_densities(value, name, B), ref.obj), name)
+    return _put(ref, log_densities(value, name, B))
 
 
 def _scratch(ref: DeviceArray, n: int) -> DeviceArray:
     """A float64 work array of n (at least 1) elements on ref's device."""
     return output(None, ref, (max(int(n), 1),), np.float64)
+
+
+def _part(work: DeviceArray, start: int, n: int) -> DeviceArray:
+    """Elements [start, start + n) of a 1-d array, as an array of their own (a view)."""
+    return DeviceArray(work.obj[start:start + n], work.ptr + start * work.dtype.itemsize, (n,),
+                       work.dtype, work.device, work.fw)
 
 
 def _launch(ref: DeviceArray) -> tuple:
@@ -715,13 +741,18 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
         wt = param(weight, "weight", sa, B, nonnegative=True)
         weight_is_sigma2 = False
     reduction, return_grad = reduction_args(reduction, return_grad)
-    partial = _scratch(sa, _cuda.dsm_work(B, D))
-    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    # one work array: the chunk sums, then the B per-sample losses (float64)
+    n_partial = _cuda.dsm_work(B, D)
+    work = _scratch(sa, n_partial + B)
+    row_loss = _part(work, n_partial, B)
+    # reduction "none": the kernel also writes the losses in score's dtype
+    typed = _new(sa, (B,), sa.dtype) if reduction == "none" else None
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
     _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
-                   wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, partial.ptr,
-                   row_loss.ptr, grad.ptr if grad else 0, *_launch(sa))
-    loss = _loss(row_loss, B, reduction, sa)
+                   wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, work.ptr,
+                   row_loss.ptr, typed.ptr if typed else 0, grad.ptr if grad else 0,
+                   *_launch(sa))
+    loss = typed.obj if typed else _loss(row_loss, B, reduction, sa)
     return (loss, grad.obj) if return_grad else loss
 
 
@@ -767,7 +798,7 @@ def ism_loss(score, jac_trace, *, reduction, return_grad):
     loss = _loss(row_loss, B, reduction, sa)
     if not return_grad:
         return loss
-    return loss, gs.obj, sa.fw.to_device(np.full(B, scale, dtype=sa.dtype), sa.obj)
+    return loss, gs.obj, _put(sa, np.full(B, scale, dtype=sa.dtype)).obj
 
 
 @callers_framework
@@ -818,12 +849,12 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     x_out = output(None, xa, xa.shape, xa.dtype)
     s_out = output(None, xa, xa.shape, xa.dtype)
     l_out = output(None, xa, (max(B, 1),), np.float64)
-    acc = xa.fw.empty(xa.obj, (max(B, 1),), np.uint8)
+    acc = _new(xa, (max(B, 1),), np.uint8)
     work = _scratch(xa, _cuda.mala_work(B, D))
     _cuda.mala_accept(xa.ptr, sa.ptr, lx.ptr, pa.ptr, spa.ptr, lp.ptr, B, D, h[0], h[1], seed,
                       counter, offset, x_out.ptr, s_out.ptr, l_out.ptr,
-                      _pointer(acc), work.ptr, *_launch(xa))
-    return x_out.obj, s_out.obj, l_out.obj[:B], xa.fw.astype(acc[:B], np.bool_)
+                      acc.ptr, work.ptr, *_launch(xa))
+    return x_out.obj, s_out.obj, l_out.obj[:B], xa.fw.astype(acc.obj[:B], np.bool_)
 
 
 # ------------------------------------------------------- sampling drivers ---
@@ -884,8 +915,7 @@ class DriverArrays:
 
     def vector(self, value: float):
         """A float64 (B,) array of one value on the device (the level or time of a step)."""
-        return self.ref.fw.to_device(np.full(self.ref.shape[0], value, dtype=np.float64),
-                                     self.ref.obj)
+        return _put(self.ref, np.full(self.ref.shape[0], value, dtype=np.float64)).obj
 
     def score(self, s, name: str = "score_fn"):
         """A score function's result: a CUDA array of the state's shape, cast to its dtype."""
@@ -968,10 +998,10 @@ class TraceArrays:
         """Adds the round's samples to the moments; returns them (B, m) on the host."""
         B, m = V.shape[0], V.shape[1]
         D = V.size // (B * m) if B * m else 0
-        act = self.ref.fw.to_device(np.ascontiguousarray(active, dtype=np.uint8), self.ref.obj)
+        act = _put(self.ref, np.ascontiguousarray(active, dtype=np.uint8))
         t = self._new((max(B * m, 1),), np.float64)
         work = _scratch(self.ref, _cuda.trace_work(B, m, D))
-        _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, _pointer(act), t.ptr, moments.ptr,
+        _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, act.ptr, t.ptr, moments.ptr,
                             work.ptr, *_launch(V))
         return self.ref.fw.host(t.obj)[:B * m].reshape(B, m)
 
@@ -1035,7 +1065,7 @@ class DivergenceOps:
         return host_parameter(value, name, self.ref)
 
     def _put(self, a):
-        return self.ref.fw.to_device(a, self.x)
+        return _put(self.ref, a).obj
 
     def column(self, h):
         return self._put(h.reshape((self.shape[0],) + (1,) * (len(self.shape) - 1)))
@@ -1109,7 +1139,7 @@ def gmm_eval(means, variances, log_weights, xa: DeviceArray, sigma: np.ndarray, 
     K = means.shape[0]
 
     def put(a):
-        return device_array(xa.fw.to_device(a, xa.obj), "parameter")
+        return _put(xa, a)
 
     key = (xa.fw.__name__, xa.device)
     if key not in cache:
