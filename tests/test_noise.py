@@ -1,5 +1,9 @@
 """Counter-based noise against scorekit.reference and against its stated bounds."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -10,6 +14,7 @@ import scorekit
 from scorekit import _core
 from scorekit import reference as ref
 
+ROOT = Path(__file__).resolve().parents[1]
 U64 = st.integers(0, 2**64 - 1)
 SHAPES = st.lists(st.integers(0, 9), min_size=0, max_size=3).map(tuple) | st.integers(0, 5000)
 
@@ -211,3 +216,19 @@ def test_stream_layout_seed_and_counter_words():
     u = np.empty(4, np.float32)
     _core.uniform(u, seed, counter, 4 * j)
     np.testing.assert_array_equal(u, ((np.array(words, np.uint32) >> 9) + 0.5).astype(np.float32) * 2.0**-23)
+
+
+def test_float32_transforms_on_the_word_bits_equal_their_plain_forms(tmp_path):
+    """uniform_f32, the angle's sine and cosine and log_f32's exponent are worked out on
+    the bits (no integer conversion, no comparisons of floats); tests/native/
+    noise_word_forms.cpp tries every float32 uniform (every m = w >> 9) against the plain
+    forms, bit for bit, with the build's floating-point flags."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found")
+    exe = tmp_path / "noise_word_forms"
+    subprocess.run([gxx, "-std=c++17", "-O2", "-ffp-contract=off", "-fno-fast-math",
+                    f"-I{ROOT / 'cpp/include'}", str(ROOT / "tests/native/noise_word_forms.cpp"),
+                    "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout

@@ -255,8 +255,8 @@ struct VecBlock<NormalBlock<float>, N> {
     using PU = Pair<U>;
     SCOREKIT_INLINE static void store2(const U (&w0)[4], const U (&w1)[4], float* out) {
         P c0, s0, c1, s1;
-        box_muller(uniform_f32<P>(PU{w0[0], w1[0]}), uniform_f32<P>(PU{w0[1], w1[1]}), c0, s0);
-        box_muller(uniform_f32<P>(PU{w0[2], w1[2]}), uniform_f32<P>(PU{w0[3], w1[3]}), c1, s1);
+        box_muller_f32<P>(PU{w0[0], w1[0]}, PU{w0[1], w1[1]}, c0, s0);
+        box_muller_f32<P>(PU{w0[2], w1[2]}, PU{w0[3], w1[3]}, c1, s1);
         store_interleaved4(out, c0.a, s0.a, c1.a, s1.a);
         store_interleaved4(out + 4 * N, c0.b, s0.b, c1.b, s1.b);
     }

@@ -31,7 +31,9 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f32(R x) {
     const R mant = L::from_bits((ix & 0x007fffffu) | 0x3f000000u);  // x = mant * 2^e, mant in [0.5, 1)
     const auto low = mant < 0.707106781186547524f;                  // then use 2 mant in [1, sqrt 2)
     // e = exponent field - 126 - low, as a float (small integers: exact)
-    const R fe = L::to_real((ix >> 23) & 0xffu) - 126.0f -
+    // (the exponent field, below 2^8 for positive x, read through the bits of
+    // 2^23 + field: no integer conversion)
+    const R fe = L::from_bits((ix >> 23) | 0x4b000000u) - 8388734.0f -  // 2^23 + 126
                  L::select(low, L::splat(1.0f), L::splat(0.0f));
     const R m = L::select(low, mant + mant, mant) - 1.0f;  // exact
     const R z = m * m;
@@ -157,26 +159,53 @@ SCOREKIT_HD SCOREKIT_INLINE R log(R x) {
 
 // ------------------------------------------------------------- sincos 2pi ---
 
+// (s, c) = (sin, cos)(theta + q pi/2) from the kernels at theta, given the
+// quadrant's flags: q = 0, 1, 2, 3 give (sk, ck), (ck, -sk), (-sk, -ck),
+// (-ck, sk), and q = 4 is q = 0 again.
+template <class R, class M>
+SCOREKIT_HD SCOREKIT_INLINE void quadrant_sincos(R theta, M odd, M negate_s, M negate_c, R& s,
+                                                 R& c) {
+    using L = Lanes<R>;
+    using F = ForElement<elem_t<R>>;
+    const R sk = F::sin_kernel(theta);
+    const R ck = F::cos_kernel(theta);
+    s = L::flip_sign(negate_s, L::select(odd, ck, sk));
+    c = L::flip_sign(negate_c, L::select(odd, sk, ck));
+}
+
 // s = sin(2 pi u), c = cos(2 pi u) for u in [0, 1]. The reduction is exact:
 // u - q/4 is representable for every u the uniform transforms produce.
 template <class R>
 SCOREKIT_HD SCOREKIT_INLINE void sincos_2pi(R u, R& s, R& c) {
     using L = Lanes<R>;
     using E = elem_t<R>;
-    using F = ForElement<E>;
     const R one = L::splat(E(1)), zero = L::splat(E(0));
     // quadrant q in {0, .., 4} (4 is 0 again), held in R so the whole
     // transform stays in one register type
     const R q = L::select(u >= E(0.125), one, zero) + L::select(u >= E(0.375), one, zero) +
                 L::select(u >= E(0.625), one, zero) + L::select(u >= E(0.875), one, zero);
-    const R t = u - q * E(0.25);    // |t| <= 1/8, exact
-    const R theta = t * F::two_pi;  // |theta| <= pi/4
-    const R sk = F::sin_kernel(theta);
-    const R ck = F::cos_kernel(theta);
-    // quadrant q: (s, c) = (sk, ck), (ck, -sk), (-sk, -ck), (-ck, sk)
-    const auto odd = (q == E(1)) | (q == E(3));
-    s = L::flip_sign((q == E(2)) | (q == E(3)), L::select(odd, ck, sk));
-    c = L::flip_sign((q == E(1)) | (q == E(2)), L::select(odd, sk, ck));
+    const R t = u - q * E(0.25);                      // |t| <= 1/8, exact
+    const R theta = t * ForElement<E>::two_pi;        // |theta| <= pi/4
+    quadrant_sincos(theta, (q == E(1)) | (q == E(3)), (q == E(2)) | (q == E(3)),
+                    (q == E(1)) | (q == E(2)), s, c);
+}
+
+// sincos_2pi(u) for the float32 uniform of a Philox word w, u = (m + 1/2) 2^-23
+// with m = w >> 9, worked out on the word's bits: the same quadrant q and the
+// same exact t = u - q/4, so the same bits, without an integer conversion or
+// floating-point comparisons. q = round(4 u) counts the bounds 1/8, 3/8, 5/8,
+// 7/8 that u reaches: (m + 2^20) >> 21. And t 2^24 = 2m + 1 - q 2^22 is an odd
+// integer of magnitude below 2^21, read as a float through the bits of
+// 1.5 * 2^23 + t 2^24 (whose exponent it leaves alone).
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE void sincos_2pi_of_word(ulanes_t<R> w, R& s, R& c) {
+    using L = Lanes<R>;
+    static_assert(sizeof(elem_t<R>) == 4, "float32 uniforms only");
+    const auto q = ((w >> 9) + 0x100000u) >> 21;
+    const auto k_bits = (((w >> 8) | 1u) + 0x4b400000u) - (q << 22);
+    const R t = (L::from_bits(k_bits) - 12582912.0f) * 5.9604644775390625e-08f;  // 2^-24
+    const R theta = t * ForElement<float>::two_pi;
+    quadrant_sincos(theta, (q & 1u) != 0u, (q & 2u) != 0u, ((q + 1u) & 2u) != 0u, s, c);
 }
 
 }  // namespace detmath

@@ -26,7 +26,9 @@ namespace scorekit {
 
 template <class R = float>
 SCOREKIT_HD SCOREKIT_INLINE R uniform_f32(ulanes_t<R> w) {
-    return (Lanes<R>::to_real(w >> 9) + 0.5f) * 1.1920928955078125e-07f;  // 2^-23
+    // ((w >> 9) + 0.5) 2^-23 = (1 + (w >> 9) 2^-23) - (1 - 2^-24), exact (24 bits), with
+    // 1 + (w >> 9) 2^-23 by its bits: no integer conversion
+    return Lanes<R>::from_bits((w >> 9) | 0x3f800000u) - 0.999999940395355224609375f;
 }
 
 template <class R = double>
@@ -45,10 +47,27 @@ SCOREKIT_HD SCOREKIT_INLINE R rademacher_of(ulanes_t<R> w) {
 }
 
 template <class R>
+SCOREKIT_HD SCOREKIT_INLINE R box_muller_radius(R u) {
+    return Lanes<R>::sqrt(elem_t<R>(-2) * detmath::log(u));
+}
+
+template <class R>
 SCOREKIT_HD SCOREKIT_INLINE void box_muller(R u_radius, R u_angle, R& z_cos, R& z_sin) {
-    const R r = Lanes<R>::sqrt(elem_t<R>(-2) * detmath::log(u_radius));
+    const R r = box_muller_radius(u_radius);
     R s, c;
     detmath::sincos_2pi(u_angle, s, c);
+    z_cos = r * c;
+    z_sin = r * s;
+}
+
+// box_muller(uniform_f32(w_radius), uniform_f32(w_angle), ..) with the angle's
+// sine and cosine worked out on the word (detmath::sincos_2pi_of_word): the same bits.
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE void box_muller_f32(ulanes_t<R> w_radius, ulanes_t<R> w_angle,
+                                                R& z_cos, R& z_sin) {
+    const R r = box_muller_radius(uniform_f32<R>(w_radius));
+    R s, c;
+    detmath::sincos_2pi_of_word<R>(w_angle, s, c);
     z_cos = r * c;
     z_sin = r * s;
 }
@@ -75,7 +94,7 @@ struct NormalBlock<float> {
     SCOREKIT_HD SCOREKIT_INLINE static void from_words(const std::uint32_t* W, std::int64_t nb,
                                                        float* z) {
         for (std::int64_t p = 0; p < 2 * nb; ++p)
-            box_muller(uniform_f32(W[2 * p]), uniform_f32(W[2 * p + 1]), z[2 * p], z[2 * p + 1]);
+            box_muller_f32<float>(W[2 * p], W[2 * p + 1], z[2 * p], z[2 * p + 1]);
     }
 };
 

@@ -1,0 +1,116 @@
+// Proves, by trying every input, that the float32 noise transforms worked out
+// on the bits of a Philox word give the same bits as their plain forms:
+//   uniform_f32(w)                 == (float(w >> 9) + 0.5f) * 2^-23
+//   sincos_2pi_of_word(w)          == sincos_2pi(uniform_f32(w))    (every m = w >> 9)
+//   log_f32(x), exponent by bits   == log_f32(x), exponent by conversion
+//                                     (every float32 uniform; every exponent
+//                                     with a stride through the mantissas)
+//   box_muller_f32(w0, w1)         == box_muller(uniform_f32(w0), uniform_f32(w1))
+// The plain forms are written out here as the transforms first defined them.
+// Prints "ok" or the first differences. Built and run by tests/test_noise.py.
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <initializer_list>
+
+#include "scorekit/detmath.hpp"
+#include "scorekit/noise.hpp"
+
+namespace sk = scorekit;
+
+namespace {
+
+int failures = 0;
+
+std::uint32_t bits(float x) {
+    std::uint32_t u;
+    std::memcpy(&u, &x, 4);
+    return u;
+}
+
+float from(std::uint32_t u) {
+    float x;
+    std::memcpy(&x, &u, 4);
+    return x;
+}
+
+void differ(const char* what, std::uint32_t input, float got, float want) {
+    if (failures++ < 10)
+        std::printf("%s at 0x%08x: %.9g (0x%08x) vs %.9g (0x%08x)\n", what, input, got, bits(got),
+                    want, bits(want));
+}
+
+float plain_uniform(std::uint32_t w) {
+    return (static_cast<float>(w >> 9) + 0.5f) * 1.1920928955078125e-07f;
+}
+
+float plain_log(float x) {  // log_f32 with the exponent converted from an integer
+    const std::uint32_t ix = bits(x);
+    const float mant = from((ix & 0x007fffffu) | 0x3f000000u);
+    const bool low = mant < 0.707106781186547524f;
+    const float fe = static_cast<float>((ix >> 23) & 0xffu) - 126.0f - (low ? 1.0f : 0.0f);
+    const float m = (low ? mant + mant : mant) - 1.0f;
+    const float z = m * m;
+    float p = m * 7.0376836292e-2f - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    float y = p * m * z;
+    y = y + -2.12194440e-4f * fe;
+    y = y + -0.5f * z;
+    float r = m + y;
+    r = r + 0.693359375f * fe;
+    return r;
+}
+
+void uniforms_and_angles() {
+    // every m = w >> 9, with low bits that must not matter
+    for (std::uint32_t m = 0; m < (1u << 23); ++m)
+        for (std::uint32_t low : {0u, 0x1ffu}) {
+            const std::uint32_t w = (m << 9) | low;
+            const float u = sk::uniform_f32(w);
+            if (bits(u) != bits(plain_uniform(w))) differ("uniform_f32", w, u, plain_uniform(w));
+            if (bits(sk::detmath::log_f32(u)) != bits(plain_log(u)))
+                differ("log_f32 of a uniform", w, sk::detmath::log_f32(u), plain_log(u));
+            float s0, c0, s1, c1;
+            sk::detmath::sincos_2pi(plain_uniform(w), s0, c0);
+            sk::detmath::sincos_2pi_of_word<float>(w, s1, c1);
+            if (bits(s1) != bits(s0)) differ("sin of the word", w, s1, s0);
+            if (bits(c1) != bits(c0)) differ("cos of the word", w, c1, c0);
+        }
+}
+
+void logs() {  // positive normal floats: every exponent, mantissas with a stride
+    for (std::uint32_t ix = 0x00800000u; ix < 0x7f800000u; ix += 97) {
+        const float x = from(ix);
+        const float got = sk::detmath::log_f32(x), want = plain_log(x);
+        if (bits(got) != bits(want)) differ("log_f32", ix, got, want);
+    }
+}
+
+void normals() {
+    std::uint32_t a = 0x9e3779b9u, b = 0x7f4a7c15u;
+    for (int i = 0; i < 1 << 22; ++i) {  // words of an xorshift sequence
+        a ^= a << 13, a ^= a >> 17, a ^= a << 5;
+        b ^= b << 13, b ^= b >> 17, b ^= b << 5;
+        float zc0, zs0, zc1, zs1;
+        sk::box_muller(plain_uniform(a), plain_uniform(b), zc0, zs0);
+        sk::box_muller_f32<float>(a, b, zc1, zs1);
+        if (bits(zc1) != bits(zc0)) differ("normal (cos)", a, zc1, zc0);
+        if (bits(zs1) != bits(zs0)) differ("normal (sin)", b, zs1, zs0);
+    }
+}
+
+}  // namespace
+
+int main() {
+    uniforms_and_angles();
+    logs();
+    normals();
+    if (failures == 0) std::printf("ok\n");
+    return failures == 0 ? 0 : 1;
+}
