@@ -9,11 +9,13 @@
 // recorded behind it tells when the slot may be written again.
 //
 // Slots come in power-of-two sizes from kMinSlot bytes. A slot whose event has
-// completed is reused; otherwise a new one is allocated, up to kMaxSlots per
-// size and kMaxBytes in all, and beyond that the host waits for the oldest
-// slot of the size (the GPU is that many copies behind). Copies larger than
-// kMaxBytes / 4, and any when page-locked memory cannot be had, are left to
-// the caller (copy() returns false), who copies from pageable memory.
+// completed is reused; otherwise a new one is allocated, up to kMaxSlots and
+// kSizeBytes bytes per size (at least one slot), and beyond that the host
+// waits for the oldest slot of the size (the GPU is that many copies behind).
+// Each size has its own budget, so no size can starve another; all sizes
+// together hold at most 12 * kSizeBytes. Copies larger than kSizeBytes, and
+// any when page-locked memory cannot be had, are left to the caller (copy()
+// returns false), who copies from pageable memory.
 //
 // Host code only, over a runtime Rt (the CUDA runtime in transfer.cu, a
 // stand-in in tests/native/cuda_staging.cpp) with:
@@ -41,7 +43,7 @@ class Staging {
   public:
     static constexpr std::size_t kMinSlot = 4096;
     static constexpr std::size_t kMaxSlots = 32;
-    static constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
+    static constexpr std::size_t kSizeBytes = std::size_t{8} << 20;
 
     explicit Staging(Rt rt = Rt{}) : rt_(rt) {}
     Staging(const Staging&) = delete;
@@ -52,7 +54,7 @@ class Staging {
     // enqueued (too large, or no page-locked memory), the caller copies.
     bool copy(const void* host, std::size_t nbytes, void* dst, typename Rt::Stream stream) {
         if (nbytes == 0) return true;
-        if (nbytes > kMaxBytes / 4) return false;
+        if (nbytes > kSizeBytes) return false;
         Slot* slot = acquire(slot_size(nbytes));
         if (slot == nullptr) return false;
         std::memcpy(slot->mem, host, nbytes);
@@ -67,7 +69,13 @@ class Staging {
         return true;
     }
 
-    // Page-locked bytes held (for tests).
+    // Slots of one size at most: kMaxSlots, and kSizeBytes in all (at least one).
+    static std::size_t max_slots(std::size_t size) {
+        const std::size_t by_bytes = kSizeBytes / size;
+        return by_bytes < kMaxSlots ? (by_bytes > 0 ? by_bytes : 1) : kMaxSlots;
+    }
+
+    // Page-locked bytes held, slots held (for tests).
     std::size_t bytes() const { return bytes_; }
     std::size_t slots() const { return slots_.size(); }
 
@@ -94,7 +102,7 @@ class Staging {
             if (s.last_use == 0 || rt_.done(s.event)) return &s;
             if (oldest == nullptr || s.last_use < oldest->last_use) oldest = &s;
         }
-        if (of_size < kMaxSlots && bytes_ + size <= kMaxBytes) {
+        if (of_size < max_slots(size)) {
             if (Slot* s = grow(size)) return s;  // (grow adds no slot when it fails: oldest holds)
         }
         if (oldest == nullptr) return nullptr;
@@ -103,6 +111,7 @@ class Staging {
     }
 
     Slot* grow(std::size_t size) {
+        slots_.reserve(slots_.size() + 1);  // (nothing to undo if this throws)
         void* mem = rt_.alloc_pinned(size);
         if (mem == nullptr) return nullptr;
         typename Rt::Event event{};

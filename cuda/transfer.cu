@@ -34,7 +34,10 @@ struct Runtime {
     }
     static bool done(Event e) {
         const cudaError_t err = cudaEventQuery(e);
-        if (err == cudaErrorNotReady) return false;
+        if (err == cudaErrorNotReady) {
+            cudaGetLastError();  // not an error: clear it, or the next launch check reports it
+            return false;
+        }
         check(err, "staging event");
         return true;
     }

@@ -80,10 +80,6 @@ class _Torch:
         return _torch_stream()(x.device.index)
 
     @staticmethod
-    def pointer(x) -> int:
-        return x.data_ptr()
-
-    @staticmethod
     def astype(x, dtype):
         return x.to(_torch_dtype(dtype))
 

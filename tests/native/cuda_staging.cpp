@@ -115,8 +115,7 @@ void copies_arrive_intact(std::size_t n, std::size_t lag) {
     }
     g.run_all();
     for (std::size_t c = 0; c < calls; ++c) EXPECT(dst[c] == values(n, 1000.0 * static_cast<double>(c)));
-    EXPECT(pool.slots() <= Pool::kMaxSlots);
-    EXPECT(pool.bytes() <= Pool::kMaxBytes);
+    EXPECT(pool.slots() <= Pool::max_slots(Pool::slot_size(n * sizeof(double))));
 }
 
 // A GPU that keeps up: one slot serves every call.
@@ -164,7 +163,7 @@ void refusals() {
     Gpu g;
     gpu = &g;
     Pool pool;
-    std::vector<unsigned char> big(Pool::kMaxBytes / 4 + 1), dst(big.size());
+    std::vector<unsigned char> big(Pool::kSizeBytes + 1), dst(big.size());
     EXPECT(!pool.copy(big.data(), big.size(), dst.data(), 0));
     EXPECT(g.queue.empty() && pool.slots() == 0);
     g.pinned_limit = 0;  // no page-locked memory
@@ -176,13 +175,29 @@ void refusals() {
     EXPECT(!pool.copy(host.data(), 64, d.data(), 0));
     EXPECT(g.pinned_frees == 1 && pool.slots() == 0);
     g.fail_events = false;
-    // the byte budget: slots of the largest size until kMaxBytes, then waits
-    const std::size_t n = Pool::kMaxBytes / 4;
+}
+
+// Each size has its own budget: the largest copies take their one slot and
+// wait for it, and copies of other sizes still get slots of their own.
+void budgets_per_size() {
+    EXPECT(Pool::max_slots(Pool::kMinSlot) == Pool::kMaxSlots);
+    EXPECT(Pool::max_slots(Pool::kSizeBytes / 2) == 2);
+    EXPECT(Pool::max_slots(Pool::kSizeBytes) == 1);
+    Gpu g;
+    gpu = &g;
+    Pool pool;
+    const std::size_t n = Pool::kSizeBytes;
     std::vector<unsigned char> h(n, 3), dd(n);
-    for (int c = 0; c < 6; ++c) EXPECT(pool.copy(h.data(), n, dd.data(), 0));
-    EXPECT(pool.slots() == 4 && pool.bytes() == Pool::kMaxBytes && g.waits == 2);
+    for (int c = 0; c < 3; ++c) EXPECT(pool.copy(h.data(), n, dd.data(), 0));
+    EXPECT(pool.slots() == 1 && pool.bytes() == n && g.waits == 2);
+    std::vector<unsigned char> h2(n / 2, 4), d2(n / 2);
+    for (int c = 0; c < 3; ++c) EXPECT(pool.copy(h2.data(), n / 2, d2.data(), 0));
+    EXPECT(pool.slots() == 3 && g.waits == 3);
+    std::vector<double> small = values(16, 1.0), ds(16);  // the GPU is still behind
+    for (int c = 0; c < 10; ++c) EXPECT(pool.copy(small.data(), 128, ds.data(), 0));
+    EXPECT(pool.slots() == 13 && g.waits == 3);
     g.run_all();
-    EXPECT(dd == h);
+    EXPECT(dd == h && d2 == h2 && ds == small);
 }
 
 // A record that fails after its copy was enqueued: the slot is never reused.
@@ -215,6 +230,7 @@ int main() {
     slots_are_reused();
     sizes();
     refusals();
+    budgets_per_size();
     failed_record();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
