@@ -137,6 +137,25 @@ def test_dsm_loss(fw, shape, reduction, dtype):
     assert got == scorekit.dsm_loss(s, 0.5, noise=z, reduction="sum", return_grad=False)
 
 
+def test_device_value_checks_off_gives_the_same_bits(fw, dtype):
+    """CUDA per-sample parameters not read back for their checks: the same results, and
+    values the checks refuse go through (they only enter the arithmetic)."""
+    s, x = batch((5, 4097), dtype), batch((5, 4097), dtype, 1)
+    sig = np.linspace(0.1, 2.0, 5).astype(dtype)
+    want_loss, want_grad = scorekit.dsm_loss(s, sig, seed=4, counter=2, reduction="none")
+    want_x = scorekit.perturb(x, sig, seed=3, counter=1)
+    with scorekit.device_value_checks(False):
+        loss, grad = scorekit.dsm_loss(fw.put(s), fw.put(sig), seed=4, counter=2,
+                                       reduction="none")
+        got_x = scorekit.perturb(fw.put(x), fw.put(sig), seed=3, counter=1)
+        scorekit.perturb(fw.put(x), fw.put(-sig), seed=3, counter=1)
+    np.testing.assert_array_equal(fw.get(loss), want_loss)
+    np.testing.assert_array_equal(fw.get(grad), want_grad)
+    np.testing.assert_array_equal(fw.get(got_x), want_x)
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        scorekit.perturb(fw.put(x), fw.put(-sig), seed=3, counter=1)
+
+
 def _same_loss(fw, got, want, reduction):
     np.testing.assert_array_equal(fw.get(got) if reduction == "none" else got, want)
 

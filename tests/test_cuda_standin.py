@@ -75,6 +75,53 @@ def test_elementwise_steps(gpu, shape, dtype):
     same(xd, scorekit.perturb(x, 0.5, seed=1))
 
 
+def test_device_value_checks_off_reads_no_parameter_back(gpu, monkeypatch):
+    """Within device_value_checks(False) a (B,) CUDA parameter is not copied to the host
+    (no wait): the same results for valid values, no error for values the checks refuse,
+    and the layout checks still hold; the setting is per thread, nests and ends."""
+    import threading
+    x, s = batch((4, 6), np.float32), batch((4, 6), np.float32, 1)
+    sig = put(np.array([0.5, 1.0, 2.0, 0.3], np.float32))
+    bad = put(np.array([-1.0, np.nan, 1.0, 0.0], np.float32))
+    reads = []
+    host = HostFramework.host
+    monkeypatch.setattr(HostFramework, "host", staticmethod(lambda a: reads.append(1) or host(a)))
+    checked = get(scorekit.perturb(put(x), sig, seed=1))
+    checked_loss = get(scorekit.dsm_loss(put(s), sig, seed=2, reduction="none")[0])
+    assert len(reads) == 2
+    with scorekit.device_value_checks(False):
+        same(scorekit.perturb(put(x), sig, seed=1), checked)
+        same(scorekit.dsm_loss(put(s), sig, seed=2, reduction="none")[0], checked_loss)
+        scorekit.perturb(put(x), bad, seed=1)
+        scorekit.langevin_step(put(x), put(s), bad, seed=1)
+        assert len(reads) == 2
+        with pytest.raises(ValueError, match=r"sigma must be a scalar or have shape \(B,\) = "
+                                             r"\(4,\), got shape \(3,\)"):
+            scorekit.perturb(put(x), put(np.ones(3, np.float32)), seed=1)
+        with pytest.raises(TypeError, match="sigma has dtype float64"):
+            scorekit.perturb(put(x), put(np.ones(4)), seed=1)
+        with pytest.raises(ValueError, match="sigma must be > 0"):
+            scorekit.perturb(put(x), -1.0, seed=1)  # numbers are checked as always
+        errors = []
+
+        def other_thread():
+            try:
+                scorekit.perturb(put(x), bad, seed=1)
+            except ValueError as exc:
+                errors.append(exc)
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        assert len(errors) == 1  # the setting is the calling thread's
+        with scorekit.device_value_checks(True), pytest.raises(ValueError, match="sigma must"):
+            scorekit.perturb(put(x), bad, seed=1)
+        scorekit.perturb(put(x), bad, seed=1)  # off again after the inner block
+    with pytest.raises(ValueError, match="sigma must be finite"):
+        scorekit.perturb(put(x), bad, seed=1)
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        scorekit.device_value_checks(0)
+
+
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_dsm_loss(gpu, reduction, dtype):
     for shape in [(1, 3), (5, 70), (2, 3, 5)]:

@@ -12,8 +12,9 @@ enqueued on that framework's current stream (``torch.cuda.current_stream(device)
 ``cupy.cuda.get_current_stream()``);
 nothing synchronises (per-sample parameters given as host arrays are copied
 on that stream through page-locked staging), except that per-sample parameters given
-as device arrays are copied to the host to be checked (B values), and a "mean"
-or "sum" loss is returned as a Python float (which waits for the kernel).
+as device arrays are copied to the host to be checked (B values; not within
+``device_value_checks(False)``), and a "mean" or "sum" loss is returned as a
+Python float (which waits for the kernel).
 """
 
 from __future__ import annotations
@@ -442,8 +443,10 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
     """A per-sample parameter for the kernels: (device pointer or 0, value, device array or None).
 
     Numbers and host arrays are checked as on the CPU; a CUDA array is copied
-    to the host for the same checks and then read by the kernel where it is
-    (a 0-d one is passed by value, cast like a number).
+    to the host for the same checks (which waits for its stream) and then read
+    by the kernel where it is (a 0-d one is passed by value, cast like a
+    number). Within ``device_value_checks(False)`` a (B,) CUDA array's values
+    are not read: its framework, device, dtype and shape are still checked.
     """
     if on_cuda(value, name):
         arr = device_array(value, name)
@@ -452,7 +455,11 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
             host = arr.fw.host(arr.obj)[()]
             return 0, float(per_sample(host, name, B, ref.dtype, **checks)), None
         _same_device(ref, arr, name)
-        per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
+        if getattr(_CHECKS, "values", True):
+            per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
+        elif arr.shape != (B,):
+            raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got shape "
+                             f"{arr.shape}")
         return arr.ptr, 0.0, arr
     checked = per_sample(value, name, B, ref.dtype, **checks)
     if checked.ndim == 0:
@@ -672,6 +679,53 @@ def _loss(row_loss: DeviceArray, B: int, reduction: str, ref: DeviceArray):
 
 
 _LOSSES = threading.local()
+_CHECKS = threading.local()
+
+
+class device_value_checks:
+    """Whether per-sample parameters given as CUDA arrays have their values checked.
+
+    A per-sample parameter (``sigma``, ``scale``, ``step_size``, ``weight``,
+    the coefficients of the sampler steps, ...) given as a (B,) CUDA array is
+    checked like a host array, finite and > 0 or >= 0 as the function asks;
+    to do that scorekit copies its B values to the host, so the call waits
+    for the array's stream. In a training or sampling loop that keeps its
+    parameters on the GPU this wait stops the host from running ahead::
+
+        with scorekit.device_value_checks(False):
+            for step in range(steps):
+                sigma = sigmas[torch.randint(len(sigmas), (B,), device="cuda")]
+                loss, grad = scorekit.dsm_loss(score, sigma, seed=0, counter=step)
+
+    Within ``device_value_checks(False)`` such arrays are not read back: their
+    framework, device, dtype and shape are still checked, but values that the
+    checks would refuse (non-finite, or <= 0 where > 0 is asked) give
+    undefined numbers in the results instead of an error (never a crash or
+    an access out of bounds: the values only enter the arithmetic). Numbers,
+    host arrays and 0-d CUDA arrays (passed by value) are checked as always.
+
+    A context manager; the setting holds for the calling thread until the
+    block ends, and blocks nest. ``device_value_checks(True)`` turns the
+    checks back on inside an outer ``False``.
+
+    Parameters
+    ----------
+    enabled : bool
+        Check the values of CUDA per-sample parameters (the default outside
+        any block) or not.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = flag(enabled, "enabled")
+
+    def __enter__(self):
+        self.outer = getattr(_CHECKS, "values", True)
+        _CHECKS.values = self.enabled
+        return self
+
+    def __exit__(self, *exc):
+        _CHECKS.values = self.outer
+        return False
 
 
 class device_losses:
