@@ -1,10 +1,12 @@
 """GPU benchmark: scorekit's CUDA kernels against PyTorch on the same card.
 
-    python benchmarks/gpu_bench.py [--sizes 24,26,28] [--repeats 20] [--markdown]
+    python benchmarks/gpu_bench.py [--sizes 24,26,28] [--repeats 20] [--dtype float32]
+                                   [--markdown] [--more]
 
 Needs a CUDA build of scorekit (``scorekit.gpu_available()``) and PyTorch with
 CUDA. For each size 2^k (float32 elements) it times, on one CUDA stream with
-CUDA events, interleaved, medians of ``--repeats``:
+CUDA events, interleaved, medians of ``--repeats`` (``--dtype float64``: the
+same with float64 arrays):
 
 - the device-to-device copy ``y.copy_(x)`` (the bandwidth floor: read + write);
 - ``normal`` (write N), ``perturb`` (read x, write out), ``langevin_step``
@@ -20,7 +22,10 @@ loop, so the Python work of a call counts only where the GPU waits for it
 (small sizes). scorekit gets its per-sample parameters as host arrays (copied
 without blocking); the PyTorch variants use CUDA tensors. "perturb / scorekit,
 numbers" takes one sigma and scale for every sample: nothing to copy, so its
-difference from the first row is the cost of the two copies.
+difference from the first row is the cost of the two copies. "dsm_loss /
+scorekit, CUDA sigma unchecked" takes sigma as the CUDA tensor PyTorch uses,
+within ``scorekit.device_value_checks(False)`` (not read back for its checks),
+as a training loop that keeps its noise levels on the GPU would.
 
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
@@ -46,6 +51,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sizes", default="24,26,28", help="log2 of the element counts")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timing")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--more", action="store_true",
@@ -64,7 +70,7 @@ def main(argv: list[str]) -> int:
     dev = torch.device("cuda")
     props = torch.cuda.get_device_properties(dev)
     print(f"device: {props.name}, {props.total_memory / 2**30:.0f} GiB; torch {torch.__version__}; "
-          f"scorekit {scorekit.__version__}; float32; medians of {args.repeats} timings of "
+          f"scorekit {scorekit.__version__}; {args.dtype}; medians of {args.repeats} timings of "
           f"{args.calls} back-to-back calls (CUDA events)")
 
     def timed(fn) -> float:
@@ -83,7 +89,8 @@ def main(argv: list[str]) -> int:
 
     rows = []
     for k in (int(v) for v in args.sizes.split(",")):
-        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev, args.more)
+        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev, args.more,
+                           getattr(torch, args.dtype))
         torch.cuda.empty_cache()
 
     head = ["kernel", "N", "variant", "median", "GB/s", "% copy BW", "time / scorekit"]
@@ -103,19 +110,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False) -> list:
-    """Rows for 2^k float32 elements, as (B = 1024, D) batches."""
+def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
+               dtype=None) -> list:
+    """Rows for 2^k elements of dtype (float32 by default), as (B = 1024, D) batches."""
+    dtype = torch.float32 if dtype is None else dtype
+    size = torch.empty((), dtype=dtype).element_size()
     n = 1 << k
     B = 1 << 10
     D = n // B
-    x = torch.randn(B, D, device=dev)
-    score = torch.randn(B, D, device=dev)
-    z = torch.randn(B, D, device=dev)
+    x = torch.randn(B, D, device=dev, dtype=dtype)
+    score = torch.randn(B, D, device=dev, dtype=dtype)
+    z = torch.randn(B, D, device=dev, dtype=dtype)
     out = torch.empty_like(x)
     flat = out.view(-1)
-    sigma = torch.rand(B, device=dev) + 0.1
-    scale = torch.rand(B, device=dev) + 0.5
-    step = torch.full((B,), 1e-3, device=dev)
+    sigma = torch.rand(B, device=dev, dtype=dtype) + 0.1
+    scale = torch.rand(B, device=dev, dtype=dtype) + 0.5
+    step = torch.full((B,), 1e-3, device=dev, dtype=dtype)
     # scorekit takes the per-sample parameters from the host (checked there, then copied
     # without blocking); given as CUDA tensors they would be read back to be checked
     sigma_h, scale_h, step_h = (p.cpu().numpy() for p in (sigma, scale, step))
@@ -130,44 +140,49 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False) ->
         q = sigma[:, None] * score + z
         return 0.5 * (q * q).sum() / B, q * (sigma[:, None] / B)
 
+    def dsm_unchecked():
+        with scorekit.device_value_checks(False):
+            return scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
+
     cases = {
-        "copy": (2 * n * 4, {"torch copy_": lambda: out.copy_(x)}),
-        "normal": (n * 4, {
+        "copy": (2 * n * size, {"torch copy_": lambda: out.copy_(x)}),
+        "normal": (n * size, {
             "scorekit": lambda: scorekit.normal(n, seed=1, counter=2, out=flat),
             "torch eager": lambda: flat.normal_()}),
-        "perturb": (2 * n * 4, {
+        "perturb": (2 * n * size, {
             "scorekit": lambda: scorekit.perturb(x, sigma_h, seed=1, counter=2, scale=scale_h,
                                                  out=out),
             "scorekit, numbers": lambda: scorekit.perturb(x, 0.5, seed=1, counter=2, scale=0.9,
                                                           out=out),
             "torch eager": t_perturb, "torch.compile": compiled(t_perturb)}),
-        "langevin_step": (3 * n * 4, {
+        "langevin_step": (3 * n * size, {
             "scorekit": lambda: scorekit.langevin_step(x, score, step_h, seed=1, counter=2,
                                                        out=out),
             "torch eager": t_langevin, "torch.compile": compiled(t_langevin)}),
-        "dsm_loss + grad": (2 * n * 4, {
+        "dsm_loss + grad": (2 * n * size, {
             "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, seed=1, counter=2,
                                                   reduction="none"),
+            "scorekit, CUDA sigma unchecked": dsm_unchecked,
             "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
     }
     if more:
         import numpy as np
-        trace = torch.randn(B, device=dev)
+        trace = torch.randn(B, device=dev, dtype=dtype)
         logp = np.zeros(B)
         a_h, c_h, g_h = scale_h, step_h, sigma_h
         cases.update({
-            "noisy_affine_step": (3 * n * 4, {
+            "noisy_affine_step": (3 * n * size, {
                 "scorekit": lambda: scorekit.noisy_affine_step(x, score, a_h, c_h, g_h, seed=1,
                                                                counter=2, out=out)}),
-            "corrector_step": (4 * n * 4, {
+            "corrector_step": (4 * n * size, {
                 "scorekit": lambda: scorekit.corrector_step(x, score, snr=0.16, seed=1,
                                                             counter=2)}),
-            "ssm_loss + grads": (4 * n * 4, {
+            "ssm_loss + grads": (4 * n * size, {
                 "scorekit": lambda: scorekit.ssm_loss(score, z, seed=1, counter=2,
                                                       reduction="none")}),
-            "ism_loss + grad": (2 * n * 4, {
+            "ism_loss + grad": (2 * n * size, {
                 "scorekit": lambda: scorekit.ism_loss(score, trace, reduction="none")}),
-            "mala_accept": (6 * n * 4, {
+            "mala_accept": (6 * n * size, {
                 "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
                                                          seed=1, counter=2)}),
         })

@@ -7,10 +7,11 @@
 #    PyTorch sees a GPU that scorekit does not), and tests/test_simd.py (the
 #    AVX-512 level runs where the machine's CPU has it);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
-#    torch.compile, for benchmarks/RESULTS.md, and times the host side of the
-#    calls (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
+#    torch.compile, for benchmarks/RESULTS.md, the same in float64 against
+#    eager only (2^24 and 2^26), and times the host side of the calls
+#    (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
 # Each step's output goes to OUTDIR (device.txt, build.txt, simd.txt, tests.txt,
-# bench.md, host.txt).
+# bench.md, bench64.md, host.txt).
 set -uo pipefail
 out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
@@ -48,6 +49,8 @@ timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_
   2>&1 | tee "$out/tests.txt" | tail -40
 
 [ -n "${SKIP_BENCH:-}" ] || timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 --more 2>&1 | tee "$out/bench.md"
+[ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_bench.py --markdown --repeats 5 --dtype float64 \
+  --sizes 24,26 --no-compile > "$out/bench64.md" 2>&1
 # the host-side time of a call (small arrays: the Python work and the launches)
 [ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
 head -5 "$out/host.txt" 2>/dev/null
