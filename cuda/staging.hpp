@@ -13,7 +13,7 @@
 // kSizeBytes bytes per size (at least one slot), and beyond that the host
 // waits for the oldest slot of the size (the GPU is that many copies behind).
 // Each size has its own budget, so no size can starve another; all sizes
-// together hold at most 12 * kSizeBytes. Copies larger than kSizeBytes, and
+// together hold at most about 56 MiB. Copies larger than kSizeBytes, and
 // any when page-locked memory cannot be had, are left to the caller (copy()
 // returns false), who copies from pageable memory.
 //
@@ -94,6 +94,9 @@ class Staging {
     };
 
     Slot* acquire(std::size_t size) {
+        // room for one more slot first: pointers into slots_ taken below stay valid
+        // whether or not grow() adds a slot (nothing to undo if this throws)
+        slots_.reserve(slots_.size() + 1);
         Slot* oldest = nullptr;
         std::size_t of_size = 0;
         for (Slot& s : slots_) {
@@ -103,15 +106,14 @@ class Staging {
             if (oldest == nullptr || s.last_use < oldest->last_use) oldest = &s;
         }
         if (of_size < max_slots(size)) {
-            if (Slot* s = grow(size)) return s;  // (grow adds no slot when it fails: oldest holds)
+            if (Slot* s = grow(size)) return s;
         }
         if (oldest == nullptr) return nullptr;
         rt_.wait(oldest->event);
         return oldest;
     }
 
-    Slot* grow(std::size_t size) {
-        slots_.reserve(slots_.size() + 1);  // (nothing to undo if this throws)
+    Slot* grow(std::size_t size) {  // (capacity for one more slot is reserved)
         void* mem = rt_.alloc_pinned(size);
         if (mem == nullptr) return nullptr;
         typename Rt::Event event{};

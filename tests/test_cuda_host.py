@@ -23,16 +23,21 @@ from scorekit import _gpu
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run_native(tmp_path, name: str) -> None:
-    """Builds tests/native/<name>.cpp against cuda/ and expects it to print "ok"."""
+def _run_native(tmp_path, name: str, sanitize: bool = False) -> None:
+    """Builds tests/native/<name>.cpp against cuda/ and expects it to print "ok".
+    ``sanitize``: with AddressSanitizer and UBSan where the compiler has them."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")
     exe = tmp_path / name
-    subprocess.run([gxx, "-std=c++17", "-O2", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cuda'}",
-                    str(ROOT / f"tests/native/{name}.cpp"), "-o", str(exe)], check=True)
+    cmd = [gxx, "-std=c++17", "-O2", f"-I{ROOT / 'cpp/include'}", f"-I{ROOT / 'cuda'}",
+           str(ROOT / f"tests/native/{name}.cpp"), "-o", str(exe)]
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
+    if not (sanitize and subprocess.run(cmd + san, check=False, capture_output=True).returncode
+            == 0):
+        subprocess.run(cmd, check=True)
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr[-2000:]
 
 
 def test_launch_layout_covers_every_element_once(tmp_path):
@@ -43,7 +48,7 @@ def test_host_copies_are_staged_without_waiting_for_the_stream(tmp_path):
     """cuda/staging.hpp over a stand-in runtime whose GPU runs behind the host:
     no slot is written while a copy from it is queued, every copy delivers its
     call's bytes, slots are reused and bounded, refusals enqueue nothing."""
-    _run_native(tmp_path, "cuda_staging")
+    _run_native(tmp_path, "cuda_staging", sanitize=True)
 
 
 class FakeCuda:

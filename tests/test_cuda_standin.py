@@ -120,6 +120,13 @@ def test_device_value_checks_off_reads_no_parameter_back(gpu, monkeypatch):
         scorekit.perturb(put(x), bad, seed=1)
     with pytest.raises(TypeError, match="enabled must be a bool"):
         scorekit.device_value_checks(0)
+    off = scorekit.device_value_checks(False)  # one instance, nested in itself
+    with off:
+        with off:
+            scorekit.perturb(put(x), bad, seed=1)
+        scorekit.perturb(put(x), bad, seed=1)
+    with pytest.raises(ValueError, match="sigma must be finite"):
+        scorekit.perturb(put(x), bad, seed=1)
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])

@@ -455,7 +455,7 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
             host = arr.fw.host(arr.obj)[()]
             return 0, float(per_sample(host, name, B, ref.dtype, **checks)), None
         _same_device(ref, arr, name)
-        if getattr(_CHECKS, "values", True):
+        if getattr(_CHECKS, "values", _DEFAULTS["values"]):
             per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
         elif arr.shape != (B,):
             raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got shape "
@@ -682,65 +682,84 @@ _LOSSES = threading.local()
 _CHECKS = threading.local()
 
 
-class device_value_checks:
+class _ThreadSetting:
+    """A per-thread setting that a ``with`` block changes and restores: the outer values
+    are kept on the thread's own stack, so one instance may be entered in several
+    threads or nested in itself."""
+
+    def __init__(self, store: threading.local, name: str, value):
+        self._store, self._name, self._value = store, name, value
+
+    def __enter__(self):
+        stack = self._store.__dict__.setdefault(self._name + "_outer", [])
+        stack.append(getattr(self._store, self._name, _DEFAULTS[self._name]))
+        setattr(self._store, self._name, self._value)
+        return self
+
+    def __exit__(self, *exc):
+        setattr(self._store, self._name, self._store.__dict__[self._name + "_outer"].pop())
+        return False
+
+
+_DEFAULTS = {"on_device": False, "values": True}
+
+
+class device_value_checks(_ThreadSetting):
     """Whether per-sample parameters given as CUDA arrays have their values checked.
 
-    A per-sample parameter (``sigma``, ``scale``, ``step_size``, ``weight``,
-    the coefficients of the sampler steps, ...) given as a (B,) CUDA array is
-    checked like a host array, finite and > 0 or >= 0 as the function asks;
-    to do that scorekit copies its B values to the host, so the call waits
+    The per-sample parameters of :func:`perturb` (``sigma``, ``scale``),
+    :func:`langevin_step` (``step_size``), :func:`noisy_affine_step` and
+    :func:`predictor_step` (``a``, ``c``, ``g``), :func:`dsm_loss`
+    (``sigma``, ``weight``), :func:`corrector_step` (``alpha``) and
+    :func:`mala_accept` (``step_size``), given as (B,) CUDA arrays, are
+    checked like host arrays: finite, and > 0 or >= 0 as the function asks.
+    To do that scorekit copies their B values to the host, so the call waits
     for the array's stream. In a training or sampling loop that keeps its
     parameters on the GPU this wait stops the host from running ahead::
 
         with scorekit.device_value_checks(False):
             for step in range(steps):
-                sigma = sigmas[torch.randint(len(sigmas), (B,), device="cuda")]
-                loss, grad = scorekit.dsm_loss(score, sigma, seed=0, counter=step)
+                idx = torch.randint(len(sigmas), (B,), device="cuda")
+                loss = scorekit.torch.dsm_loss(model(x, idx), sigmas[idx], seed=0,
+                                               counter=step)
+                loss.backward()
+                ...
 
-    Within ``device_value_checks(False)`` such arrays are not read back: their
-    framework, device, dtype and shape are still checked, but values that the
-    checks would refuse (non-finite, or <= 0 where > 0 is asked) give
-    undefined numbers in the results instead of an error (never a crash or
-    an access out of bounds: the values only enter the arithmetic). Numbers,
-    host arrays and 0-d CUDA arrays (passed by value) are checked as always.
+    Within ``device_value_checks(False)`` those arrays are not read back:
+    their framework, device, dtype and shape are still checked, but values
+    that the checks would refuse (non-finite, or <= 0 where > 0 is asked)
+    give undefined numbers in the results instead of an error (never a crash
+    or an access out of bounds: the values only enter the arithmetic).
+    Numbers, host arrays and 0-d CUDA arrays (passed by value) are checked as
+    always, and so are the parameters that the host computes with:
+    :func:`mala_propose`'s ``step_size``, :class:`GaussianMixture`'s ``sigma``
+    and :func:`divergence`'s ``step`` are read on the host in any case.
 
-    A context manager; the setting holds for the calling thread until the
-    block ends, and blocks nest. ``device_value_checks(True)`` turns the
-    checks back on inside an outer ``False``.
+    A context manager. The setting belongs to the calling thread: code that
+    runs scorekit's calls in other threads (a forward recomputed by
+    ``torch.utils.checkpoint`` in the autograd engine's thread,
+    ``torch.nn.DataParallel``'s replicas) needs the block in those threads.
+    Blocks nest; ``device_value_checks(True)`` turns the checks back on inside
+    an outer ``False``.
 
     Parameters
     ----------
     enabled : bool
-        Check the values of CUDA per-sample parameters (the default outside
-        any block) or not.
+        Check the values of those CUDA parameters (the default outside any
+        block) or not.
     """
 
     def __init__(self, enabled: bool):
-        self.enabled = flag(enabled, "enabled")
-
-    def __enter__(self):
-        self.outer = getattr(_CHECKS, "values", True)
-        _CHECKS.values = self.enabled
-        return self
-
-    def __exit__(self, *exc):
-        _CHECKS.values = self.outer
-        return False
+        super().__init__(_CHECKS, "values", flag(enabled, "enabled"))
 
 
-class device_losses:
+class device_losses(_ThreadSetting):
     """Within this context, "mean" and "sum" losses of CUDA calls come back as 0-d
     float64 device arrays (reduced on the device, the same bits) instead of Python
     floats, so nothing waits for the kernels (scorekit.torch's ops use it)."""
 
-    def __enter__(self):
-        self.outer = getattr(_LOSSES, "on_device", False)
-        _LOSSES.on_device = True
-        return self
-
-    def __exit__(self, *exc):
-        _LOSSES.on_device = self.outer
-        return False
+    def __init__(self):
+        super().__init__(_LOSSES, "on_device", True)
 
 
 @callers_framework

@@ -200,6 +200,22 @@ void budgets_per_size() {
     EXPECT(dd == h && d2 == h2 && ds == small);
 }
 
+// A slot that is still busy when a new one cannot be allocated: the host
+// waits for the busy one and uses it (the pool's storage must not move under
+// the slot it picked; built with -fsanitize=address this would show it).
+void busy_slot_when_allocation_fails() {
+    Gpu g;
+    gpu = &g;
+    Pool pool;
+    std::vector<double> first = values(8, 1.0), second = values(8, 2.0), d1(8), d2(8);
+    EXPECT(pool.copy(first.data(), 64, d1.data(), 0));  // one slot, its copy in flight
+    g.pinned_limit = g.pinned_allocs;                    // no more page-locked memory
+    EXPECT(pool.copy(second.data(), 64, d2.data(), 0));
+    EXPECT(pool.slots() == 1 && g.waits == 1);
+    g.run_all();
+    EXPECT(d1 == first && d2 == second);
+}
+
 // A record that fails after its copy was enqueued: the slot is never reused.
 void failed_record() {
     Gpu g;
@@ -231,6 +247,7 @@ int main() {
     sizes();
     refusals();
     budgets_per_size();
+    busy_slot_when_allocation_fails();
     failed_record();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
