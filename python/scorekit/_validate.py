@@ -191,6 +191,10 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
         raise ValueError(
             f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
         )
+    if arr.size:  # the common case in two reductions: NaN fails every comparison below
+        lo, hi = np.minimum.reduce(arr), np.maximum.reduce(arr)
+        if hi < np.inf and (lo > 0 if positive else lo >= 0 if nonnegative else lo > -np.inf):
+            return arr
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
     _sign(arr, name, positive, nonnegative, dtype)
