@@ -50,21 +50,7 @@ float plain_log(float x) {  // log_f32 with the exponent converted from an integ
     const bool low = mant < 0.707106781186547524f;
     const float fe = static_cast<float>((ix >> 23) & 0xffu) - 126.0f - (low ? 1.0f : 0.0f);
     const float m = (low ? mant + mant : mant) - 1.0f;
-    const float z = m * m;
-    float p = m * 7.0376836292e-2f - 1.1514610310e-1f;
-    p = p * m + 1.1676998740e-1f;
-    p = p * m - 1.2420140846e-1f;
-    p = p * m + 1.4249322787e-1f;
-    p = p * m - 1.6668057665e-1f;
-    p = p * m + 2.0000714765e-1f;
-    p = p * m - 2.4999993993e-1f;
-    p = p * m + 3.3333331174e-1f;
-    float y = p * m * z;
-    y = y + -2.12194440e-4f * fe;
-    y = y + -0.5f * z;
-    float r = m + y;
-    r = r + 0.693359375f * fe;
-    return r;
+    return sk::detmath::log_f32_reduced(m, fe);
 }
 
 void uniforms_and_angles() {

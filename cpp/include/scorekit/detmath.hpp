@@ -23,19 +23,9 @@ namespace detmath {
 
 // ---------------------------------------------------------------- float ---
 
-// Natural logarithm of positive, finite, normal floats.
+// log(2^fe (1 + m)) for m in [sqrt(1/2) - 1, sqrt(2) - 1) and a small integer fe.
 template <class R>
-SCOREKIT_HD SCOREKIT_INLINE R log_f32(R x) {
-    using L = Lanes<R>;
-    const auto ix = L::bits(x);
-    const R mant = L::from_bits((ix & 0x007fffffu) | 0x3f000000u);  // x = mant * 2^e, mant in [0.5, 1)
-    const auto low = mant < 0.707106781186547524f;                  // then use 2 mant in [1, sqrt 2)
-    // e = exponent field - 126 - low, as a float (small integers: exact)
-    // (the exponent field, below 2^8 for positive x, read through the bits of
-    // 2^23 + field: no integer conversion)
-    const R fe = L::from_bits((ix >> 23) | 0x4b000000u) - 8388734.0f -  // 2^23 + 126
-                 L::select(low, L::splat(1.0f), L::splat(0.0f));
-    const R m = L::select(low, mant + mant, mant) - 1.0f;  // exact
+SCOREKIT_HD SCOREKIT_INLINE R log_f32_reduced(R m, R fe) {
     const R z = m * m;
     R p = m * 7.0376836292e-2f - 1.1514610310e-1f;
     p = p * m + 1.1676998740e-1f;
@@ -51,6 +41,22 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f32(R x) {
     R r = m + y;
     r = r + 0.693359375f * fe;
     return r;
+}
+
+// Natural logarithm of positive, finite, normal floats.
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE R log_f32(R x) {
+    using L = Lanes<R>;
+    const auto ix = L::bits(x);
+    const R mant = L::from_bits((ix & 0x007fffffu) | 0x3f000000u);  // x = mant * 2^e, mant in [0.5, 1)
+    const auto low = mant < 0.707106781186547524f;                  // then use 2 mant in [1, sqrt 2)
+    // e = exponent field - 126 - low, as a float (small integers: exact); the
+    // field, below 2^8 for positive x, read through the bits of 2^23 + field
+    // (no integer conversion)
+    const R fe = L::from_bits((ix >> 23) | 0x4b000000u) - 8388734.0f -  // 2^23 + 126
+                 L::select(low, L::splat(1.0f), L::splat(0.0f));
+    const R m = L::select(low, mant + mant, mant) - 1.0f;  // exact
+    return log_f32_reduced(m, fe);
 }
 
 template <class R>
