@@ -459,3 +459,34 @@ def test_mala_steps_reach_their_launchers(alloc, backend):
     # the affine step (1, h, sqrt(2 h)) with the proposal's noise
     assert name == "affine_step"
     assert args[4:13] == (0, 1.0, 0, 0.125, 0, pytest.approx(0.5), 7, 2, 5)
+
+
+def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
+    """PyTorch's private raw stream query is used where it gives the public query's
+    handle at first use; absent, failing or disagreeing, the public one is."""
+    torch = pytest.importorskip("torch")
+
+    class Stream:
+        def __init__(self, index):
+            self.cuda_stream = 1000 + index
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+
+    def failing(index):
+        raise RuntimeError("changed")
+
+    def agreeing(index):
+        return 1000 + index
+
+    for raw, used in [(agreeing, True), (lambda index: 7, False), (failing, False),
+                      (lambda: 1, False), (None, False)]:
+        monkeypatch.setattr(_gpu, "_RAW_STREAM", [])
+        if raw is None:
+            monkeypatch.delattr(torch._C, "_cuda_getCurrentRawStream", raising=False)
+        else:
+            monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", raw, raising=False)
+        query = _gpu._torch_stream()
+        assert (query is raw) == used
+        assert query(2) == 1002
+        assert _gpu._torch_stream() is query  # decided once

@@ -180,12 +180,20 @@ _RAW_STREAM = []
 
 def _torch_stream():
     """device index -> the handle of PyTorch's current stream on it. PyTorch's own raw
-    query where it has one (what its compiled kernels use; no Stream object is made)."""
+    query where it has one (what its compiled kernels use; no Stream object is made)
+    and where it agrees with the public one at first use; else the public one."""
     if not _RAW_STREAM:
         import torch
+
+        def public(index):
+            return int(torch.cuda.current_stream(index).cuda_stream)
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-        _RAW_STREAM.append(raw if raw is not None else
-                           lambda index: int(torch.cuda.current_stream(index).cuda_stream))
+        try:
+            index = torch.cuda.current_device()
+            agrees = raw is not None and raw(index) == public(index)
+        except Exception:  # noqa: BLE001 - a private function: anything means "do not use"
+            agrees = False
+        _RAW_STREAM.append(raw if agrees else public)
     return _RAW_STREAM[0]
 
 
