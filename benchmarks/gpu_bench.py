@@ -1,12 +1,14 @@
 """GPU benchmark: scorekit's CUDA kernels against PyTorch on the same card.
 
     python benchmarks/gpu_bench.py [--sizes 24,26,28] [--repeats 20] [--dtype float32]
-                                   [--markdown] [--more]
+                                   [--markdown] [--more] [--dry-run]
 
 Needs a CUDA build of scorekit (``scorekit.gpu_available()``) and PyTorch with
-CUDA. For each size 2^k (float32 elements) it times, on one CUDA stream with
-CUDA events, interleaved, medians of ``--repeats`` (``--dtype float64``: the
-same with float64 arrays):
+CUDA (``--dry-run`` runs every case once on CPU tensors instead, with times
+that mean nothing: a check of the script itself where there is no GPU). For
+each size 2^k (float32 elements) it times, on one CUDA stream with CUDA
+events, interleaved, medians of ``--repeats`` (``--dtype float64``: the same
+with float64 arrays):
 
 - the device-to-device copy ``y.copy_(x)`` (the bandwidth floor: read + write);
 - ``normal`` (write N), ``perturb`` (read x, write out), ``langevin_step``
@@ -56,13 +58,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--more", action="store_true",
                         help="also time the other GPU kernels (scorekit only)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="run every case once on the CPU (PyTorch CPU tensors, wall-clock "
+                             "times that mean nothing): checks the script without a GPU")
     args = parser.parse_args(argv)
 
     import scorekit
+    import torch
+    if args.dry_run:
+        return dry_run(args, torch, scorekit)
     if not scorekit.gpu_available():
         print("needs a CUDA build of scorekit and a GPU (scorekit.gpu_available() is False)")
         return 2
-    import torch
     if not torch.cuda.is_available():
         print("needs PyTorch with CUDA")
         return 2
@@ -82,23 +89,59 @@ def main(argv: list[str]) -> int:
         stop.synchronize()
         return start.elapsed_time(stop) / 1e3 / args.calls
 
+    rows = []
+    for k in (int(v) for v in args.sizes.split(",")):
+        rows += bench_size(k, args.repeats, timed, compiled_with(torch, args), torch, scorekit,
+                           dev, args.more, getattr(torch, args.dtype))
+        torch.cuda.empty_cache()
+    print_rows(rows, args.markdown)
+    return 0
+
+
+def compiled_with(torch, args):
     def compiled(fn):
         if args.no_compile:
             return None
         return torch.compile(fn)
+    return compiled
 
-    rows = []
-    for k in (int(v) for v in args.sizes.split(",")):
-        rows += bench_size(k, args.repeats, timed, compiled, torch, scorekit, dev, args.more,
-                           getattr(torch, args.dtype))
-        torch.cuda.empty_cache()
 
+def dry_run(args, torch, scorekit) -> int:
+    """Every case of the chosen dtype (and --more) once, on 2^12 CPU elements: scorekit's
+    calls get NumPy views of the CPU tensors (the CPU API takes NumPy arrays for out=)."""
+    import time
+
+    class OnNumPy:
+        def __getattr__(self, name):
+            f = getattr(scorekit, name)
+            if not callable(f) or isinstance(f, type):
+                return f
+
+            def call(*a, **kw):
+                def conv(v):
+                    return v.numpy() if isinstance(v, torch.Tensor) else v
+                return f(*map(conv, a), **{key: conv(v) for key, v in kw.items()})
+            return call
+
+    def timed(fn) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    rows = bench_size(12, 1, timed, compiled_with(torch, args), torch, OnNumPy(),
+                      torch.device("cpu"), args.more, getattr(torch, args.dtype), sync=lambda: None)
+    print_rows(rows, args.markdown)
+    print(f"dry run: {len(rows)} rows on the CPU, {args.dtype}")
+    return 0
+
+
+def print_rows(rows, markdown: bool) -> None:
     head = ["kernel", "N", "variant", "median", "GB/s", "% copy BW", "time / scorekit"]
     lines = []
     for kernel, size, name, t, gbs, frac, ratio in rows:
         lines.append([kernel, size, name, f"{t * 1e3:.3f} ms", f"{gbs:.0f}", f"{frac:.0%}",
                       "-" if ratio is None else f"{ratio:.2f}x"])
-    if args.markdown:
+    if markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "|".join([":---"] * 3 + ["---:"] * 4) + "|")
         for line in lines:
@@ -107,11 +150,10 @@ def main(argv: list[str]) -> int:
         widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
         for line in [head, *lines]:
             print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
-    return 0
 
 
 def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
-               dtype=None) -> list:
+               dtype=None, sync=None) -> list:
     """Rows for 2^k elements of dtype (float32 by default), as (B = 1024, D) batches."""
     dtype = torch.float32 if dtype is None else dtype
     size = torch.empty((), dtype=dtype).element_size()
@@ -192,7 +234,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         for fn in variants.values():  # warm up (and compile)
             for _ in range(3):
                 fn()
-        torch.cuda.synchronize()
+        (sync or torch.cuda.synchronize)()
         times = {name: [] for name in variants}
         for _ in range(repeats):
             for name, fn in variants.items():

@@ -490,3 +490,16 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
         assert (query is raw) == used
         assert query(2) == 1002
         assert _gpu._torch_stream() is query  # decided once
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gpu_benchmark_script_runs_its_cases_on_the_cpu(dtype):
+    """benchmarks/gpu_bench.py --dry-run: every case, --more included, once on CPU
+    tensors, so the script's own code is checked before a GPU runs it."""
+    pytest.importorskip("torch")
+    import sys
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_bench.py"), "--dry-run",
+                          "--more", "--no-compile", "--dtype", dtype], check=False,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert f"dry run: 16 rows on the CPU, {dtype}" in res.stdout
