@@ -9,7 +9,9 @@ regenerated, with its gradient), the cases of benchmarks/gpu_bench.py.
     python benchmarks/gpu_profile.py --host [--log2 16]
 
 measures the host side instead: the host time of a call (enqueued back to back,
-no synchronisation) for each case, and the Python functions that take it.
+no synchronisation) for each case, and the Python functions that take it
+(dsm_loss also with sigma as a CUDA tensor, checked on the host, which waits,
+and within ``scorekit.device_value_checks(False)``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def main(argv: list[str]) -> int:
     score = torch.randn_like(x)
     out = torch.empty_like(x)
     sigma = np.linspace(0.1, 1.0, B, dtype=np.float32)
+    sigma_d = torch.from_numpy(sigma).cuda()
+
+    def dsm_unchecked():
+        with scorekit.device_value_checks(False):
+            return scorekit.dsm_loss(score, sigma_d, seed=1, counter=2, reduction="none")
     cases = {
         "normal": lambda: scorekit.normal(n, seed=1, counter=2, out=out.view(-1)),
         "perturb": lambda: scorekit.perturb(x, sigma, seed=1, counter=2, out=out),
@@ -44,6 +51,9 @@ def main(argv: list[str]) -> int:
         "langevin_step": lambda: scorekit.langevin_step(x, score, 1e-3, seed=1, counter=2,
                                                         out=out),
         "dsm_loss": lambda: scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none"),
+        "dsm_loss, CUDA sigma": lambda: scorekit.dsm_loss(score, sigma_d, seed=1, counter=2,
+                                                          reduction="none"),
+        "dsm_loss, CUDA sigma unchecked": dsm_unchecked,
     }
     if not args.host:
         for _ in range(args.calls):
