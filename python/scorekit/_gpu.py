@@ -821,15 +821,14 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
     # one work array: the chunk sums, then the B per-sample losses (float64)
     n_partial = _cuda.dsm_work(B, D)
     work = _scratch(sa, n_partial + B)
-    row_loss = _part(work, n_partial, B)
     # reduction "none": the kernel also writes the losses in score's dtype
     typed = _new(sa, (B,), sa.dtype) if reduction == "none" else None
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
     _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
                    wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, work.ptr,
-                   row_loss.ptr, typed.ptr if typed else 0, grad.ptr if grad else 0,
-                   *_launch(sa))
-    loss = typed.obj if typed else _loss(row_loss, B, reduction, sa)
+                   work.ptr + n_partial * 8, typed.ptr if typed else 0,
+                   grad.ptr if grad else 0, *_launch(sa))
+    loss = typed.obj if typed else _loss(_part(work, n_partial, B), B, reduction, sa)
     return (loss, grad.obj) if return_grad else loss
 
 
