@@ -337,6 +337,25 @@ def test_samplers_bits(fw, dtype):
     assert 0 < want.acceptance_rate.mean() < 1
 
 
+def test_torch_training_step_with_cuda_sigma_unchecked_does_not_wait(dtype):
+    """The training step of device_value_checks' docstring: scorekit.torch's dsm_loss on
+    a CUDA score with a (B,) CUDA sigma, forward and backward, with nothing that waits
+    for the GPU (PyTorch's sync debug mode raises on such operations), and the CPU's
+    gradient."""
+    fw = Torch()
+    t = fw.torch
+    import scorekit.torch as st
+    s_cpu = t.from_numpy(batch((6, 70), dtype, 1)).requires_grad_()
+    s_gpu = s_cpu.detach().cuda().requires_grad_()
+    sigma = t.from_numpy(np.linspace(0.2, 1.5, 6).astype(dtype))
+    sigma_gpu = sigma.cuda()
+    st.dsm_loss(s_cpu * 2, sigma, seed=3, counter=1).backward()
+    with scorekit.device_value_checks(False), fw.no_sync():
+        loss = st.dsm_loss(s_gpu * 2, sigma_gpu, seed=3, counter=1)
+        loss.backward()
+    np.testing.assert_array_equal(s_gpu.grad.cpu().numpy(), s_cpu.grad.numpy())
+
+
 def test_torch_ops_on_cuda_match_the_cpu(dtype):
     """scorekit.torch's autograd ops on CUDA tensors: values and gradients equal to the
     same ops on the CPU, the losses reduced on the device."""
