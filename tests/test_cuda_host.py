@@ -466,21 +466,42 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
     handle at first use; absent, failing or disagreeing, the public one is."""
     torch = pytest.importorskip("torch")
 
+    import contextlib
+    current = {}  # device index -> handle of its current stream (0: the default stream)
+
     class Stream:
+        made = 0
+
         def __init__(self, index):
-            self.cuda_stream = 1000 + index
+            Stream.made += 1
+            self.index, self.cuda_stream = index, 1000 * Stream.made + index
+
+    @contextlib.contextmanager
+    def stream(s):
+        current[s.index] = s.cuda_stream
+        yield
+        current[s.index] = 0
+
+    class Current:
+        def __init__(self, index):
+            self.cuda_stream = current.get(index, 0)
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "current_stream", Stream)
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "stream", stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", Current)
 
     def failing(index):
         raise RuntimeError("changed")
 
     def agreeing(index):
-        return 1000 + index
+        return current.get(index, 0)
+
+    def stream_id(index):  # agrees on the default stream only
+        return 0
 
     for raw, used in [(agreeing, True), (lambda index: 7, False), (failing, False),
-                      (lambda: 1, False), (None, False)]:
+                      (lambda: 1, False), (stream_id, False), (None, False)]:
         monkeypatch.setattr(_gpu, "_RAW_STREAM", [])
         if raw is None:
             monkeypatch.delattr(torch._C, "_cuda_getCurrentRawStream", raising=False)
@@ -488,7 +509,8 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
             monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", raw, raising=False)
         query = _gpu._torch_stream()
         assert (query is raw) == used
-        assert query(2) == 1002
+        current[2] = 4242
+        assert query(2) == 4242
         assert _gpu._torch_stream() is query  # decided once
 
 

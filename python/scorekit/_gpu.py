@@ -181,7 +181,8 @@ _RAW_STREAM = []
 def _torch_stream():
     """device index -> the handle of PyTorch's current stream on it. PyTorch's own raw
     query where it has one (what its compiled kernels use; no Stream object is made)
-    and where it agrees with the public one at first use; else the public one."""
+    and where it gives the public one's handle of a stream of its own at first use;
+    else the public one."""
     if not _RAW_STREAM:
         import torch
 
@@ -190,7 +191,9 @@ def _torch_stream():
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         try:
             index = torch.cuda.current_device()
-            agrees = raw is not None and raw(index) == public(index)
+            side = torch.cuda.Stream(index)  # not the default stream, whose handle is 0
+            with torch.cuda.stream(side):
+                agrees = raw is not None and raw(index) == public(index) == side.cuda_stream
         except Exception:  # noqa: BLE001 - a private function: anything means "do not use"
             agrees = False
         _RAW_STREAM.append(raw if agrees else public)
