@@ -150,29 +150,30 @@ PYBIND11_MODULE(_cuda, m) {
         [](int kind, std::uintptr_t score, std::uintptr_t jvp, std::int64_t B, std::int64_t K,
            std::int64_t D, bool variance_reduced, double batch_scale, std::uint64_t seed,
            std::uint64_t counter, std::uint64_t first_sample, std::uintptr_t work,
-           std::uintptr_t row_loss, std::uintptr_t grad_score, std::uintptr_t grad_jvp,
-           int itemsize, int device, std::uintptr_t stream) {
+           std::uintptr_t row_loss, std::uintptr_t row_loss_out, std::uintptr_t grad_score,
+           std::uintptr_t grad_jvp, int itemsize, int device, std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
                 sc::ssm_loss<T>(static_cast<scorekit::ProbeKind>(kind),
                                 scorekit::Stream{seed, counter}, first_sample, ptr<const T>(score),
                                 ptr<const T>(jvp), B, K, D, variance_reduced, batch_scale,
-                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(grad_score),
-                                ptr<T>(grad_jvp), device, stream_of(stream));
+                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(row_loss_out),
+                                ptr<T>(grad_score), ptr<T>(grad_jvp), device, stream_of(stream));
             });
         });
     m.def(
         "ism_loss",
         [](std::uintptr_t score, std::uintptr_t trace, std::int64_t B, std::int64_t D,
            double batch_scale, std::uintptr_t work, std::uintptr_t row_loss,
-           std::uintptr_t grad_score, int itemsize, int device, std::uintptr_t stream) {
+           std::uintptr_t row_loss_out, std::uintptr_t grad_score, int itemsize, int device,
+           std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
                 sc::ism_loss<T>(ptr<const T>(score), ptr<const T>(trace), B, D, batch_scale,
-                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(grad_score),
-                                device, stream_of(stream));
+                                ptr<double>(work), ptr<double>(row_loss), ptr<T>(row_loss_out),
+                                ptr<T>(grad_score), device, stream_of(stream));
             });
         });
     m.def(

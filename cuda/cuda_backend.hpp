@@ -67,23 +67,26 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               T* grad, int device, void* stream);
 
 // Sliced score matching, probes regenerated (probe k of sample b is stream row
-// (first_sample + b) * K + k): per-sample losses into row_loss; grad_score and
-// grad_jvp (each may be null) as on the CPU. `work` holds ssm_work(B, K, D) doubles.
+// (first_sample + b) * K + k): per-sample losses into row_loss (and rounded to T
+// into row_loss_out, when not null); grad_score and grad_jvp (each may be null)
+// as on the CPU. `work` holds ssm_work(B, K, D) doubles.
 template <class T>
 void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score, const T* jvp,
               std::int64_t B, std::int64_t K, std::int64_t D, bool variance_reduced,
-              double batch_scale, double* work, double* row_loss, T* grad_score, T* grad_jvp,
-              int device, void* stream);
+              double batch_scale, double* work, double* row_loss, T* row_loss_out, T* grad_score,
+              T* grad_jvp, int device, void* stream);
 
 inline std::int64_t ssm_work(std::int64_t B, std::int64_t K, std::int64_t D) {
     return reduce_scratch(B * K, D, kReduceChunk, 2) + 4 * B * K + B;
 }
 
-// Implicit score matching: row_loss[b] = |s_b|^2 / 2 + trace[b]; grad_score (may
-// be null) = batch_scale * score. `work` holds ism_work(B, D) doubles.
+// Implicit score matching: row_loss[b] = |s_b|^2 / 2 + trace[b] (and rounded to T
+// into row_loss_out, when not null); grad_score (may be null) = batch_scale *
+// score. `work` holds ism_work(B, D) doubles.
 template <class T>
 void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
-              double* work, double* row_loss, T* grad_score, int device, void* stream);
+              double* work, double* row_loss, T* row_loss_out, T* grad_score, int device,
+              void* stream);
 
 inline std::int64_t ism_work(std::int64_t B, std::int64_t D) {
     return reduce_scratch(B, D, kReduceChunk, 1);

@@ -90,7 +90,7 @@ struct DotsFin {
 template <class T>
 __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64_t B,
                                 std::int64_t K, bool variance_reduced, double batch_scale,
-                                double* row_loss, double* ck) {
+                                double* row_loss, T* row_loss_out, double* ck) {
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
         const auto b = static_cast<std::int64_t>(u);
         const double ssb = variance_reduced ? ss[b] : 0.0;
@@ -103,6 +103,7 @@ __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64
                     static_cast<T>(batch_scale * dots[2 * r + 1] / static_cast<double>(K)));
         }
         row_loss[b] = total / static_cast<double>(K);
+        if (row_loss_out) row_loss_out[b] = static_cast<T>(row_loss[b]);
     }
 }
 
@@ -141,8 +142,11 @@ template <class T>
 struct IsmFin {
     const T* trace;
     double* row_loss;
+    T* row_loss_out;  // null, or the per-sample losses rounded to T
     __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
-        row_loss[b] = ism_term(sums[0], static_cast<double>(trace[b]));
+        const double loss = ism_term(sums[0], static_cast<double>(trace[b]));
+        row_loss[b] = loss;
+        if (row_loss_out) row_loss_out[b] = static_cast<T>(loss);
     }
 };
 
@@ -151,8 +155,8 @@ struct IsmFin {
 template <class T>
 void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* score, const T* jvp,
               std::int64_t B, std::int64_t K, std::int64_t D, bool variance_reduced,
-              double batch_scale, double* work, double* row_loss, T* grad_score, T* grad_jvp,
-              int device, void* stream) {
+              double batch_scale, double* work, double* row_loss, T* row_loss_out, T* grad_score,
+              T* grad_jvp, int device, void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
@@ -177,7 +181,8 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
     }
     const bool score_from_probes = grad_score && !variance_reduced;
     ssm_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
-        dots, ss, B, K, variance_reduced, batch_scale, row_loss, score_from_probes ? ck : nullptr);
+        dots, ss, B, K, variance_reduced, batch_scale, row_loss, row_loss_out,
+        score_from_probes ? ck : nullptr);
     check(cudaGetLastError(), "ssm_loss row kernel launch");
     if (grad_jvp || score_from_probes) {
         const auto units = static_cast<std::uint64_t>(B * ((D + kGradGroup - 1) / kGradGroup));
@@ -194,12 +199,13 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
 
 template <class T>
 void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, double batch_scale,
-              double* work, double* row_loss, T* grad_score, int device, void* stream) {
+              double* work, double* row_loss, T* row_loss_out, T* grad_score, int device,
+              void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D}, IsmFin<T>{trace, row_loss}, work, s,
-               "ism_loss kernel launch");
+    row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D},
+               IsmFin<T>{trace, row_loss, row_loss_out}, work, s, "ism_loss kernel launch");
     if (grad_score) {
         scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
             score, B * D, static_cast<T>(batch_scale), grad_score);
@@ -210,9 +216,9 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                               \
     template void ssm_loss<T>(ProbeKind, Stream, std::uint64_t, const T*, const T*, std::int64_t,  \
                               std::int64_t, std::int64_t, bool, double, double*, double*, T*, T*,  \
-                              int, void*);                                                         \
+                              T*, int, void*);                                                     \
     template void ism_loss<T>(const T*, const T*, std::int64_t, std::int64_t, double, double*,     \
-                              double*, T*, int, void*);
+                              double*, T*, T*, int, void*);
 SCOREKIT_CUDA_INSTANTIATE(float)
 SCOREKIT_CUDA_INSTANTIATE(double)
 #undef SCOREKIT_CUDA_INSTANTIATE

@@ -313,21 +313,26 @@ class CpuBackedCuda:
             view(row_loss_out, (B,), dt)[...] = losses
 
     def ssm_loss(self, kind, score, jvp, B, K, D, vr, batch_scale, seed, counter, first, work,
-                 row_loss, grad_score, grad_jvp, itemsize, device, stream):
+                 row_loss, row_loss_out, grad_score, grad_jvp, itemsize, device, stream):
         self._record("ssm_loss")
         dt = self._dt(itemsize)
+        losses = view(row_loss, (B,), np.float64)
         _core.ssm_loss(PROBE_KINDS[kind], view(score, (B, D), dt), view(jvp, (B, K, D), dt), K,
-                       vr, batch_scale, seed, counter, first, view(row_loss, (B,), np.float64),
+                       vr, batch_scale, seed, counter, first, losses,
                        view(grad_score, (B, D), dt) if grad_score else None,
                        view(grad_jvp, (B, K, D), dt) if grad_jvp else None)
+        if row_loss_out:
+            view(row_loss_out, (B,), dt)[...] = losses
 
-    def ism_loss(self, score, trace, B, D, batch_scale, work, row_loss, grad_score, itemsize,
-                 device, stream):
+    def ism_loss(self, score, trace, B, D, batch_scale, work, row_loss, row_loss_out, grad_score,
+                 itemsize, device, stream):
         self._record("ism_loss")
         dt = self._dt(itemsize)
-        _core.ism_loss(view(score, (B, D), dt), view(trace, (B,), dt), batch_scale,
-                       view(row_loss, (B,), np.float64),
+        losses = view(row_loss, (B,), np.float64)
+        _core.ism_loss(view(score, (B, D), dt), view(trace, (B,), dt), batch_scale, losses,
                        view(grad_score, (B, D), dt) if grad_score else None)
+        if row_loss_out:
+            view(row_loss_out, (B,), dt)[...] = losses
 
     def langevin_corrector(self, x, score, B, D, snr, alpha_p, alpha, per_sample, seed, counter,
                            first, out, out_mean, step, work, itemsize, device, stream):

@@ -379,14 +379,18 @@ def test_ssm_loss_reaches_its_launcher(alloc, backend):
     name, args = backend.calls[-1]
     # kind, score, jvp, B, K, D, variance_reduced, batch scale, seed, counter, first sample
     assert name == "ssm_loss" and args[:11] == (2, 4096, 1 << 22, 3, 2, 4, False, 1.0, 7, 2, 1)
-    work, row_loss = alloc[0], alloc[1]
-    assert work.shape == (4 * 3 * 2 + 3,) and work.dtype == np.float64
-    assert args[11:15] == (ptr_of(work), ptr_of(row_loss), ptr_of(gs), ptr_of(gj))
-    assert gs.shape == (3, 4) and gj.shape == (3, 2, 4) and args[15:17] == (4, 0)
+    work = alloc[0]  # the launcher's work (ssm_work), then the 3 per-sample losses
+    assert work.shape == (4 * 3 * 2 + 3 + 3,) and work.dtype == np.float64
+    # work, per-sample losses, their typed copy (none for a sum), the gradients
+    assert args[11:16] == (ptr_of(work), ptr_of(work) + 8 * 27, 0, ptr_of(gs), ptr_of(gj))
+    assert gs.shape == (3, 4) and gj.shape == (3, 2, 4) and args[16:18] == (4, 0)
     assert loss == 0.0  # the sum of the (stand-in) row losses, on the host
     assert scorekit.ssm_loss(score, score, seed=1, return_grad=False, reduction="mean") == 0.0
     assert backend.calls[-1][1][4] == 1 and backend.calls[-1][1][7] == pytest.approx(1 / 3)
-    assert backend.calls[-1][1][13:15] == (0, 0)  # no gradients asked for
+    assert backend.calls[-1][1][13:16] == (0, 0, 0)  # no typed losses, no gradients
+    rows, _, _ = scorekit.ssm_loss(score, jvp, seed=7, reduction="none")
+    assert backend.calls[-1][1][13] == ptr_of(rows) and rows.shape == (3,)
+    assert rows.dtype == np.float32  # written by the kernel in score's dtype
     calls = len(backend.calls)
     with pytest.raises(ValueError, match=r"jvp must have score's shape \(3, 4\) or \(B, K\)"):
         scorekit.ssm_loss(score, FakeCupyArray(shape=(3, 5), ptr=1 << 22), seed=1)
@@ -404,7 +408,9 @@ def test_ism_loss_reaches_its_launcher(alloc, backend):
     loss, gs, gt = scorekit.ism_loss(score, trace)
     name, args = backend.calls[-1]
     assert name == "ism_loss" and args[:5] == (4096, 1 << 22, 3, 4, pytest.approx(1 / 3))
-    assert args[6:8] == (ptr_of(alloc[1]), ptr_of(gs)) and gt.shape == (3,)
+    assert args[5:9] == (ptr_of(alloc[0]), ptr_of(alloc[0]), 0, ptr_of(gs)) and gt.shape == (3,)
+    rows, _, _ = scorekit.ism_loss(score, trace, reduction="none")
+    assert backend.calls[-1][1][7] == ptr_of(rows) and rows.shape == (3,)
     with pytest.raises(ValueError, match=r"jac_trace must have shape \(B,\) = \(3,\)"):
         scorekit.ism_loss(score, FakeCupyArray(shape=(4,), ptr=1 << 22))
     with pytest.raises(TypeError, match="jac_trace has dtype float64"):

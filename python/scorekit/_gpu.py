@@ -663,30 +663,41 @@ def _scratch(ref: DeviceArray, n: int) -> DeviceArray:
     return output(None, ref, (max(int(n), 1),), np.float64)
 
 
-def _part(work: DeviceArray, start: int, n: int) -> DeviceArray:
-    """Elements [start, start + n) of a 1-d array, as an array of their own (a view)."""
-    return DeviceArray(work.obj[start:start + n], work.ptr + start * work.dtype.itemsize, (n,),
-                       work.dtype, work.device, work.fw)
-
-
 def _launch(ref: DeviceArray) -> tuple:
     """The trailing launcher arguments: itemsize, device, stream."""
     return ref.dtype.itemsize, ref.device, ref.fw.stream(ref.obj)
 
 
-def _loss(row_loss: DeviceArray, B: int, reduction: str, ref: DeviceArray):
-    """The per-sample losses reduced as on the CPU (sums in float64, the CPU's fixed order):
-    a Python float, or a 0-d float64 device array inside ``device_losses()``."""
-    rows = row_loss.obj[:B]
-    if reduction == "none":
-        return ref.fw.astype(rows, ref.dtype)
-    if getattr(_LOSSES, "on_device", False):
-        out = output(None, ref, (), np.float64)
-        _cuda.reduce_losses(row_loss.ptr, B, reduction == "mean", out.ptr, ref.device,
-                            ref.fw.stream(ref.obj))
-        return out.obj
-    t = _core.sum(np.ascontiguousarray(ref.fw.host(rows), dtype=np.float64))
-    return t if reduction == "sum" else (t / B if B else float("nan"))
+class _LossRows:
+    """The arrays of a loss kernel: one float64 work array (``n`` doubles of work, then the
+    B per-sample losses at ``rows_ptr``) and, for reduction "none", the per-sample losses
+    in ref's dtype, which the kernel writes too (at ``typed_ptr``; 0 otherwise)."""
+
+    def __init__(self, ref: DeviceArray, n: int, B: int, reduction: str):
+        self.ref, self.n, self.B, self.reduction = ref, int(n), B, reduction
+        self.work = _scratch(ref, self.n + B)
+        self.rows_ptr = self.work.ptr + self.n * 8
+        self.typed = _new(ref, (B,), ref.dtype) if reduction == "none" else None
+        self.typed_ptr = self.typed.ptr if self.typed is not None else 0
+
+    def loss(self):
+        """The loss: the typed per-sample losses, or their sum or mean as on the CPU (sums
+        in float64, the CPU's fixed order): a Python float, or a 0-d float64 device array
+        inside ``device_losses()``."""
+        if self.typed is not None:
+            return self.typed.obj
+        ref, B = self.ref, self.B
+        mean = self.reduction == "mean"
+        if getattr(_LOSSES, "on_device", False):
+            out = output(None, ref, (), np.float64)
+            _cuda.reduce_losses(self.rows_ptr, B, mean, out.ptr, ref.device,
+                                ref.fw.stream(ref.obj))
+            return out.obj
+        rows = self.work.obj[self.n:self.n + B]
+        t = _core.sum(np.ascontiguousarray(ref.fw.host(rows), dtype=np.float64))
+        if not mean:
+            return t
+        return t / B if B else float("nan")
 
 
 _LOSSES = threading.local()
@@ -821,17 +832,12 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
         wt = param(weight, "weight", sa, B, nonnegative=True)
         weight_is_sigma2 = False
     reduction, return_grad = reduction_args(reduction, return_grad)
-    # one work array: the chunk sums, then the B per-sample losses (float64)
-    n_partial = _cuda.dsm_work(B, D)
-    work = _scratch(sa, n_partial + B)
-    # reduction "none": the kernel also writes the losses in score's dtype
-    typed = _new(sa, (B,), sa.dtype) if reduction == "none" else None
+    rows = _LossRows(sa, _cuda.dsm_work(B, D), B, reduction)
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
     _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
-                   wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, work.ptr,
-                   work.ptr + n_partial * 8, typed.ptr if typed else 0,
-                   grad.ptr if grad else 0, *_launch(sa))
-    loss = typed.obj if typed else _loss(_part(work, n_partial, B), B, reduction, sa)
+                   wt[1], batch_scale(reduction, B), seed_v, counter_v, offset, rows.work.ptr,
+                   rows.rows_ptr, rows.typed_ptr, grad.ptr if grad else 0, *_launch(sa))
+    loss = rows.loss()
     return (loss, grad.obj) if return_grad else loss
 
 
@@ -848,14 +854,13 @@ def ssm_loss(score, jvp, *, seed, counter, kind, variance_reduction, reduction, 
     kind = choice(kind, "kind", PROBE_KINDS)
     vr = flag(variance_reduction, "variance_reduction")
     reduction, return_grad = reduction_args(reduction, return_grad)
-    work = _scratch(sa, _cuda.ssm_work(B, K, D))
-    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    rows = _LossRows(sa, _cuda.ssm_work(B, K, D), B, reduction)
     gs = output(None, sa, sa.shape, sa.dtype) if return_grad else None
     gj = output(None, sa, ja.shape, sa.dtype) if return_grad else None
     _cuda.ssm_loss(PROBE_KINDS.index(kind), sa.ptr, ja.ptr, B, K, D, vr,
-                   batch_scale(reduction, B), seed, counter, offset, work.ptr, row_loss.ptr,
-                   gs.ptr if gs else 0, gj.ptr if gj else 0, *_launch(sa))
-    loss = _loss(row_loss, B, reduction, sa)
+                   batch_scale(reduction, B), seed, counter, offset, rows.work.ptr, rows.rows_ptr,
+                   rows.typed_ptr, gs.ptr if gs else 0, gj.ptr if gj else 0, *_launch(sa))
+    loss = rows.loss()
     return (loss, gs.obj, gj.obj) if return_grad else loss
 
 
@@ -869,12 +874,11 @@ def ism_loss(score, jac_trace, *, reduction, return_grad):
         raise ValueError(f"jac_trace must have shape (B,) = ({B},), got {ta.shape}")
     reduction, return_grad = reduction_args(reduction, return_grad)
     scale = batch_scale(reduction, B)
-    work = _scratch(sa, _cuda.ism_work(B, D))
-    row_loss = output(None, sa, (max(B, 1),), np.float64)
+    rows = _LossRows(sa, _cuda.ism_work(B, D), B, reduction)
     gs = output(None, sa, sa.shape, sa.dtype) if return_grad else None
-    _cuda.ism_loss(sa.ptr, ta.ptr, B, D, scale, work.ptr, row_loss.ptr, gs.ptr if gs else 0,
-                   *_launch(sa))
-    loss = _loss(row_loss, B, reduction, sa)
+    _cuda.ism_loss(sa.ptr, ta.ptr, B, D, scale, rows.work.ptr, rows.rows_ptr, rows.typed_ptr,
+                   gs.ptr if gs else 0, *_launch(sa))
+    loss = rows.loss()
     if not return_grad:
         return loss
     return loss, gs.obj, _put(sa, np.full(B, scale, dtype=sa.dtype)).obj

@@ -41,6 +41,14 @@ bool same(const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+// Per-sample losses rounded to T as a cast does (the launchers' row_loss_out).
+template <class T>
+std::vector<T> rounded(const std::vector<double>& v) {
+    std::vector<T> r(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) r[i] = static_cast<T>(v[i]);
+    return r;
+}
+
 template <class T>
 void noise() {
     for (int kind = 0; kind < 3; ++kind)
@@ -143,9 +151,8 @@ void dsm() {
                                       weight == 1 ? nullptr : gt.data(), gg.data(), 0, nullptr);
                     cpu::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
                                      stored ? 0 : fs, cl.data(), cg.data());
-                    std::vector<T> ct(B);  // the per-sample losses rounded as a cast does
-                    for (std::int64_t b = 0; b < B; ++b) ct[b] = static_cast<T>(cl[b]);
-                    if (!same(gg, cg) || !same(gl, cl) || (weight != 1 && !same(gt, ct)))
+                    if (!same(gg, cg) || !same(gl, cl) ||
+                        (weight != 1 && !same(gt, rounded<T>(cl))))
                         FAIL("dsm B %lld D %lld weight %d stored %d: loss %.17g vs %.17g\n",
                              (long long)B, (long long)D, weight, stored, gl[0], cl[0]);
                 }
@@ -166,16 +173,18 @@ void ssm() {
                         std::max<std::int64_t>(1, cuda::ssm_work(B, K, D))));
                     std::vector<double> gl(B), cl(B);
                     std::vector<T> ggs(score.size()), cgs(score.size()), ggj(jvp.size()),
-                        cgj(jvp.size());
+                        cgj(jvp.size()), gt(B);
                     const Stream st{21, 3};
                     const auto pk = static_cast<ProbeKind>(kind);
                     cuda::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
-                                      work.data(), gl.data(), grads ? ggs.data() : nullptr,
-                                      grads ? ggj.data() : nullptr, 0, nullptr);
+                                      work.data(), gl.data(), grads ? gt.data() : nullptr,
+                                      grads ? ggs.data() : nullptr, grads ? ggj.data() : nullptr,
+                                      0, nullptr);
                     cpu::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
                                      cl.data(), grads ? cgs.data() : nullptr,
                                      grads ? cgj.data() : nullptr);
-                    if (!same(gl, cl) || !same(ggs, cgs) || !same(ggj, cgj))
+                    if (!same(gl, cl) || !same(ggs, cgs) || !same(ggj, cgj) ||
+                        (grads && !same(gt, rounded<T>(cl))))
                         FAIL("ssm B %lld K %lld D %lld kind %d vr %d grads %d: %.17g vs %.17g\n",
                              (long long)B, (long long)K, (long long)D, kind, vr, grads, gl[0],
                              cl[0]);
@@ -192,12 +201,13 @@ void ism() {
             std::vector<double> work(static_cast<std::size_t>(
                 std::max<std::int64_t>(1, cuda::ism_work(B, D))));
             std::vector<double> gl(B), cl(B);
-            std::vector<T> gg(score.size()), cg(score.size());
+            std::vector<T> gg(score.size()), cg(score.size()), gt(B);
             cuda::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, work.data(), gl.data(),
-                              grads ? gg.data() : nullptr, 0, nullptr);
+                              grads ? nullptr : gt.data(), grads ? gg.data() : nullptr, 0,
+                              nullptr);
             cpu::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, cl.data(),
                              grads ? cg.data() : nullptr);
-            if (!same(gl, cl) || !same(gg, cg))
+            if (!same(gl, cl) || !same(gg, cg) || (!grads && !same(gt, rounded<T>(cl))))
                 FAIL("ism B %lld D %lld grads %d\n", (long long)B, (long long)D, grads);
         }
 }
