@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
         host = time.perf_counter() - t0
         torch.cuda.synchronize()
         total = time.perf_counter() - t0
-        print(f"{name:24s} host {host / calls * 1e6:7.1f} us/call, with the GPU "
+        print(f"{name:32s} host {host / calls * 1e6:7.1f} us/call, with the GPU "
               f"{total / calls * 1e6:7.1f} us/call (2^{args.log2} elements)")
     for name in ("perturb", "dsm_loss"):
         prof = cProfile.Profile()

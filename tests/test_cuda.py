@@ -340,8 +340,9 @@ def test_samplers_bits(fw, dtype):
 def test_torch_training_step_with_cuda_sigma_unchecked_does_not_wait(dtype):
     """The training step of device_value_checks' docstring: scorekit.torch's dsm_loss on
     a CUDA score with a (B,) CUDA sigma, forward and backward, with nothing that waits
-    for the GPU (PyTorch's sync debug mode raises on such operations), and the CPU's
-    gradient."""
+    for the GPU through PyTorch (its sync debug mode raises on copies to the host and
+    synchronisations; a wait inside scorekit's own CUDA code would not show here), and
+    the CPU's gradient."""
     fw = Torch()
     t = fw.torch
     import scorekit.torch as st

@@ -476,23 +476,26 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
     current = {}  # device index -> handle of its current stream (0: the default stream)
 
     class Stream:
-        made = 0
+        made, on = 0, []
 
         def __init__(self, index):
             Stream.made += 1
+            Stream.on.append(index)
             self.index, self.cuda_stream = index, 1000 * Stream.made + index
 
     @contextlib.contextmanager
     def stream(s):
+        outer = current.get(s.index, 0)
         current[s.index] = s.cuda_stream
-        yield
-        current[s.index] = 0
+        try:
+            yield
+        finally:
+            current[s.index] = outer
 
     class Current:
         def __init__(self, index):
             self.cuda_stream = current.get(index, 0)
 
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "Stream", Stream)
     monkeypatch.setattr(torch.cuda, "stream", stream)
     monkeypatch.setattr(torch.cuda, "current_stream", Current)
@@ -513,11 +516,13 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
             monkeypatch.delattr(torch._C, "_cuda_getCurrentRawStream", raising=False)
         else:
             monkeypatch.setattr(torch._C, "_cuda_getCurrentRawStream", raw, raising=False)
-        query = _gpu._torch_stream()
+        query = _gpu._torch_stream(3)
         assert (query is raw) == used
+        assert Stream.on == [3]  # probed on the first call's device only
+        Stream.on.clear()
         current[2] = 4242
         assert query(2) == 4242
-        assert _gpu._torch_stream() is query  # decided once
+        assert _gpu._torch_stream(2) is query and not Stream.on  # decided once
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -78,7 +78,8 @@ class _Torch:
 
     @staticmethod
     def stream(x) -> int:
-        return _torch_stream()(x.device.index)
+        index = x.device.index
+        return _torch_stream(index)(index)
 
     @staticmethod
     def astype(x, dtype):
@@ -178,11 +179,12 @@ _FRAMEWORKS = {"torch": _Torch, "cupy": _CuPy}
 _RAW_STREAM = []
 
 
-def _torch_stream():
+def _torch_stream(index: int):
     """device index -> the handle of PyTorch's current stream on it. PyTorch's own raw
     query where it has one (what its compiled kernels use; no Stream object is made)
-    and where it gives the public one's handle of a stream of its own at first use;
-    else the public one."""
+    and where it gives the public one's handle of a stream of its own at first use
+    (on ``index``, the first call's device: no other device is touched); else the
+    public one."""
     if not _RAW_STREAM:
         import torch
 
@@ -190,7 +192,6 @@ def _torch_stream():
             return int(torch.cuda.current_stream(index).cuda_stream)
         raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
         try:
-            index = torch.cuda.current_device()
             side = torch.cuda.Stream(index)  # not the default stream, whose handle is 0
             with torch.cuda.stream(side):
                 agrees = raw is not None and raw(index) == public(index) == side.cuda_stream

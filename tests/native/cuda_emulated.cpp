@@ -41,6 +41,25 @@ bool same(const std::vector<T>& a, const std::vector<T>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
 
+// A launcher's work array of n doubles (at least one), then a guard of kGuard
+// doubles that must come back untouched: the Python layer puts the per-sample
+// losses right after the work.
+constexpr std::size_t kGuard = 64;
+constexpr double kSentinel = -1234.5;
+
+std::vector<double> guarded_work(std::int64_t n) {
+    const auto size = static_cast<std::size_t>(std::max<std::int64_t>(1, n));
+    std::vector<double> w(size + kGuard, 0.0);
+    for (std::size_t i = size; i < w.size(); ++i) w[i] = kSentinel;
+    return w;
+}
+
+bool guard_intact(const std::vector<double>& w) {
+    for (std::size_t i = w.size() - kGuard; i < w.size(); ++i)
+        if (w[i] != kSentinel) return false;
+    return true;
+}
+
 // Per-sample losses rounded to T as a cast does (the launchers' row_loss_out).
 template <class T>
 std::vector<T> rounded(const std::vector<double>& v) {
@@ -142,8 +161,7 @@ void dsm() {
                     const RowParam<T> pw = weight == 2 ? RowParam<T>{w.data(), T(0)}
                                                        : RowParam<T>{nullptr, T(1)};
                     const Stream st{4, 2};
-                    const std::int64_t chunks = D == 0 ? 1 : (D + kReduceChunk - 1) / kReduceChunk;
-                    std::vector<double> partial(static_cast<std::size_t>(B * chunks)), gl(B), cl(B);
+                    std::vector<double> partial = guarded_work(cuda::dsm_work(B, D)), gl(B), cl(B);
                     std::vector<T> gg(static_cast<std::size_t>(n)), cg(gg.size()), gt(B);
                     const T* zp = stored ? z.data() : nullptr;
                     cuda::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
@@ -152,7 +170,7 @@ void dsm() {
                     cpu::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
                                      stored ? 0 : fs, cl.data(), cg.data());
                     if (!same(gg, cg) || !same(gl, cl) ||
-                        (weight != 1 && !same(gt, rounded<T>(cl))))
+                        (weight != 1 && !same(gt, rounded<T>(cl))) || !guard_intact(partial))
                         FAIL("dsm B %lld D %lld weight %d stored %d: loss %.17g vs %.17g\n",
                              (long long)B, (long long)D, weight, stored, gl[0], cl[0]);
                 }
@@ -169,8 +187,7 @@ void ssm() {
                     const std::int64_t B = s[0], K = s[1], D = s[2];
                     const std::uint64_t fs = kind == 1 ? 5 : 0;
                     auto score = values<T>(B * D, 11), jvp = values<T>(B * K * D, 12);
-                    std::vector<double> work(static_cast<std::size_t>(
-                        std::max<std::int64_t>(1, cuda::ssm_work(B, K, D))));
+                    std::vector<double> work = guarded_work(cuda::ssm_work(B, K, D));
                     std::vector<double> gl(B), cl(B);
                     std::vector<T> ggs(score.size()), cgs(score.size()), ggj(jvp.size()),
                         cgj(jvp.size()), gt(B);
@@ -184,7 +201,7 @@ void ssm() {
                                      cl.data(), grads ? cgs.data() : nullptr,
                                      grads ? cgj.data() : nullptr);
                     if (!same(gl, cl) || !same(ggs, cgs) || !same(ggj, cgj) ||
-                        (grads && !same(gt, rounded<T>(cl))))
+                        (grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
                         FAIL("ssm B %lld K %lld D %lld kind %d vr %d grads %d: %.17g vs %.17g\n",
                              (long long)B, (long long)K, (long long)D, kind, vr, grads, gl[0],
                              cl[0]);
@@ -198,8 +215,7 @@ void ism() {
         for (int grads = 0; grads < 2; ++grads) {
             const std::int64_t B = s[0], D = s[1];
             auto score = values<T>(B * D, 13), trace = values<T>(B, 14);
-            std::vector<double> work(static_cast<std::size_t>(
-                std::max<std::int64_t>(1, cuda::ism_work(B, D))));
+            std::vector<double> work = guarded_work(cuda::ism_work(B, D));
             std::vector<double> gl(B), cl(B);
             std::vector<T> gg(score.size()), cg(score.size()), gt(B);
             cuda::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, work.data(), gl.data(),
@@ -207,7 +223,8 @@ void ism() {
                               nullptr);
             cpu::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, cl.data(),
                              grads ? cg.data() : nullptr);
-            if (!same(gl, cl) || !same(gg, cg) || (!grads && !same(gt, rounded<T>(cl))))
+            if (!same(gl, cl) || !same(gg, cg) || (!grads && !same(gt, rounded<T>(cl))) ||
+                !guard_intact(work))
                 FAIL("ism B %lld D %lld grads %d\n", (long long)B, (long long)D, grads);
         }
 }
