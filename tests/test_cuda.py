@@ -168,9 +168,11 @@ def test_device_value_checks_off_gives_the_same_bits(fw, dtype):
         loss, grad = scorekit.dsm_loss(args[0], args[1], seed=4, counter=2, reduction="none")
         got_x = scorekit.perturb(args[2], args[1], seed=3, counter=1)
         scorekit.perturb(args[2], args[3], seed=3, counter=1)
+        got_p = scorekit.mala_propose(args[2], args[0], args[1], seed=5)
     np.testing.assert_array_equal(fw.get(loss), want_loss)
     np.testing.assert_array_equal(fw.get(grad), want_grad)
     np.testing.assert_array_equal(fw.get(got_x), want_x)
+    np.testing.assert_array_equal(fw.get(got_p), scorekit.mala_propose(x, s, sig, seed=5))
     with pytest.raises(ValueError, match="sigma must be > 0"):
         scorekit.perturb(fw.put(x), fw.put(-sig), seed=3, counter=1)
 

@@ -92,6 +92,11 @@ def test_device_value_checks_off_reads_no_parameter_back(gpu, monkeypatch):
     with scorekit.device_value_checks(False):
         same(scorekit.perturb(put(x), sig, seed=1), checked)
         same(scorekit.dsm_loss(put(s), sig, seed=2, reduction="none")[0], checked_loss)
+        # sqrt(2 h) on the device, in float64 as the CPU does
+        same(scorekit.mala_propose(put(x), put(s), sig, seed=3),
+             scorekit.mala_propose(x, s, get(sig), seed=3))
+        with pytest.raises(ValueError, match=r"step_size must be a scalar or have shape"):
+            scorekit.mala_propose(put(x), put(s), put(np.ones(3, np.float32)), seed=3)
         scorekit.perturb(put(x), bad, seed=1)
         scorekit.langevin_step(put(x), put(s), bad, seed=1)
         assert len(reads) == 2

@@ -734,7 +734,8 @@ class device_value_checks(_ThreadSetting):
     :func:`langevin_step` (``step_size``), :func:`noisy_affine_step` and
     :func:`predictor_step` (``a``, ``c``, ``g``), :func:`dsm_loss`
     (``sigma``, ``weight``), :func:`corrector_step` (``alpha``) and
-    :func:`mala_accept` (``step_size``), given as (B,) CUDA arrays, are
+    :func:`mala_propose` and :func:`mala_accept` (``step_size``), given as
+    (B,) CUDA arrays, are
     checked like host arrays: finite, and > 0 or >= 0 as the function asks.
     To do that scorekit copies their B values to the host, so the call waits
     for the array's stream. In a training or sampling loop that keeps its
@@ -755,8 +756,8 @@ class device_value_checks(_ThreadSetting):
     or an access out of bounds: the values only enter the arithmetic).
     Numbers, host arrays and 0-d CUDA arrays (passed by value) are checked as
     always, and so are the parameters that the host computes with:
-    :func:`mala_propose`'s ``step_size``, :class:`GaussianMixture`'s ``sigma``
-    and :func:`divergence`'s ``step`` are read on the host in any case.
+    :class:`GaussianMixture`'s ``sigma`` and :func:`divergence`'s ``step``
+    are read on the host in any case.
 
     A context manager. The setting belongs to the calling thread: code that
     runs scorekit's calls in other threads (a forward recomputed by
@@ -907,9 +908,22 @@ def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, o
 
 @callers_framework
 def mala_propose(x, score, step_size, *, seed, counter, offset):
-    """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h))."""
+    """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h)), sqrt(2 h) in
+    float64 as on the CPU (on the device for a (B,) CUDA h within
+    ``device_value_checks(False)``: h + h is exact and both sqrts are correctly
+    rounded, so the same bits)."""
     xa = batch(x, "x")
     B = xa.shape[0]
+    if not getattr(_CHECKS, "values", _DEFAULTS["values"]) and on_cuda(step_size, "step_size"):
+        arr = device_array(step_size, "step_size")
+        if arr.shape != ():  # (a 0-d one is read, as everywhere)
+            _same_device(xa, arr, "step_size")
+            if arr.shape != (B,):
+                raise ValueError(f"step_size must be a scalar or have shape (B,) = ({B},), "
+                                 f"got shape {arr.shape}")
+            h64 = arr.fw.astype(arr.obj, np.float64)
+            return noisy_affine_step(x, score, 1.0, arr.obj, arr.fw.sqrt(h64 + h64), seed=seed,
+                                     counter=counter, offset=offset, out=None)[0]
     step_size = host_parameter(step_size, "step_size", xa)
     h = per_sample(step_size, "step_size", B, xa.dtype, positive=True)
     return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
