@@ -206,12 +206,9 @@ struct DsmOp {
 template <class T>
 struct DsmFin {
     DsmOp<T> op;
-    double* row_loss;
-    T* row_loss_out;  // null, or the per-sample losses rounded to T
+    LossRows<T> out;
     __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
-        const double loss = 0.5 * op.row(b).loss_scale * sums[0];
-        row_loss[b] = loss;
-        if (row_loss_out) row_loss_out[b] = static_cast<T>(loss);
+        out.store(b, 0.5 * op.row(b).loss_scale * sums[0]);
     }
 };
 
@@ -335,7 +332,7 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
                      aligned16(noise) && aligned16(grad);
     const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
                       st, stream_first, grad, vec};
-    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, row_loss, row_loss_out}, partial,
+    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, {row_loss, row_loss_out}}, partial,
                as_stream(stream),
                "dsm_loss kernel launch");
 }

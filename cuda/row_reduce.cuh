@@ -171,6 +171,18 @@ struct DotOp {
     }
 };
 
+// Where a loss kernel puts its per-sample losses: rows (float64) and, when
+// typed is not null, the same rounded to T.
+template <class T>
+struct LossRows {
+    double* rows;
+    T* typed;
+    __device__ SCOREKIT_INLINE void store(std::int64_t b, double loss) const {
+        rows[b] = loss;
+        if (typed) typed[b] = static_cast<T>(loss);
+    }
+};
+
 // Each row's sum as it is.
 struct StoreFin {
     double* out;

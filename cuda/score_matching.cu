@@ -90,7 +90,7 @@ struct DotsFin {
 template <class T>
 __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64_t B,
                                 std::int64_t K, bool variance_reduced, double batch_scale,
-                                double* row_loss, T* row_loss_out, double* ck) {
+                                LossRows<T> out, double* ck) {
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
         const auto b = static_cast<std::int64_t>(u);
         const double ssb = variance_reduced ? ss[b] : 0.0;
@@ -102,8 +102,7 @@ __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64
                 ck[r] = static_cast<double>(
                     static_cast<T>(batch_scale * dots[2 * r + 1] / static_cast<double>(K)));
         }
-        row_loss[b] = total / static_cast<double>(K);
-        if (row_loss_out) row_loss_out[b] = static_cast<T>(row_loss[b]);
+        out.store(b, total / static_cast<double>(K));
     }
 }
 
@@ -141,12 +140,9 @@ __global__ void ssm_grad_kernel(ProbeRows<T> src, const double* ck, std::int64_t
 template <class T>
 struct IsmFin {
     const T* trace;
-    double* row_loss;
-    T* row_loss_out;  // null, or the per-sample losses rounded to T
+    LossRows<T> out;
     __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
-        const double loss = ism_term(sums[0], static_cast<double>(trace[b]));
-        row_loss[b] = loss;
-        if (row_loss_out) row_loss_out[b] = static_cast<T>(loss);
+        out.store(b, ism_term(sums[0], static_cast<double>(trace[b])));
     }
 };
 
@@ -181,7 +177,7 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
     }
     const bool score_from_probes = grad_score && !variance_reduced;
     ssm_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
-        dots, ss, B, K, variance_reduced, batch_scale, row_loss, row_loss_out,
+        dots, ss, B, K, variance_reduced, batch_scale, LossRows<T>{row_loss, row_loss_out},
         score_from_probes ? ck : nullptr);
     check(cudaGetLastError(), "ssm_loss row kernel launch");
     if (grad_jvp || score_from_probes) {
@@ -205,7 +201,7 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
     row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D},
-               IsmFin<T>{trace, row_loss, row_loss_out}, work, s, "ism_loss kernel launch");
+               IsmFin<T>{trace, {row_loss, row_loss_out}}, work, s, "ism_loss kernel launch");
     if (grad_score) {
         scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
             score, B * D, static_cast<T>(batch_scale), grad_score);

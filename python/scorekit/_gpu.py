@@ -466,18 +466,26 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
             _same_device_only(ref, arr, name)
             host = arr.fw.host(arr.obj)[()]
             return 0, float(per_sample(host, name, B, ref.dtype, **checks)), None
-        _same_device(ref, arr, name)
-        if getattr(_CHECKS, "values", _DEFAULTS["values"]):
+        if _SETTINGS.values:
+            _same_device(ref, arr, name)
             per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
-        elif arr.shape != (B,):
-            raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got shape "
-                             f"{arr.shape}")
+        else:
+            _unchecked(arr, name, ref, B)
         return arr.ptr, 0.0, arr
     checked = per_sample(value, name, B, ref.dtype, **checks)
     if checked.ndim == 0:
         return 0, float(checked), None
     moved = _put(ref, checked)
     return moved.ptr, 0.0, moved
+
+
+def _unchecked(arr: DeviceArray, name: str, ref: DeviceArray, B: int) -> None:
+    """A (B,) CUDA parameter within ``device_value_checks(False)``: its framework, device,
+    dtype and shape are checked, its values are not read."""
+    _same_device(ref, arr, name)
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got shape "
+                         f"{arr.shape}")
 
 
 def _same_device_only(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
@@ -689,7 +697,7 @@ class _LossRows:
             return self.typed.obj
         ref, B = self.ref, self.B
         mean = self.reduction == "mean"
-        if getattr(_LOSSES, "on_device", False):
+        if _SETTINGS.on_device:
             out = output(None, ref, (), np.float64)
             _cuda.reduce_losses(self.rows_ptr, B, mean, out.ptr, ref.device,
                                 ref.fw.stream(ref.obj))
@@ -701,30 +709,34 @@ class _LossRows:
         return t / B if B else float("nan")
 
 
-_LOSSES = threading.local()
-_CHECKS = threading.local()
+class _Settings(threading.local):
+    """The calling thread's settings of CUDA calls (set by the blocks below)."""
+
+    def __init__(self):
+        self.on_device = False  # "mean" / "sum" losses as device arrays (device_losses)
+        self.values = True      # CUDA per-sample parameters' values checked
+        self.outer = []         # the values the open blocks replaced, innermost last
+
+
+_SETTINGS = _Settings()
 
 
 class _ThreadSetting:
-    """A per-thread setting that a ``with`` block changes and restores: the outer values
-    are kept on the thread's own stack, so one instance may be entered in several
-    threads or nested in itself."""
+    """A ``with`` block that sets one of the calling thread's settings and restores it;
+    the replaced values are kept on the thread's own stack (blocks end innermost
+    first), so one instance may be entered in several threads or nested in itself."""
 
-    def __init__(self, store: threading.local, name: str, value):
-        self._store, self._name, self._value = store, name, value
+    def __init__(self, name: str, value):
+        self._name, self._value = name, value
 
     def __enter__(self):
-        stack = self._store.__dict__.setdefault(self._name + "_outer", [])
-        stack.append(getattr(self._store, self._name, _DEFAULTS[self._name]))
-        setattr(self._store, self._name, self._value)
+        _SETTINGS.outer.append(getattr(_SETTINGS, self._name))
+        setattr(_SETTINGS, self._name, self._value)
         return self
 
     def __exit__(self, *exc):
-        setattr(self._store, self._name, self._store.__dict__[self._name + "_outer"].pop())
+        setattr(_SETTINGS, self._name, _SETTINGS.outer.pop())
         return False
-
-
-_DEFAULTS = {"on_device": False, "values": True}
 
 
 class device_value_checks(_ThreadSetting):
@@ -774,7 +786,7 @@ class device_value_checks(_ThreadSetting):
     """
 
     def __init__(self, enabled: bool):
-        super().__init__(_CHECKS, "values", flag(enabled, "enabled"))
+        super().__init__("values", flag(enabled, "enabled"))
 
 
 class device_losses(_ThreadSetting):
@@ -783,7 +795,7 @@ class device_losses(_ThreadSetting):
     floats, so nothing waits for the kernels (scorekit.torch's ops use it)."""
 
     def __init__(self):
-        super().__init__(_LOSSES, "on_device", True)
+        super().__init__("on_device", True)
 
 
 @callers_framework
@@ -914,13 +926,10 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
     rounded, so the same bits)."""
     xa = batch(x, "x")
     B = xa.shape[0]
-    if not getattr(_CHECKS, "values", _DEFAULTS["values"]) and on_cuda(step_size, "step_size"):
+    if not _SETTINGS.values and on_cuda(step_size, "step_size"):
         arr = device_array(step_size, "step_size")
         if arr.shape != ():  # (a 0-d one is read, as everywhere)
-            _same_device(xa, arr, "step_size")
-            if arr.shape != (B,):
-                raise ValueError(f"step_size must be a scalar or have shape (B,) = ({B},), "
-                                 f"got shape {arr.shape}")
+            _unchecked(arr, "step_size", xa, B)
             h64 = arr.fw.astype(arr.obj, np.float64)
             return noisy_affine_step(x, score, 1.0, arr.obj, arr.fw.sqrt(h64 + h64), seed=seed,
                                      counter=counter, offset=offset, out=None)[0]
@@ -1236,16 +1245,13 @@ def gmm_eval(means, variances, log_weights, xa: DeviceArray, sigma: np.ndarray, 
     B, D = xa.shape
     K = means.shape[0]
 
-    def put(a):
-        return _put(xa, a)
-
     key = (xa.fw.__name__, xa.device)
     if key not in cache:
-        cache[key] = tuple(put(a) for a in (means, variances, log_weights))
+        cache[key] = tuple(_put(xa, a) for a in (means, variances, log_weights))
         xa.fw.synchronize(cache[key][0].obj)
     mu, var, lw = cache[key]
     per_sample = sigma.ndim == 1
-    sig = put(sigma) if per_sample else None
+    sig = _put(xa, sigma) if per_sample else None
     log_p = output(None, xa, (max(B, 1),), np.float64)
     score = output(None, xa, xa.shape, xa.dtype) if want_score else None
     div = output(None, xa, (max(B, 1),), np.float64) if want_div else None
