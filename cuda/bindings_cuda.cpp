@@ -229,15 +229,17 @@ PYBIND11_MODULE(_cuda, m) {
     m.def(
         "trace_moments",
         [](std::uintptr_t V, std::uintptr_t AV, std::int64_t B, std::int64_t m, std::int64_t D,
-           std::uintptr_t active, std::uintptr_t t, std::uintptr_t moments, std::uintptr_t work,
-           int itemsize, int device, std::uintptr_t stream) {
+           std::uintptr_t active, std::uintptr_t t, std::uintptr_t moments, std::int64_t first,
+           std::uintptr_t first_bad, std::uintptr_t work, int itemsize, int device,
+           std::uintptr_t stream) {
             by_dtype(itemsize, [&](auto tag) {
                 using T = decltype(tag);
                 py::gil_scoped_release release;
                 sc::trace_moments<T>(ptr<const T>(V), ptr<const T>(AV), B, m, D,
                                      ptr<const std::uint8_t>(active), ptr<double>(t),
-                                     ptr<scorekit::RunningMoments>(moments), ptr<double>(work),
-                                     device, stream_of(stream));
+                                     ptr<scorekit::RunningMoments>(moments), first,
+                                     ptr<std::int64_t>(first_bad), ptr<double>(work), device,
+                                     stream_of(stream));
             });
         });
     m.def(

@@ -127,11 +127,15 @@ void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::
 
 // Hutchinson samples t[b * m + i] = v . (A v) of the B * m rows of V and AV;
 // samples with active[b] != 0 (active may be null: all) add theirs to
-// moments[b] in order. `work` holds trace_work(B, m, D) doubles.
+// moments[b] in order (add_round: the round is probes first .. first + m, and
+// first_bad[b], where first_bad is not null and it is still negative, becomes
+// the probe index of b's first non-finite sample). `work` holds
+// trace_work(B, m, D) doubles.
 template <class T>
 void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
-                   const std::uint8_t* active, double* t, RunningMoments* moments, double* work,
-                   int device, void* stream);
+                   const std::uint8_t* active, double* t, RunningMoments* moments,
+                   std::int64_t first, std::int64_t* first_bad, double* work, int device,
+                   void* stream);
 
 inline std::int64_t trace_work(std::int64_t B, std::int64_t m, std::int64_t D) {
     return reduce_scratch(B * m, D, kReduceChunk, 1);

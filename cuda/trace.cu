@@ -34,11 +34,12 @@ __global__ void probe_rows_kernel(Stream st, std::int64_t rows, RowOf of_m, std:
 }
 
 __global__ void add_moments_kernel(const double* t, std::int64_t B, std::int64_t m,
-                                   const std::uint8_t* active, RunningMoments* moments) {
+                                   const std::uint8_t* active, RunningMoments* moments,
+                                   std::int64_t first, std::int64_t* first_bad) {
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B); u += unit_stride()) {
         const auto b = static_cast<std::int64_t>(u);
         if (active && !active[b]) continue;
-        for (std::int64_t i = 0; i < m; ++i) moments[b].add(t[b * m + i]);
+        add_round(moments[b], t + b * m, m, first, first_bad ? first_bad + b : nullptr);
     }
 }
 
@@ -81,15 +82,16 @@ void probe_rows(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std::
 
 template <class T>
 void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
-                   const std::uint8_t* active, double* t, RunningMoments* moments, double* work,
-                   int device, void* stream) {
+                   const std::uint8_t* active, double* t, RunningMoments* moments,
+                   std::int64_t first, std::int64_t* first_bad, double* work, int device,
+                   void* stream) {
     if (B <= 0 || m <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
     row_reduce(B * m, D, kReduceChunk, DotOp<T>{V, AV, D}, StoreFin{t}, work, s,
                "trace kernel launch");
     add_moments_kernel<<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
-        t, B, m, active, moments);
+        t, B, m, active, moments, first, first_bad);
     check(cudaGetLastError(), "trace kernel launch");
 }
 
@@ -107,8 +109,8 @@ void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, s
     template void probe_rows<T>(ProbeKind, Stream, std::int64_t, std::int64_t, std::int64_t,      \
                                 std::int64_t, std::uint64_t, T*, double*, int, void*);            \
     template void trace_moments<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t,  \
-                                   const std::uint8_t*, double*, RunningMoments*, double*, int,   \
-                                   void*);                                                        \
+                                   const std::uint8_t*, double*, RunningMoments*, std::int64_t,   \
+                                   std::int64_t*, double*, int, void*);                           \
     template void diagonal_moments<T>(const T*, const T*, std::int64_t, std::int64_t,             \
                                       std::int64_t, double, double*, double*, int, void*);
 SCOREKIT_CUDA_INSTANTIATE(float)

@@ -360,12 +360,14 @@ class CpuBackedCuda:
         _core.probes(PROBE_KINDS[kind], view(out, (B, m, D), self._dt(itemsize)), B, m, D, K,
                      row0, seed, counter)
 
-    def trace_moments(self, V, AV, B, m, D, active, t, moments, work, itemsize, device, stream):
+    def trace_moments(self, V, AV, B, m, D, active, t, moments, first, first_bad, work,
+                      itemsize, device, stream):
         self._record("trace_moments")
         dt = self._dt(itemsize)
         _core.trace_moments(view(V, (B, m, D), dt), view(AV, (B, m, D), dt),
                             view(active, (B,), np.uint8) if active else None,
-                            view(t, (B, m), np.float64), view(moments, (B, 3), np.float64))
+                            view(t, (B, m), np.float64), view(moments, (B, 3), np.float64),
+                            first, view(first_bad, (B,), np.int64) if first_bad else None)
 
     def diagonal_moments(self, V, AV, B, m, D, count, mean, m2, itemsize, device, stream):
         self._record("diagonal_moments")

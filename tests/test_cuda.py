@@ -280,6 +280,27 @@ def test_trace_estimators_bits(fw, kind, dtype):
         np.testing.assert_array_equal(fw.get(g), w)
 
 
+def test_trace_non_finite_products(fw):
+    """Non-finite products found on the GPU raise the CPU's errors, naming the sample
+    and probe."""
+    w = np.ones((3, 4097))
+    w[1, 7] = np.inf
+    ww = fw.put(w)
+    like = fw.put(np.zeros(1, np.float32))
+    for kw, mv in ((dict(), lambda v: v * w), (dict(like=like), lambda v: v * ww)):
+        with pytest.raises(ValueError, match=r"matvec returned non-finite values "
+                                             r"\(sample 1, probe 0\)"):
+            scorekit.hutchinson(mv, (3, 4097), num_probes=4, block=2, seed=3, **kw)
+        with pytest.raises(ValueError, match=r"matvec returned non-finite values \(sample 1, "
+                                             r"probe 0\)"):
+            scorekit.hutchinson(mv, (3, 4097), num_probes=4, block=2, rtol=1e-3, seed=3, **kw)
+        with pytest.raises(ValueError, match="matvec returned non-finite values"):
+            scorekit.diagonal(mv, (3, 4097), num_probes=4, block=2, seed=3, **kw)
+    with pytest.raises(ValueError, match=r"fn returned non-finite values \(sample 1, probe 0\)"), \
+            np.errstate(invalid="ignore"):  # inf - inf (for arrays computed by NumPy)
+        scorekit.divergence(lambda y: y * ww, fw.put(np.ones((3, 4097))), seed=3)
+
+
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
 def test_divergence_bits(fw, kind, dtype):
     """divergence of an elementwise function (the same bits in every framework) on the GPU."""

@@ -347,6 +347,38 @@ def test_hutchinson_on_the_device(gpu, kind, dtype):
     assert "probe_rows" in gpu.calls and "trace_moments" in gpu.calls
 
 
+def test_hutchinson_reads_the_device_only_at_checks(gpu, monkeypatch):
+    """Rounds are queued without host reads: a fixed run reads the device twice, at the
+    end (first non-finite probes, moments); an adaptive run twice more per check. A
+    non-finite product raises the CPU's error, once the run ends."""
+    _, matvec = _operator(6, np.float64)
+    like = put(np.zeros(1, np.float32))
+    reads = []
+    host = HostFramework.host
+    monkeypatch.setattr(HostFramework, "host", staticmethod(lambda a: reads.append(1) or host(a)))
+    scorekit.hutchinson(matvec, (4, 6), num_probes=10, block=2, seed=3, like=like)
+    assert len(reads) == 2
+    reads.clear()
+    r = scorekit.hutchinson(matvec, (4, 6), num_probes=4, block=2, rtol=1e-9, max_probes=8,
+                            seed=3, like=like)  # checks after probes 4, 6 and 8
+    np.testing.assert_array_equal(r.num_matvecs, [8] * 4)
+    assert len(reads) == 2 * 3 + 2
+
+    calls = []
+
+    def nan_matvec(v):  # nan in sample 2 on call 3 and sample 3 on call 2 (both round 1)
+        out = get(matvec(v)).copy()
+        if len(calls) in (2, 3):
+            out[5 - len(calls)] = np.nan
+        calls.append(1)
+        return put(out) if isinstance(v, HostCudaArray) else out
+    for kw in (dict(), dict(like=like)):
+        calls.clear()
+        with pytest.raises(ValueError, match=r"non-finite values \(sample 2, probe 3\)"):
+            scorekit.hutchinson(nan_matvec, (4, 6), num_probes=8, block=2, seed=3, **kw)
+        assert len(calls) == (8 if kw else 4)
+
+
 def test_diagonal_on_the_device(gpu, dtype):
     _, matvec = _operator(5, dtype)
     like = put(np.zeros(1, np.float32))

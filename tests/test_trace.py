@@ -361,6 +361,53 @@ def test_non_finite_products_of_stopped_samples_are_ignored():
     np.testing.assert_array_equal(r.num_matvecs, [4, 12])
 
 
+def nan_at(where):
+    """A matvec (one probe per call) that is 2 A v, with nan in sample b's product on
+    call c for each (c, b) in ``where``; it counts its calls."""
+    calls = []
+
+    def mv(v):
+        out = 2 * np.array(v)
+        for c, b in where:
+            if c == len(calls):
+                out[b] = np.nan
+        calls.append(1)
+        return out
+    return mv, calls
+
+
+def test_the_first_non_finite_product_is_named():
+    """The error names the earliest round with a non-finite sample, its lowest sample and
+    that sample's first such probe (calls 2r and 2r + 1 are probes of round r)."""
+    mv, calls = nan_at([(3, 2), (5, 0), (2, 3), (7, 1)])
+    with pytest.raises(ValueError, match=r"non-finite values \(sample 2, probe 3\)"):
+        scorekit.hutchinson(mv, (4, 3), num_probes=8, block=2, seed=0)
+    assert len(calls) == 4  # raised after the round
+    mv, calls = nan_at([(1, 1), (0, 1)])
+    with pytest.raises(ValueError, match=r"non-finite values \(sample 1, probe 0\)"):
+        scorekit.hutchinson(mv, (4, 3), num_probes=8, block=2, seed=0, rtol=1e-3)
+
+
+def test_first_nonfinite_orders_rounds_before_samples():
+    first_nonfinite = scorekit.trace.first_nonfinite
+    starts = [0, 3, 5]
+    assert first_nonfinite(np.array([-1, -1]), starts) is None
+    assert first_nonfinite(np.array([6, 4, 3, -1]), starts) == (1, 4)
+    assert first_nonfinite(np.array([2, 0, 6]), starts) == (0, 2)
+    assert first_nonfinite(np.array([-1, 5, 7]), starts) == (1, 5)
+
+
+def test_divergence_names_the_non_finite_sample():
+    def fn(y):
+        out = np.array(y)
+        out[1] = np.nan
+        return out
+    with pytest.raises(ValueError, match=r"fn returned non-finite values \(sample 1, probe 0\)"):
+        scorekit.divergence(fn, np.ones((3, 2)), num_probes=2, seed=0)
+    with pytest.raises(ValueError, match=r"fn returned non-finite values$"):
+        scorekit.divergence(fn, np.ones((3, 2)), method="exact")
+
+
 def test_probe_budgets_beyond_the_stream_are_rejected():
     with pytest.raises(ValueError, match=r"max_probes = .* is too large"):
         scorekit.hutchinson(_ok, (2, 4), num_probes=2, seed=1, atol=1.0, max_probes=2**62)

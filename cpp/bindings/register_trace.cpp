@@ -44,7 +44,8 @@ void register_trace(py::module_& m) {
         "Probes k0 .. k0 + m of each of B samples (stream rows b * K + k) into out (B, m, D).");
     m.def(
         "trace_moments",
-        [](py::array V, py::array AV, py::object active, py::array t, py::array moments) {
+        [](py::array V, py::array AV, py::object active, py::array t, py::array moments,
+           std::int64_t first, py::object first_bad) {
             dispatch_float(V, [&](auto tag) {
                 using T = decltype(tag);
                 const ProbeDims pd = probe_dims(V);
@@ -53,12 +54,16 @@ void register_trace(py::module_& m) {
                 const std::uint8_t* act = optional_cdata<std::uint8_t>(active);
                 double* pt = data_of<double>(t);
                 auto* mo = reinterpret_cast<RunningMoments*>(data_of<double>(moments));
+                std::int64_t* bad = optional_data<std::int64_t>(first_bad);
                 py::gil_scoped_release release;
-                cpu::trace_moments<T>(pv, pa, pd.B, pd.m, pd.D, act, pt, mo);
+                cpu::trace_moments<T>(pv, pa, pd.B, pd.m, pd.D, act, pt, mo, first, bad);
             });
         },
         py::arg("V"), py::arg("AV"), py::arg("active"), py::arg("t"), py::arg("moments"),
-        "Samples v . Av of (B, m, ...) probes into t (B, m); running moments (B, 3) of active samples.");
+        py::arg("first") = 0, py::arg("first_bad") = py::none(),
+        "Samples v . Av of (B, m, ...) probes into t (B, m); running moments (B, 3) of active "
+        "samples; first_bad (B,) int64, where given, gets each sample's first non-finite probe "
+        "(probes first .. first + m) where it is still negative.");
     m.def(
         "diagonal_moments",
         [](py::array V, py::array AV, double count, py::array mean, py::array m2) {

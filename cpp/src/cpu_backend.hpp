@@ -49,10 +49,14 @@ void fill_probes(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std:
 
 // Hutchinson samples t = v . (A v) for the B * m rows (b, i) of V and AV, into
 // t[b * m + i]; samples with active[b] != 0 add theirs, in order, to
-// moments[b]. active may be null (every sample active).
+// moments[b] (add_round: the round is probes first .. first + m, and
+// first_bad[b], where first_bad is not null and it is still negative, becomes
+// the probe index of b's first non-finite sample). active may be null (every
+// sample active).
 template <class T>
 void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
-                   const std::uint8_t* active, double* t, RunningMoments* moments);
+                   const std::uint8_t* active, double* t, RunningMoments* moments,
+                   std::int64_t first, std::int64_t* first_bad);
 
 // Diagonal samples v * (A v), elementwise: moments of element (b, j) in
 // mean[b * D + j] and m2[b * D + j], all after `count` earlier probes.

@@ -33,14 +33,15 @@ void fill_probes(ProbeKind kind, Stream st, std::int64_t B, std::int64_t m, std:
 
 template <class T>
 void trace_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, std::int64_t D,
-                   const std::uint8_t* active, double* t, RunningMoments* moments) {
+                   const std::uint8_t* active, double* t, RunningMoments* moments,
+                   std::int64_t first, std::int64_t* first_bad) {
     for_each_tile(B, 1, [&](std::int64_t b, std::int64_t) {
         for (std::int64_t i = 0; i < m; ++i) {
             const std::int64_t row = b * m + i;
             t[row] = chunked_dot(V + row * D, AV + row * D, D);
         }
         if (active && !active[b]) return;
-        for (std::int64_t i = 0; i < m; ++i) moments[b].add(t[b * m + i]);
+        add_round(moments[b], t + b * m, m, first, first_bad ? first_bad + b : nullptr);
     }, B * m * D);
 }
 
@@ -57,7 +58,8 @@ void diagonal_moments(const T* V, const T* AV, std::int64_t B, std::int64_t m, s
     template void fill_probes<T>(ProbeKind, Stream, std::int64_t, std::int64_t, std::int64_t,   \
                                  std::int64_t, std::int64_t, T*);                               \
     template void trace_moments<T>(const T*, const T*, std::int64_t, std::int64_t, std::int64_t, \
-                                   const std::uint8_t*, double*, RunningMoments*);              \
+                                   const std::uint8_t*, double*, RunningMoments*, std::int64_t, \
+                                   std::int64_t*);                                              \
     template void diagonal_moments<T>(const T*, const T*, std::int64_t, std::int64_t,            \
                                       std::int64_t, double, double*, double*);
 SCOREKIT_INSTANTIATE(float)

@@ -62,6 +62,8 @@ def trace_moments(
     active: npt.NDArray[np.uint8] | None,
     t: npt.NDArray[np.float64],
     moments: npt.NDArray[np.float64],
+    first: int = 0,
+    first_bad: npt.NDArray[np.int64] | None = None,
 ) -> None: ...
 def diagonal_moments(
     V: npt.NDArray[np.floating],

@@ -1062,9 +1062,12 @@ class DriverArrays:
 
 class TraceArrays:
     """The array operations of hutchinson / diagonal on ``like``'s GPU: probes drawn
-    there a round at a time, ``matvec`` called on device arrays, the samples and
-    moments computed there. Each round brings the (B, m) samples to the host
-    (the finiteness check and the stopping rule read them)."""
+    there a round at a time, ``matvec`` called on device arrays, the samples, their
+    moments and each sample's first non-finite probe computed there. The host reads
+    them only where the caller asks (stopping checks, the end), so rounds are
+    queued without waiting for the device."""
+
+    checks_each_round = False  # a read of first_bad would wait for the round
 
     def __init__(self, like, shape: tuple, dtype):
         self.ref = like_array(like, dtype)
@@ -1100,17 +1103,22 @@ class TraceArrays:
         _fill_zero(M)
         return M
 
+    def first_bad(self, B: int) -> DeviceArray:
+        bad = self._new((max(B, 1),), np.int64)
+        _fill(bad, -1)
+        return bad
+
     def trace_moments(self, V: DeviceArray, AV: DeviceArray, active: np.ndarray,
-                      moments: DeviceArray) -> np.ndarray:
-        """Adds the round's samples to the moments; returns them (B, m) on the host."""
+                      moments: DeviceArray, first: int, first_bad: DeviceArray) -> None:
+        """Adds the round's samples (probes first .. first + m) to the moments of the
+        active samples and notes their first non-finite probes, all on the device."""
         B, m = V.shape[0], V.shape[1]
         D = V.size // (B * m) if B * m else 0
-        act = _put(self.ref, np.ascontiguousarray(active, dtype=np.uint8))
+        act = None if active.all() else _put(self.ref, np.ascontiguousarray(active, np.uint8))
         t = self._new((max(B * m, 1),), np.float64)
         work = _scratch(self.ref, _cuda.trace_work(B, m, D))
-        _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, act.ptr, t.ptr, moments.ptr,
-                            work.ptr, *_launch(V))
-        return self.ref.fw.host(t.obj)[:B * m].reshape(B, m)
+        _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, act.ptr if act else 0, t.ptr, moments.ptr,
+                            first, first_bad.ptr, work.ptr, *_launch(V))
 
     def host(self, arr: DeviceArray) -> np.ndarray:
         return arr.fw.host(arr.obj)
@@ -1126,11 +1134,15 @@ class TraceArrays:
         B, m = V.shape[0], V.shape[1]
         D = V.size // (B * m) if B * m else 0
         _cuda.diagonal_moments(V.ptr, AV.ptr, B, m, D, count, mean.ptr, m2.ptr, *_launch(V))
-        if not mean.fw.all_finite(mean.obj):
-            raise ValueError("matvec returned non-finite values")
 
     def diagonal_result(self, mean: DeviceArray, m2: DeviceArray, n: int) -> tuple:
-        """(estimate, stderr) on the device: std(ddof=1) / sqrt(n), nan for n < 2."""
+        """(estimate, stderr) on the device: std(ddof=1) / sqrt(n), nan for n < 2.
+
+        The finiteness check is made here, once: a running mean that met a
+        non-finite sample stays non-finite (inf - inf and nan give nan), so this
+        one read finds what a check after every round would have found."""
+        if not mean.fw.all_finite(mean.obj):
+            raise ValueError("matvec returned non-finite values")
         if n < 2:
             se = device_array(mean.fw.copy(mean.obj), "stderr")
             _fill(se, np.nan)
@@ -1202,10 +1214,12 @@ class DivergenceOps:
         return self.ref.fw.device_of(self.x)
 
     def trace(self, V: DeviceArray, JV: DeviceArray) -> tuple:
-        moments = self.trace_arrays.moments(self.shape[0])
-        active = np.ones(self.shape[0], dtype=np.uint8)
-        t = self.trace_arrays.trace_moments(V, JV, active, moments)
-        return t, self.trace_arrays.host(moments)[:self.shape[0], 1].copy()
+        """Each sample's first non-finite probe (-1: none) and the mean of v . (J v),
+        on the host."""
+        arrays, B = self.trace_arrays, self.shape[0]
+        moments, first_bad = arrays.moments(B), arrays.first_bad(B)
+        arrays.trace_moments(V, JV, np.ones(B, dtype=np.uint8), moments, 0, first_bad)
+        return arrays.host(first_bad)[:B], arrays.host(moments)[:B, 1].copy()
 
     @staticmethod
     def rows(a, B, D):

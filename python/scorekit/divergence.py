@@ -9,7 +9,7 @@ import numpy as np
 from . import _core, _gpu
 from ._validate import batch_array, choice, count, per_sample, sample_offset, stream
 from .probes import PROBE_KINDS, draw
-from .trace import _product
+from .trace import _product, first_nonfinite
 
 _METHODS = ("central", "exact")
 
@@ -88,9 +88,10 @@ def _central(ops, fn, h, kind, K, D, offset, seed, counter):
         v = ops.probe(V, k)
         ops.set_probe(JV, k, (ops.call(fn, x + h_col * v) - ops.call(fn, x - h_col * v))
                       / (2 * h_col))
-    t, estimate = ops.trace(V, JV)
-    if not np.all(np.isfinite(t)):
-        raise ValueError("fn returned non-finite values")
+    first_bad, estimate = ops.trace(V, JV)
+    where = first_nonfinite(first_bad, [0])
+    if where is not None:
+        raise ValueError(f"fn returned non-finite values (sample {where[0]}, probe {where[1]})")
     return estimate
 
 
@@ -154,10 +155,12 @@ class _HostOps:
 
     @staticmethod
     def trace(V, JV):
+        """Each sample's first non-finite probe (-1: none) and the mean of v . (J v)."""
         t = np.empty(V.shape[:2])
         moments = np.zeros((V.shape[0], 3))
-        _core.trace_moments(V, JV, None, t, moments)
-        return t, moments[:, 1].copy()
+        first_bad = np.full(V.shape[0], -1, dtype=np.int64)
+        _core.trace_moments(V, JV, None, t, moments, 0, first_bad)
+        return first_bad, moments[:, 1].copy()
 
     @staticmethod
     def rows(a, B, D):

@@ -80,7 +80,10 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
         A PyTorch CUDA tensor or CuPy array: probes are drawn on its GPU and
         ``matvec`` receives and returns arrays of that framework there; the
         samples and moments are computed there too (the same bits as on the
-        CPU), and each round's (B, m) samples come back to the host.
+        CPU). The host reads the device only at the stopping checks and at the
+        end, so a round does not wait for the one before it. Non-finite
+        products are found there as on the CPU and raise the same error, but at
+        the next stopping check or the end rather than after their round.
 
     Returns
     -------
@@ -116,18 +119,24 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
 
     arrays = _trace_arrays(like, (B,) + rest, dt)
     moments = arrays.moments(B)  # count, mean, m2 per sample
+    first_bad = arrays.first_bad(B)  # each sample's first non-finite probe, or -1
+    starts = []  # the first probe of each round
     active = np.ones(B, dtype=np.uint8)
     used = 0
     while used < limit and active.any():
         m = min(block, limit - used, n0 - used if used < n0 else limit)  # a check at n0
         V = arrays.probes(kind, B, m, D, K, used, seed, counter)
         AV = arrays.apply(matvec, V, batched)
-        t = arrays.trace_moments(V, AV, active, moments)
-        _check_finite(t[active.astype(bool)], used, np.flatnonzero(active))
+        arrays.trace_moments(V, AV, active, moments, used, first_bad)
+        starts.append(used)
         used += m
-        if adaptive and used >= n0:
+        checked = adaptive and used >= n0
+        if checked or arrays.checks_each_round:
+            _check_finite(arrays.host(first_bad)[:B], starts)
+        if checked:
             host = arrays.host(moments)[:B]
             active[_stderr(host) <= atol + rtol * np.abs(host[:, 1])] = 0
+    _check_finite(arrays.host(first_bad)[:B], starts)
     host = arrays.host(moments)[:B]
     return TraceEstimate(host[:, 1].copy(), _stderr(host), host[:, 0].astype(np.int64))
 
@@ -167,6 +176,8 @@ class _HostTrace:
     """The array operations of the estimators on NumPy arrays (the CUDA version is
     scorekit._gpu.TraceArrays)."""
 
+    checks_each_round = True  # reading first_bad costs nothing here
+
     def __init__(self, shape: tuple, dtype):
         self.shape, self.dtype = shape, dtype
 
@@ -183,10 +194,13 @@ class _HostTrace:
         return np.zeros((B, 3))
 
     @staticmethod
-    def trace_moments(V, AV, active, moments):
+    def first_bad(B):
+        return np.full(B, -1, dtype=np.int64)
+
+    @staticmethod
+    def trace_moments(V, AV, active, moments, first, first_bad):
         t = np.empty(V.shape[:2])
-        _core.trace_moments(V, AV, active, t, moments)
-        return t
+        _core.trace_moments(V, AV, active, t, moments, first, first_bad)
 
     @staticmethod
     def host(arr):
@@ -256,12 +270,24 @@ def _product(matvec, v, dtype, name):
     return np.ascontiguousarray(res, dtype=dtype)
 
 
-def _check_finite(t, first, samples):
-    bad = ~np.isfinite(t)
-    if bad.any():
-        row, i = np.argwhere(bad)[0]
-        raise ValueError(f"matvec returned non-finite values (sample {samples[row]}, "
-                         f"probe {first + i})")
+def first_nonfinite(first_bad, starts):
+    """(sample, probe) of the first non-finite sample as a check after every round
+    would meet it: in the earliest round that has one, the lowest sample, its first
+    probe there; None if there is none. ``first_bad`` holds each sample's first
+    non-finite probe (-1: none), ``starts`` the first probe of each round."""
+    bad = np.flatnonzero(first_bad >= 0)
+    if not bad.size:
+        return None
+    rounds = np.searchsorted(np.asarray(starts), first_bad[bad], side="right")
+    b = bad[np.argmin(rounds)]
+    return int(b), int(first_bad[b])
+
+
+def _check_finite(first_bad, starts):
+    where = first_nonfinite(first_bad, starts)
+    if where is not None:
+        raise ValueError(f"matvec returned non-finite values (sample {where[0]}, "
+                         f"probe {where[1]})")
 
 
 def standard_error(m2, n):

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -310,14 +311,37 @@ void trace() {
                 auto av = values<T>(g.size(), 25);
                 std::vector<std::uint8_t> active(B, 1);
                 active[0] = B > 1 ? 0 : 1;
+                // non-finite products: in the last probe of the last sample, in every
+                // probe of sample 0 (inactive where B > 1), and in the first probe of
+                // sample 1, which already has a first bad probe (kept)
+                const auto row_at = [&](std::int64_t b, std::int64_t i) {
+                    return static_cast<std::size_t>((b * m + i) * D);
+                };
+                av[row_at(B - 1, m - 1) + D / 2] = std::numeric_limits<T>::quiet_NaN();
+                for (std::int64_t i = 0; i < m; ++i)
+                    av[row_at(0, i)] = std::numeric_limits<T>::infinity();
+                if (B > 1) av[row_at(1, 0) + D - 1] = -std::numeric_limits<T>::infinity();
+                const std::int64_t first = k0 + 5;
+                std::vector<std::int64_t> want(B, -1);
+                if (B > 2) want[1] = 2;
+                std::vector<std::int64_t> gbad(want), cbad(want);
+                for (std::int64_t b = 0; b < B; ++b) {
+                    if (!active[b] || want[b] >= 0) continue;
+                    if (b <= 1) want[b] = first;  // an inf in its first probe
+                    else if (b == B - 1) want[b] = first + m - 1;
+                }
                 std::vector<double> gt(B * m), ct(B * m), gm(3 * B, 0.5), cm(3 * B, 0.5);
                 std::vector<double> work(static_cast<std::size_t>(
                     std::max<std::int64_t>(1, cuda::trace_work(B, m, D))));
                 cuda::trace_moments<T>(g.data(), av.data(), B, m, D, active.data(), gt.data(),
-                                       reinterpret_cast<RunningMoments*>(gm.data()), work.data(),
-                                       0, nullptr);
+                                       reinterpret_cast<RunningMoments*>(gm.data()), first,
+                                       gbad.data(), work.data(), 0, nullptr);
                 cpu::trace_moments<T>(c.data(), av.data(), B, m, D, active.data(), ct.data(),
-                                      reinterpret_cast<RunningMoments*>(cm.data()));
+                                      reinterpret_cast<RunningMoments*>(cm.data()), first,
+                                      cbad.data());
+                if (gbad != want || cbad != want)
+                    FAIL("first non-finite probes B %lld m %lld D %lld\n", (long long)B,
+                         (long long)m, (long long)D);
                 std::vector<double> gmean(B * D, 0.25), gm2(B * D, 1.5), cmean(gmean), cm2(gm2);
                 cuda::diagonal_moments<T>(g.data(), av.data(), B, m, D, 3.0, gmean.data(),
                                           gm2.data(), 0, nullptr);

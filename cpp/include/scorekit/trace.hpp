@@ -43,6 +43,22 @@ struct RunningMoments {
     }
 };
 
+// A finite double: its exponent field is not all ones.
+SCOREKIT_HD SCOREKIT_INLINE bool is_finite(double x) {
+    return (bits_of(x) & 0x7ff0000000000000ULL) != 0x7ff0000000000000ULL;
+}
+
+// One sample's round of Hutchinson samples t[0 .. m) (probes first .. first + m)
+// added to its moments in probe order. first_bad, where given and still negative,
+// becomes the probe index of the round's first non-finite sample.
+SCOREKIT_HD SCOREKIT_INLINE void add_round(RunningMoments& acc, const double* t, std::int64_t m,
+                                           std::int64_t first, std::int64_t* first_bad) {
+    for (std::int64_t i = 0; i < m; ++i) {
+        if (first_bad && *first_bad < 0 && !is_finite(t[i])) *first_bad = first + i;
+        acc.add(t[i]);
+    }
+}
+
 // Diagonal estimation, element e = (b, j) of the B x D estimate: the running
 // moments of v_j (A v)_j over the m probes of a round (rows b * m + i of V and
 // AV), after `count` earlier probes; mean[e] and m2[e] updated in place.
