@@ -38,7 +38,12 @@ kernels, with the (B, D) arrays each must read and write: noisy_affine_step
 (x, score -> out: 3), corrector_step (x, score -> x, mean: 4, plus its norm
 pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
 gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
-(state, score, proposal and its score -> new state and score: 6).
+(state, score, proposal and its score -> new state and score: 6). It also adds
+``hutchinson`` with ``like=`` over 8 Rademacher probes, one per round, of the
+diagonal operator ``v * d`` (per probe: write it, the product reads it and
+writes A v, the samples read both: 5), against the same loop in PyTorch eager
+(probes from ``bernoulli_``, float64 sums, the mean over probes); scorekit also
+keeps the running variance and checks each product for non-finite values.
 """
 
 from __future__ import annotations
@@ -212,6 +217,21 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         trace = torch.randn(B, device=dev, dtype=dtype)
         logp = np.zeros(B)
         a_h, c_h, g_h = scale_h, step_h, sigma_h
+        d = torch.rand(D, device=dev, dtype=dtype) + 0.5
+        on_gpu = dev.type == "cuda"
+        d_mv = d if on_gpu else d.numpy()  # --dry-run: matvec gets NumPy probes
+        like = {"like": x} if on_gpu else {}
+        np_dtype = np.dtype(str(dtype).removeprefix("torch."))
+        probes = 8
+
+        def t_hutchinson():
+            acc = torch.zeros(B, device=dev, dtype=torch.float64)
+            v = torch.empty_like(x)
+            for _ in range(probes):
+                v.bernoulli_(0.5).mul_(2).sub_(1)
+                acc += (v * (v * d)).sum(1, dtype=torch.float64)
+            return acc / probes
+
         cases.update({
             "noisy_affine_step": (3 * n * size, {
                 "scorekit": lambda: scorekit.noisy_affine_step(x, score, a_h, c_h, g_h, seed=1,
@@ -227,6 +247,11 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "mala_accept": (6 * n * size, {
                 "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
                                                          seed=1, counter=2)}),
+            "hutchinson, 8 probes": (5 * probes * n * size, {
+                "scorekit": lambda: scorekit.hutchinson(lambda v: v * d_mv, (B, D),
+                                                        num_probes=probes, block=1, seed=1,
+                                                        dtype=np_dtype, **like),
+                "torch eager": t_hutchinson}),
         })
     rows, copy_bw = [], None
     for kernel, (nbytes, variants) in cases.items():
