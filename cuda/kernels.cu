@@ -337,21 +337,13 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
                "dsm_loss kernel launch");
 }
 
-namespace {
-// The reduction of per-sample losses, as the CPU's: a LaneSum8 sum over the rows
-// (one thread), divided by B for a mean (NaN for an empty batch).
-__global__ void reduce_losses_kernel(const double* rows, std::int64_t B, bool mean, double* out) {
-    if (first_unit() != 0) return;
-    const double total = lane_sum(rows, B);
-    out[0] = !mean ? total : (B > 0 ? total / static_cast<double>(B) : 0.0 / 0.0);
-}
-}  // namespace
-
+// The reduction of per-sample losses, as the CPU's: lane_sum(rows, B), divided by B
+// for a mean (0 / 0: NaN for an empty batch).
 void reduce_losses(const double* rows, std::int64_t B, bool mean, double* out, int device,
                    void* stream) {
     const OnDevice on(device);
-    reduce_losses_kernel<<<1, 1, 0, as_stream(stream)>>>(rows, B, mean, out);
-    check(cudaGetLastError(), "loss reduction kernel launch");
+    lane_sums(B, ArraysOp<1>{{rows}}, QuotientFin<1>{out, mean ? static_cast<double>(B) : 1.0},
+              out, as_stream(stream), "loss reduction kernel launch");
 }
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                              \

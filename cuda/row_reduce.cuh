@@ -125,7 +125,9 @@ __global__ void chunk_rows_kernel(RowChunks rc, const double* partial, Fin fin) 
 }
 
 // Enqueues the reduction of `rows` rows of D elements in chunks of `chunk`;
-// `partial` holds reduce_scratch(rows, D, chunk, Op::kSums) doubles.
+// `partial` holds reduce_scratch(rows, D, chunk, Op::kSums) doubles. With one
+// chunk per row (chunk >= D) it may be the Fin's own output: a row's partial
+// sums are all read before its Fin runs.
 template <class Op, class Fin>
 void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op& op,
                 const Fin& fin, double* partial, cudaStream_t stream, const char* what) {
@@ -152,6 +154,38 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
                                         stream>>>(rc, partial, fin);
     check(cudaGetLastError(), what);
 }
+
+// lane_sum (kernels.hpp) of n values, Op::kSums sums at once (Op over row 0), on
+// the device: row_reduce of one row taken as one chunk. `partial` holds
+// Op::kSums doubles; it may be fin's output (above).
+template <class Op, class Fin>
+void lane_sums(std::int64_t n, const Op& op, const Fin& fin, double* partial, cudaStream_t stream,
+               const char* what) {
+    row_reduce(1, n, n > 0 ? n : 1, op, fin, partial, stream, what);
+}
+
+// The values of N arrays, the sums of a lane_sums.
+template <int N>
+struct ArraysOp {
+    static constexpr int kSums = N;
+    const double* v[N];
+    __device__ SCOREKIT_INLINE void values(std::int64_t, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t stride, unsigned tid,
+                                           unsigned nthreads) const {
+        for (int s = 0; s < N; ++s)
+            for (std::int64_t i = tid; i < n; i += nthreads) vals[s * stride + i] = v[s][j0 + i];
+    }
+};
+
+// Each of a row's N sums divided by `divisor` (1: the sums as they are).
+template <int N>
+struct QuotientFin {
+    double* out;
+    double divisor;
+    __device__ SCOREKIT_INLINE void operator()(std::int64_t, const double* sums) const {
+        for (int s = 0; s < N; ++s) out[s] = sums[s] / divisor;
+    }
+};
 
 // Row dot products a_r . b_r in double (with a = b: the sums of squares, a
 // squared norm): one value per element, the CPU's chunked_dot.

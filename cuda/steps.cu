@@ -41,14 +41,6 @@ struct NormsFin {
     }
 };
 
-// The batch means of the norms (one thread: the CPU's lane_sum order).
-__global__ void norm_means_kernel(const double* znorm, const double* snorm, std::int64_t B,
-                                  double* means) {
-    if (first_unit() != 0) return;
-    means[0] = lane_sum(znorm, B) / static_cast<double>(B);
-    means[1] = lane_sum(snorm, B) / static_cast<double>(B);
-}
-
 template <class T>
 __global__ void corrector_steps_kernel(const double* znorm, const double* snorm,
                                        const double* means, std::int64_t B, double snr,
@@ -138,10 +130,9 @@ void langevin_corrector(const T* x, const T* score, std::int64_t B, std::int64_t
     row_reduce(B, D, kReduceChunk,
                CorrectorNormsOp<T>{score, D, st, first_sample * static_cast<std::uint64_t>(D)},
                NormsFin{znorm, snorm}, partial, s, "corrector_step kernel launch");
-    if (!per_sample) {
-        norm_means_kernel<<<1, 1, 0, s>>>(znorm, snorm, B, means);
-        check(cudaGetLastError(), "corrector_step kernel launch");
-    }
+    if (!per_sample)  // the batch means of the norms, lane_sum(norms, B) / B as on the CPU
+        lane_sums(B, ArraysOp<2>{{znorm, snorm}}, QuotientFin<2>{means, static_cast<double>(B)},
+                  means, s, "corrector_step kernel launch");
     corrector_steps_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
         znorm, snorm, per_sample ? nullptr : means, B, snr, alpha, step, c, g);
     check(cudaGetLastError(), "corrector_step kernel launch");

@@ -232,7 +232,9 @@ void ism() {
 
 template <class T>
 void corrector() {
-    const std::int64_t shapes[][2] = {{1, 1}, {5, 7}, {3, 65}, {2, 4097}, {1, 0}};
+    // B > 64 and B > 4096: the batch means by a warp and by a block
+    const std::int64_t shapes[][2] = {{1, 1}, {5, 7}, {3, 65}, {2, 4097}, {1, 0}, {70, 3},
+                                      {4100, 1}};
     for (auto& s : shapes)
         for (int per_sample = 0; per_sample < 2; ++per_sample)
             for (int per_row = 0; per_row < 2; ++per_row) {
@@ -375,14 +377,15 @@ void gmm() {
 }
 
 void reduce() {
-    for (std::int64_t B : {0, 1, 7, 9, 1000}) {
-        auto rows = values<double>(static_cast<std::size_t>(B), 26, 0, 5);
+    // one thread (B <= 64), a warp, a block (B > 4096); losses of either sign
+    for (std::int64_t B : {0, 1, 7, 9, 64, 65, 1000, 4097, 9001}) {
+        auto rows = values<double>(static_cast<std::size_t>(B), 26, -5, 5);
         for (int mean = 0; mean < 2; ++mean) {
             double got = -1;
             cuda::reduce_losses(rows.data(), B, mean, &got, 0, nullptr);
             double want = cpu::sum(rows.data(), B);
             if (mean) want = B ? want / static_cast<double>(B) : 0.0 / 0.0;
-            if (!(got == want || (got != got && want != want)))
+            if (!(std::memcmp(&got, &want, sizeof got) == 0 || (got != got && want != want)))
                 FAIL("reduce_losses B %lld mean %d: %.17g vs %.17g\n", (long long)B, mean, got,
                      want);
         }
