@@ -2,6 +2,10 @@
 // on the caller's stream through page-locked staging (staging.hpp), so the
 // host does not wait for the stream; the host buffer may go as soon as the call
 // returns. Copies the staging does not take go straight from pageable memory.
+//
+// Neither kind of copy can be captured in a CUDA graph: a replay would read a
+// staging slot that later calls reuse, or a host buffer that is gone. A copy on
+// a capturing stream is refused, before anything is enqueued.
 #include <memory>
 #include <mutex>
 
@@ -65,11 +69,23 @@ DevicePool& pool(int device) {
     return *p;
 }
 
+void refuse_capture(cudaStream_t stream) {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    const cudaError_t err = cudaStreamIsCapturing(stream, &status);
+    if (err == cudaSuccess && status == cudaStreamCaptureStatusNone) return;
+    cudaGetLastError();  // the query's own error (the legacy stream beside a capture) is not sticky
+    throw std::runtime_error(
+        "scorekit CUDA: host-to-device copy: the stream is capturing a CUDA graph, and a "
+        "host array parameter cannot be captured (a replay would read host memory that later "
+        "calls reuse); pass it as a device array (with its value checks off) or as a number");
+}
+
 }  // namespace
 
 void upload(const void* host, std::size_t nbytes, void* dst, int device, void* stream) {
     if (nbytes == 0) return;
     const OnDevice on(device);
+    refuse_capture(as_stream(stream));
     DevicePool& p = pool(device);
     {
         const std::lock_guard<std::mutex> hold(p.lock);

@@ -380,6 +380,46 @@ def test_torch_training_step_with_cuda_sigma_unchecked_does_not_wait(dtype):
     np.testing.assert_array_equal(s_gpu.grad.cpu().numpy(), s_cpu.grad.numpy())
 
 
+def test_torch_cuda_graph_capture(dtype):
+    """perturb, langevin_step and dsm_loss (per-sample losses) with (B,) CUDA parameters
+    within device_value_checks(False) are captured in a CUDA graph: each replay reads the
+    arrays' current contents and gives the CPU's bits. A host array parameter is refused
+    during capture with a RuntimeError, before anything is enqueued."""
+    fw = Torch()
+    t = fw.torch
+    B, D = 6, 70
+    x, s = fw.put(batch((B, D), dtype)), fw.put(batch((B, D), dtype, 1))
+    sigma = fw.put(np.linspace(0.2, 1.5, B).astype(dtype))
+
+    def step(x, s, sigma):  # CUDA tensors or NumPy arrays
+        y = scorekit.perturb(x, sigma, seed=3, counter=1)
+        z = scorekit.langevin_step(y, s, sigma, seed=3, counter=2)
+        loss, grad = scorekit.dsm_loss(s, sigma, seed=3, counter=3, reduction="none")
+        return y, z, loss, grad
+
+    side = t.cuda.Stream()
+    side.wait_stream(t.cuda.current_stream())
+    graph = t.cuda.CUDAGraph()
+    with scorekit.device_value_checks(False):
+        with t.cuda.stream(side):
+            step(x, s, sigma)  # warm-up outside the capture
+        t.cuda.current_stream().wait_stream(side)
+        with t.cuda.graph(graph):
+            outs = step(x, s, sigma)
+    for trial in range(2):
+        xh, sh = batch((B, D), dtype, 10 + trial), batch((B, D), dtype, 20 + trial)
+        sig_h = np.linspace(0.3 + trial, 1.2 + trial, B).astype(dtype)
+        for dev, host in ((x, xh), (s, sh), (sigma, sig_h)):
+            dev.copy_(fw.put(host))
+        graph.replay()
+        t.cuda.synchronize()
+        for got, want in zip(outs, step(xh, sh, sig_h), strict=True):
+            np.testing.assert_array_equal(fw.get(got), want)
+    with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
+        with t.cuda.graph(t.cuda.CUDAGraph()):
+            scorekit.perturb(x, np.linspace(0.2, 1.5, B).astype(dtype), seed=3)
+
+
 def test_torch_ops_on_cuda_match_the_cpu(dtype):
     """scorekit.torch's autograd ops on CUDA tensors: values and gradients equal to the
     same ops on the CPU, the losses reduced on the device."""

@@ -210,8 +210,8 @@ def _host_c(arr) -> np.ndarray:
 def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
     """A C-contiguous, native-order host array into device memory at dst, enqueued
     on ``stream`` through page-locked staging (cuda/staging.hpp): the host does
-    not wait for the stream, and ``host`` may go when this returns. Not for CUDA
-    graph capture."""
+    not wait for the stream, and ``host`` may go when this returns. Refused (a
+    RuntimeError) while the stream captures a CUDA graph."""
     if not (host.flags.c_contiguous and host.dtype.isnative):
         raise ValueError("scorekit: internal error: uploads take C-contiguous native arrays")
     if host.nbytes:
