@@ -42,8 +42,9 @@ gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
 ``hutchinson`` with ``like=`` over 8 Rademacher probes, one per round, of the
 diagonal operator ``v * d`` (per probe: write it, the product reads it and
 writes A v, the samples read both: 5), against the same loop in PyTorch eager
-(probes from ``bernoulli_``, float64 sums, the mean over probes); scorekit also
-keeps the running variance and checks each product for non-finite values.
+(probes from ``bernoulli_``, float64 sums, the mean over probes, brought to
+the host); scorekit also keeps the running variance and notes non-finite
+products, and reads both back at the end.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             for _ in range(probes):
                 v.bernoulli_(0.5).mul_(2).sub_(1)
                 acc += (v * (v * d)).sum(1, dtype=torch.float64)
-            return acc / probes
+            return (acc / probes).cpu()  # on the host, as scorekit's estimates
 
         cases.update({
             "noisy_affine_step": (3 * n * size, {

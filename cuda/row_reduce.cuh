@@ -125,9 +125,10 @@ __global__ void chunk_rows_kernel(RowChunks rc, const double* partial, Fin fin) 
 }
 
 // Enqueues the reduction of `rows` rows of D elements in chunks of `chunk`;
-// `partial` holds reduce_scratch(rows, D, chunk, Op::kSums) doubles. With one
-// chunk per row (chunk >= D) it may be the Fin's own output: a row's partial
-// sums are all read before its Fin runs.
+// `partial` holds reduce_scratch(rows, D, chunk, Op::kSums) doubles. For one
+// row of one chunk (chunk >= D) it may be the Fin's own output: the row's
+// partial sums are all read before its Fin runs (with more rows, another
+// row's Fin could overwrite partial sums still to be read).
 template <class Op, class Fin>
 void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op& op,
                 const Fin& fin, double* partial, cudaStream_t stream, const char* what) {
@@ -157,7 +158,7 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
 
 // lane_sum (kernels.hpp) of n values, Op::kSums sums at once (Op over row 0), on
 // the device: row_reduce of one row taken as one chunk. `partial` holds
-// Op::kSums doubles; it may be fin's output (above).
+// Op::kSums doubles; it may be fin's output (one row: see row_reduce).
 template <class Op, class Fin>
 void lane_sums(std::int64_t n, const Op& op, const Fin& fin, double* partial, cudaStream_t stream,
                const char* what) {

@@ -72,8 +72,12 @@ DevicePool& pool(int device) {
 void refuse_capture(cudaStream_t stream) {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     const cudaError_t err = cudaStreamIsCapturing(stream, &status);
-    if (err == cudaSuccess && status == cudaStreamCaptureStatusNone) return;
-    cudaGetLastError();  // the query's own error (the legacy stream beside a capture) is not sticky
+    if (err == cudaErrorStreamCaptureImplicit)  // the legacy stream, beside a capture
+        cudaGetLastError();                     // (not sticky: reported here, then cleared)
+    else if (err != cudaSuccess)
+        check(err, "cudaStreamIsCapturing");
+    else if (status == cudaStreamCaptureStatusNone)
+        return;
     throw std::runtime_error(
         "scorekit CUDA: host-to-device copy: the stream is capturing a CUDA graph, and a "
         "host array parameter cannot be captured (a replay would read host memory that later "

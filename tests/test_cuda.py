@@ -417,6 +417,7 @@ def test_torch_cuda_graph_capture(dtype):
             np.testing.assert_array_equal(fw.get(got), want)
     with pytest.raises(RuntimeError, match="capturing a CUDA graph"):
         with t.cuda.graph(t.cuda.CUDAGraph()):
+            scorekit.perturb(x, 0.5, seed=3)  # a kernel: the graph is not empty
             scorekit.perturb(x, np.linspace(0.2, 1.5, B).astype(dtype), seed=3)
 
 

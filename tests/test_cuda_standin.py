@@ -363,13 +363,25 @@ def test_hutchinson_reads_the_device_only_at_checks(gpu, monkeypatch):
                             seed=3, like=like)  # checks after probes 4, 6 and 8
     np.testing.assert_array_equal(r.num_matvecs, [8] * 4)
     assert len(reads) == 2 * 3 + 2
+    # sample 0's operator is 0 (every sample 0: stops at the first check); the mask of
+    # stopped samples is copied to the device once, not every round after
+    def zero_first(v):
+        out = get(matvec(v)).copy()
+        out[0] = 0
+        return put(out)
+    gpu.calls.clear()
+    r = scorekit.hutchinson(zero_first, (4, 6), num_probes=4, block=2, rtol=1e-9,
+                            max_probes=12, seed=3, like=like)
+    np.testing.assert_array_equal(r.num_matvecs, [4, 12, 12, 12])
+    assert gpu.calls.count("trace_moments") == 6 and gpu.calls.count("upload") == 1
 
     calls = []
 
-    def nan_matvec(v):  # nan in sample 2 on call 3 and sample 3 on call 2 (both round 1)
+    def nan_matvec(v):  # nan in samples 3 and 2 on calls 2 and 3 (round 1), 0 on 5 (round 2)
         out = get(matvec(v)).copy()
-        if len(calls) in (2, 3):
-            out[5 - len(calls)] = np.nan
+        bad = {2: 3, 3: 2, 5: 0}.get(len(calls))
+        if bad is not None:
+            out[bad] = np.nan
         calls.append(1)
         return put(out) if isinstance(v, HostCudaArray) else out
     for kw in (dict(), dict(like=like)):

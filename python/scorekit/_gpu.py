@@ -895,7 +895,9 @@ def ism_loss(score, jac_trace, *, reduction, return_grad):
     loss = rows.loss()
     if not return_grad:
         return loss
-    return loss, gs.obj, _put(sa, np.full(B, scale, dtype=sa.dtype)).obj
+    d_trace = _new(sa, (B,), sa.dtype)  # d loss / d jac_trace: the scale, filled on the device
+    _fill(d_trace, scale)
+    return loss, gs.obj, d_trace.obj
 
 
 @callers_framework
@@ -1072,6 +1074,7 @@ class TraceArrays:
     def __init__(self, like, shape: tuple, dtype):
         self.ref = like_array(like, dtype)
         self.shape, self.dtype = shape, np.dtype(dtype)
+        self._active = None  # (host mask, its device copy) of the last round with stopped samples
 
     def _new(self, shape, dtype) -> DeviceArray:
         return output(None, self.ref, shape, dtype)
@@ -1114,11 +1117,18 @@ class TraceArrays:
         active samples and notes their first non-finite probes, all on the device."""
         B, m = V.shape[0], V.shape[1]
         D = V.size // (B * m) if B * m else 0
-        act = None if active.all() else _put(self.ref, np.ascontiguousarray(active, np.uint8))
+        act = None if active.all() else self._active_on_device(active)
         t = self._new((max(B * m, 1),), np.float64)
         work = _scratch(self.ref, _cuda.trace_work(B, m, D))
         _cuda.trace_moments(V.ptr, AV.ptr, B, m, D, act.ptr if act else 0, t.ptr, moments.ptr,
                             first, first_bad.ptr, work.ptr, *_launch(V))
+
+    def _active_on_device(self, active: np.ndarray) -> DeviceArray:
+        """The mask on the device, copied there only when it has changed."""
+        if self._active is None or not np.array_equal(self._active[0], active):
+            mask = np.ascontiguousarray(active, np.uint8)
+            self._active = (mask.copy(), _put(self.ref, mask))
+        return self._active[1]
 
     def host(self, arr: DeviceArray) -> np.ndarray:
         return arr.fw.host(arr.obj)

@@ -83,7 +83,8 @@ def hutchinson(matvec, shape, *, num_probes, kind="rademacher", seed, counter=0,
         CPU). The host reads the device only at the stopping checks and at the
         end, so a round does not wait for the one before it. Non-finite
         products are found there as on the CPU and raise the same error, but at
-        the next stopping check or the end rather than after their round.
+        the next stopping check or the end rather than after their round
+        (``matvec`` is called for the rounds in between).
 
     Returns
     -------
