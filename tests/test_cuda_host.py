@@ -341,14 +341,19 @@ def test_probes_reach_the_fill_and_sphere_launchers(alloc, backend):
 
 
 class FakeAllocation(FakeCupyArray):
-    """An array the stand-in framework allocated: slicing and casting keep it."""
+    """An array the stand-in framework allocated: slicing and casting keep it; a fill
+    is recorded."""
 
     def __init__(self, shape, dtype, ptr):
         super().__init__(shape=tuple(shape), typestr=np.dtype(dtype).str, ptr=ptr)
         self.dtype = np.dtype(dtype)
+        self.filled = None
 
     def __getitem__(self, index):
         return self
+
+    def __setitem__(self, index, value):
+        self.filled = (index, value)
 
 
 FakeAllocation.__module__ = "cupy._core.core"
@@ -409,12 +414,39 @@ def test_ism_loss_reaches_its_launcher(alloc, backend):
     name, args = backend.calls[-1]
     assert name == "ism_loss" and args[:5] == (4096, 1 << 22, 3, 4, pytest.approx(1 / 3))
     assert args[5:9] == (ptr_of(alloc[0]), ptr_of(alloc[0]), 0, ptr_of(gs)) and gt.shape == (3,)
+    assert gt.filled == (Ellipsis, pytest.approx(1 / 3)) and gt.dtype == np.float32
     rows, _, _ = scorekit.ism_loss(score, trace, reduction="none")
     assert backend.calls[-1][1][7] == ptr_of(rows) and rows.shape == (3,)
     with pytest.raises(ValueError, match=r"jac_trace must have shape \(B,\) = \(3,\)"):
         scorekit.ism_loss(score, FakeCupyArray(shape=(4,), ptr=1 << 22))
     with pytest.raises(TypeError, match="jac_trace has dtype float64"):
         scorekit.ism_loss(score, FakeCupyArray(shape=(3,), typestr="<f8", ptr=1 << 22))
+
+
+def test_a_calls_host_parameters_go_to_the_device_in_one_copy(alloc, backend):
+    """perturb's sigma and scale, noisy_affine_step's a, c and g: one allocation and one
+    upload per call, in the order of the parameters; a number stays a value, a CUDA
+    parameter is read where it is."""
+    x, s = FakeCupyArray(shape=(3, 4)), FakeCupyArray(shape=(3, 4), ptr=1 << 22)
+    sigma, scale = np.array([0.5, 1.0, 2.0], np.float32), np.array([1.0, 2.0, 3.0], np.float32)
+    scorekit.perturb(x, sigma, seed=1, scale=scale)
+    block, uploads = alloc[-1], backend.uploads[-1:]
+    assert len(backend.uploads) == 1 and uploads[0][1] == ptr_of(block) and block.shape == (6,)
+    assert np.array_equal(uploads[0][0], np.concatenate([scale, sigma]))
+    args = backend.calls[-1][1]  # scale (pointer, value), then sigma
+    assert args[3:7] == (ptr_of(block), 0.0, ptr_of(block) + 12, 0.0)
+    a = np.array([0.5, 1.5, 2.5])  # float64 coefficients: cast to x's dtype
+    g = FakeAllocation((3,), np.float32, 1 << 24)
+    scorekit.noisy_affine_step(x, s, a, 0.25, a[::-1].copy(), seed=1)
+    block = alloc[-1]
+    assert len(backend.uploads) == 2 and backend.uploads[-1][1] == ptr_of(block)
+    assert np.array_equal(backend.uploads[-1][0], np.concatenate([a, a[::-1]]).astype(np.float32))
+    args = backend.calls[-1][1]  # a, c, g (pointer, value)
+    assert args[4:10] == (ptr_of(block), 0.0, 0, 0.25, ptr_of(block) + 12, 0.0)
+    scorekit.noisy_affine_step(x, s, a, 0.25, g, seed=1)  # g read where it is
+    assert backend.calls[-1][1][8] == 1 << 24 and len(backend.uploads) == 3
+    scorekit.perturb(x, 0.5, seed=1, scale=0.9)  # numbers: nothing to copy
+    assert len(backend.uploads) == 3
 
 
 def test_corrector_step_reaches_its_launcher(alloc, backend):
@@ -425,10 +457,11 @@ def test_corrector_step_reaches_its_launcher(alloc, backend):
     name, args = backend.calls[-1]
     # x, score, B, D, snr, alpha (pointer, value), per sample, seed, counter, first sample
     assert name == "langevin_corrector"
-    assert args[:11] == (4096, 1 << 22, 3, 4, 0.16, ptr_of(alloc[0]), 0.0, True, 7, 2, 3)
-    assert alloc[0].dtype == np.float32  # alpha on the device in x's dtype
+    alpha_d = alloc[1]  # after out
+    assert args[:11] == (4096, 1 << 22, 3, 4, 0.16, ptr_of(alpha_d), 0.0, True, 7, 2, 3)
+    assert alpha_d.dtype == np.float32 and alpha_d.shape == (3,)  # in x's dtype
     host, dst, device, stream = backend.uploads[-1]  # copied there on x's stream
-    assert dst == ptr_of(alloc[0]) and (device, stream) == (0, 0)
+    assert dst == ptr_of(alpha_d) and (device, stream) == (0, 0)
     assert host.dtype == np.float32 and np.array_equal(host, alpha.astype(np.float32))
     assert args[11:14] == (ptr_of(out), ptr_of(mean), ptr_of(step)) and step.dtype == np.float64
     with pytest.raises(ValueError, match="alpha must be >= 0"):
@@ -523,6 +556,17 @@ def test_torch_stream_query_is_the_raw_one_only_where_it_agrees(monkeypatch):
         current[2] = 4242
         assert query(2) == 4242
         assert _gpu._torch_stream(2) is query and not Stream.on  # decided once
+
+
+def test_host_overhead_script_runs():
+    """benchmarks/host_overhead.py times the CUDA layer's Python side on the CPU."""
+    pytest.importorskip("torch")
+    import sys
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks/host_overhead.py"),
+                          "--repeats", "1", "--calls", "3"], check=False, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert len([line for line in res.stdout.splitlines() if line.endswith(" us")]) == 6
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

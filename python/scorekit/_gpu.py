@@ -452,13 +452,16 @@ def batch(value, name: str) -> DeviceArray:
 
 
 def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
-    """A per-sample parameter for the kernels: (device pointer or 0, value, device array or None).
+    """A per-sample parameter for the kernels: (device pointer or 0, value, array or None),
+    to go through ``device_params`` before the launch.
 
-    Numbers and host arrays are checked as on the CPU; a CUDA array is copied
-    to the host for the same checks (which waits for its stream) and then read
-    by the kernel where it is (a 0-d one is passed by value, cast like a
-    number). Within ``device_value_checks(False)`` a (B,) CUDA array's values
-    are not read: its framework, device, dtype and shape are still checked.
+    Numbers and host arrays are checked as on the CPU (a host array is held as
+    the checked NumPy array: ``device_params`` copies a call's host arrays to
+    the device together); a CUDA array is copied to the host for the same
+    checks (which waits for its stream) and then read by the kernel where it
+    is (a 0-d one is passed by value, cast like a number). Within
+    ``device_value_checks(False)`` a (B,) CUDA array's values are not read: its
+    framework, device, dtype and shape are still checked.
     """
     if on_cuda(value, name):
         arr = device_array(value, name)
@@ -472,11 +475,14 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
         else:
             _unchecked(arr, name, ref, B)
         return arr.ptr, 0.0, arr
-    checked = per_sample(value, name, B, ref.dtype, **checks)
+    return _host_param(per_sample(value, name, B, ref.dtype, **checks))
+
+
+def _host_param(checked: np.ndarray) -> tuple:
+    """A checked host parameter: a 0-d one by value, a (B,) one for device_params."""
     if checked.ndim == 0:
         return 0, float(checked), None
-    moved = _put(ref, checked)
-    return moved.ptr, 0.0, moved
+    return 0, 0.0, checked
 
 
 def _unchecked(arr: DeviceArray, name: str, ref: DeviceArray, B: int) -> None:
@@ -494,11 +500,25 @@ def _same_device_only(ref: DeviceArray, arr: DeviceArray, name: str) -> None:
                          f"device {ref.device}")
 
 
-def unaliased_params(params: list, out: DeviceArray) -> list:
-    """Per-sample parameters copied where they lie in ``out`` (which the kernel overwrites)."""
-    res = []
+def device_params(params: list, ref: DeviceArray, out: DeviceArray | None = None) -> list:
+    """A call's parameters from ``param`` ready for its kernel: (pointer or 0, value, array).
+
+    The host arrays (of ref's dtype, as ``param`` leaves them) are copied to the
+    device together: one allocation and one staged copy for the call. A CUDA
+    array that lies in ``out`` (which the kernel overwrites) is copied first.
+    The caller holds the result until the launch: its arrays own the memory.
+    """
+    hosts = [arr for _, _, arr in params if type(arr) is np.ndarray]
+    block = None
+    if hosts:
+        block = _put(ref, hosts[0] if len(hosts) == 1 else np.concatenate(hosts))
+        if block.dtype != ref.dtype:
+            raise ValueError("scorekit: internal error: host parameters of another dtype")
+    res, at = [], 0
     for ptr, value, arr in params:
-        if arr is not None and arr.overlaps(out):
+        if type(arr) is np.ndarray:
+            ptr, arr, at = block.ptr + at, block, at + arr.nbytes
+        elif arr is not None and out is not None and arr.overlaps(out):
             arr = device_array(arr.fw.copy(arr.obj), "parameter")
             ptr = arr.ptr
         res.append((ptr, value, arr))
@@ -597,7 +617,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa)])
-    sca, sig = unaliased_params([sca, sig], res)
+    sca, sig = device_params([sca, sig], xa, res)
     _cuda.perturb(xa.ptr, B, D, sca[0], sca[1], sig[0], sig[1], seed, counter, offset, res.ptr,
                   xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj
@@ -611,7 +631,7 @@ def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
-    (step,) = unaliased_params([step], res)
+    (step,) = device_params([step], xa, res)
     _cuda.langevin_step(xa.ptr, sa.ptr, B, D, step[0], step[1], seed, counter, offset, res.ptr,
                         xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj
@@ -648,7 +668,7 @@ def _coefficient(value, name: str, ref: DeviceArray, B: int, nonnegative: bool =
         if arr.shape == (B,) and arr.dtype != ref.dtype:
             value = arr.fw.astype(arr.obj, ref.dtype)
         return param(value, name, ref, B, nonnegative=nonnegative)
-    return param(coefficient(value, name, B, ref.dtype, nonnegative=nonnegative), name, ref, B)
+    return _host_param(coefficient(value, name, B, ref.dtype, nonnegative=nonnegative))
 
 
 def _log_densities(value, name: str, ref: DeviceArray, B: int) -> DeviceArray:
@@ -808,7 +828,8 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter, offset, out) -> tuple
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
     mean = output(None, xa, xa.shape, xa.dtype)
-    (pa, va, _), (pc, vc, _), (pg, vg, _) = unaliased_params(coeffs, res)
+    coeffs = device_params(coeffs, xa, res)  # (held: their arrays live through the launch)
+    (pa, va, _), (pc, vc, _), (pg, vg, _) = coeffs
     _cuda.affine_step(xa.ptr, sa.ptr, B, D, pa, va, pc, vc, pg, vg, seed, counter, offset,
                       res.ptr, mean.ptr, xa.dtype.itemsize, xa.device, xa.fw.stream(xa.obj))
     return res.obj, mean.obj
@@ -846,6 +867,7 @@ def dsm_loss(score, sigma, *, seed, counter, noise, weight, reduction, return_gr
         wt = param(weight, "weight", sa, B, nonnegative=True)
         weight_is_sigma2 = False
     reduction, return_grad = reduction_args(reduction, return_grad)
+    sig, wt = device_params([sig, wt], sa)
     rows = _LossRows(sa, _cuda.dsm_work(B, D), B, reduction)
     grad = output(None, sa, sa.shape, sa.dtype) if return_grad else None
     _cuda.dsm_loss(sa.ptr, na.ptr if na else 0, B, D, sig[0], sig[1], weight_is_sigma2, wt[0],
@@ -911,7 +933,7 @@ def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, o
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
-    (al,) = unaliased_params([al], res)
+    (al,) = device_params([al], xa, res)
     mean = output(None, xa, xa.shape, xa.dtype)
     step = output(None, xa, (max(B, 1),), np.float64)
     work = _scratch(xa, _cuda.corrector_work(B, D))
@@ -952,7 +974,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     B, D = _rows(xa)
     lx = _log_densities(logp, "logp", xa, B)
     lp = _log_densities(logp_proposal, "logp_proposal", xa, B)
-    h = param(step_size, "step_size", xa, B, positive=True)
+    (h,) = device_params([param(step_size, "step_size", xa, B, positive=True)], xa)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     x_out = output(None, xa, xa.shape, xa.dtype)

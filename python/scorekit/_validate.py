@@ -165,6 +165,8 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
     """
     if type(value) is float or type(value) is int:  # the common case, checked cheaply
         return _scalar(value, name, dtype, positive, nonnegative)
+    if type(value) is np.ndarray and value.ndim:  # the common array case, in few checks
+        return _sample_array(value, name, batch, dtype, positive, nonnegative)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a length-B array, got bool")
     if isinstance(value, np.ma.MaskedArray):
@@ -177,16 +179,27 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
         return _scalar(value, name, dtype, positive, nonnegative)
     if isinstance(value, np.ndarray):
-        arr = float_array(value, name)
+        return _sample_array(value, name, batch, dtype, positive, nonnegative)
+    given = np.asarray(value)  # a sequence: its values take the call's dtype
+    if given.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must be a real number or a length-B array, "
+                        f"got values of dtype {given.dtype}")
+    _sign(given, name, positive, nonnegative)  # before rounding can make -1e-50 into -0.0
+    with np.errstate(over="ignore", under="ignore"):
+        arr = given.astype(dtype)
+    return _checked_samples(arr, name, batch, dtype, positive, nonnegative)
+
+
+def _sample_array(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
+    """per_sample of an ndarray with at least one axis: it must have the call's dtype."""
+    arr = float_array(value, name)
+    if arr.dtype != dtype:
         same_dtype(dtype, **{name: arr})
-    else:  # a sequence: its values take the call's dtype
-        given = np.asarray(value)
-        if given.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must be a real number or a length-B array, "
-                            f"got values of dtype {given.dtype}")
-        _sign(given, name, positive, nonnegative)  # before rounding can make -1e-50 into -0.0
-        with np.errstate(over="ignore", under="ignore"):
-            arr = given.astype(dtype)
+    return _checked_samples(arr, name, batch, dtype, positive, nonnegative)
+
+
+def _checked_samples(arr, name, batch, dtype, positive, nonnegative) -> np.ndarray:
+    """A (B,) array of the call's dtype, its values checked."""
     if arr.shape != (batch,):
         raise ValueError(
             f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
