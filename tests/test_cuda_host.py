@@ -447,6 +447,11 @@ def test_a_calls_host_parameters_go_to_the_device_in_one_copy(alloc, backend):
     assert backend.calls[-1][1][8] == 1 << 24 and len(backend.uploads) == 3
     scorekit.perturb(x, 0.5, seed=1, scale=0.9)  # numbers: nothing to copy
     assert len(backend.uploads) == 3
+    xa = _gpu.batch(x, "x")
+    mixed = [(0, 0.0, np.ones(3, np.float32)), (0, 0.0, np.ones(3))]
+    with pytest.raises(RuntimeError, match="internal error"):  # offsets assume x's dtype
+        _gpu.device_params(mixed, xa)
+    assert len(backend.uploads) == 3
 
 
 def test_corrector_step_reaches_its_launcher(alloc, backend):

@@ -509,11 +509,11 @@ def device_params(params: list, ref: DeviceArray, out: DeviceArray | None = None
     The caller holds the result until the launch: its arrays own the memory.
     """
     hosts = [arr for _, _, arr in params if type(arr) is np.ndarray]
+    if any(arr.dtype != ref.dtype for arr in hosts):  # (the offsets below assume ref's)
+        raise RuntimeError("scorekit: internal error: a host parameter of another dtype")
     block = None
     if hosts:
         block = _put(ref, hosts[0] if len(hosts) == 1 else np.concatenate(hosts))
-        if block.dtype != ref.dtype:
-            raise ValueError("scorekit: internal error: host parameters of another dtype")
     res, at = [], 0
     for ptr, value, arr in params:
         if type(arr) is np.ndarray:
@@ -662,7 +662,8 @@ def _rows(arr: DeviceArray) -> tuple:
 
 def _coefficient(value, name: str, ref: DeviceArray, B: int, nonnegative: bool = False) -> tuple:
     """A per-sample coefficient as the CPU takes it (a float64 array is cast to the
-    call's dtype), then as ``param``."""
+    call's dtype) for ``device_params``, as ``param`` gives it (a CUDA array goes
+    through ``param``)."""
     if on_cuda(value, name):
         arr = device_array(value, name)
         if arr.shape == (B,) and arr.dtype != ref.dtype:
