@@ -13,9 +13,10 @@ namespace cuda {
 
 namespace {
 
+// The common level: a thread per component.
 __global__ void gmm_level_kernel(GmmParams p, double sigma2, double* level) {
-    if (first_unit() != 0) return;
-    gmm_level(p, sigma2, GmmLevel{level, level + p.K});
+    for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(p.K); u += unit_stride())
+        gmm_level_of(p, sigma2, static_cast<std::int64_t>(u), GmmLevel{level, level + p.K});
 }
 
 template <class T>
@@ -47,7 +48,8 @@ void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> s
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
     if (!sigma.values) {
-        gmm_level_kernel<<<1, 1, 0, s>>>(p, sigma.scalar * sigma.scalar, work);
+        gmm_level_kernel<<<grid_for(static_cast<std::uint64_t>(p.K)), kThreads, 0, s>>>(
+            p, sigma.scalar * sigma.scalar, work);
         check(cudaGetLastError(), "mixture kernel launch");
     }
     gmm_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(

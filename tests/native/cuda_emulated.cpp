@@ -357,22 +357,27 @@ void trace() {
 
 template <class T>
 void gmm() {
-    const std::int64_t K = 3, D = 5, B = 7;
-    auto means = values<double>(K * D, 27), vars = values<double>(K * D, 28, 0.2, 2);
-    auto lw = values<double>(K, 29, -2, -0.5);
-    const GmmParams p{means.data(), vars.data(), lw.data(), K, D};
-    auto x = values<T>(B * D, 30, -3, 3);
-    auto sig = values<double>(B, 31, 0, 2);
-    for (int per_row = 0; per_row < 2; ++per_row) {
-        const RowParam<double> s = per_row ? RowParam<double>{sig.data(), 0.0}
-                                           : RowParam<double>{nullptr, 0.7};
-        std::vector<double> gl(B), cl(B), gd(B), cd(B);
-        std::vector<T> gs(x.size()), cs(x.size());
-        std::vector<double> work(static_cast<std::size_t>(cuda::gmm_work(B, K, D, per_row)));
-        cuda::gmm_eval<T>(p, x.data(), B, s, gl.data(), gs.data(), gd.data(), work.data(), 0,
-                          nullptr);
-        cpu::gmm_eval<T>(p, x.data(), B, s, cl.data(), cs.data(), cd.data());
-        if (!same(gl, cl) || !same(gs, cs) || !same(gd, cd)) FAIL("gmm per_row %d\n", per_row);
+    // more components than a block's threads: the common level by two blocks
+    const std::int64_t shapes[][2] = {{3, 5}, {300, 4}};  // K, D
+    for (auto& shape : shapes) {
+        const std::int64_t K = shape[0], D = shape[1], B = 7;
+        auto means = values<double>(K * D, 27), vars = values<double>(K * D, 28, 0.2, 2);
+        auto lw = values<double>(K, 29, -2, -0.5);
+        const GmmParams p{means.data(), vars.data(), lw.data(), K, D};
+        auto x = values<T>(B * D, 30, -3, 3);
+        auto sig = values<double>(B, 31, 0, 2);
+        for (int per_row = 0; per_row < 2; ++per_row) {
+            const RowParam<double> s = per_row ? RowParam<double>{sig.data(), 0.0}
+                                               : RowParam<double>{nullptr, 0.7};
+            std::vector<double> gl(B), cl(B), gd(B), cd(B);
+            std::vector<T> gs(x.size()), cs(x.size());
+            std::vector<double> work(static_cast<std::size_t>(cuda::gmm_work(B, K, D, per_row)));
+            cuda::gmm_eval<T>(p, x.data(), B, s, gl.data(), gs.data(), gd.data(), work.data(), 0,
+                              nullptr);
+            cpu::gmm_eval<T>(p, x.data(), B, s, cl.data(), cs.data(), cd.data());
+            if (!same(gl, cl) || !same(gs, cs) || !same(gd, cd))
+                FAIL("gmm K %lld per_row %d\n", (long long)K, per_row);
+        }
     }
 }
 

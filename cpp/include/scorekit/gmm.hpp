@@ -35,19 +35,24 @@ struct GmmLevel {
     double* inv_sum;   // (K,)
 };
 
-SCOREKIT_HD SCOREKIT_INLINE void gmm_level(const GmmParams& p, double sigma2, GmmLevel lv) {
+// Component k's constants (each component's on its own: they may be computed
+// in parallel).
+SCOREKIT_HD SCOREKIT_INLINE void gmm_level_of(const GmmParams& p, double sigma2, std::int64_t k,
+                                              GmmLevel lv) {
     using std::log;
     constexpr double kTwoPi = 6.28318530717958647692;
-    for (std::int64_t k = 0; k < p.K; ++k) {
-        double c = 0.0, inv = 0.0;
-        for (std::int64_t j = 0; j < p.D; ++j) {
-            const double v = p.vars[k * p.D + j] + sigma2;
-            c += log(kTwoPi * v);
-            inv += 1.0 / v;
-        }
-        lv.log_norm[k] = c;
-        lv.inv_sum[k] = inv;
+    double c = 0.0, inv = 0.0;
+    for (std::int64_t j = 0; j < p.D; ++j) {
+        const double v = p.vars[k * p.D + j] + sigma2;
+        c += log(kTwoPi * v);
+        inv += 1.0 / v;
     }
+    lv.log_norm[k] = c;
+    lv.inv_sum[k] = inv;
+}
+
+SCOREKIT_HD SCOREKIT_INLINE void gmm_level(const GmmParams& p, double sigma2, GmmLevel lv) {
+    for (std::int64_t k = 0; k < p.K; ++k) gmm_level_of(p, sigma2, k, lv);
 }
 
 // One sample x (D values). work holds K + D doubles. Writes score (may be null)
