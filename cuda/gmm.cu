@@ -23,6 +23,9 @@ template <class T>
 __global__ void gmm_rows_kernel(GmmParams p, const T* x, std::int64_t B, RowParam<double> sigma,
                                 double* work, double* log_p, T* score, double* div) {
     const std::int64_t K = p.K, D = p.D;
+    // sample b's values are interleaved with the other samples' (element e of its
+    // K + D at rows[e * B + b], of its levels at own[k * B + b]): a warp's threads
+    // touch adjacent doubles
     double* shared = work;                   // 2K: the common level
     double* rows = work + 2 * K;             // B * (K + D): gmm_row's work space
     double* own = rows + B * (K + D);        // B * 2K: per-sample levels
@@ -31,11 +34,11 @@ __global__ void gmm_rows_kernel(GmmParams p, const T* x, std::int64_t B, RowPara
         const double s2 = sigma(b) * sigma(b);
         GmmLevel lv{shared, shared + K};
         if (sigma.values) {
-            lv = GmmLevel{own + b * 2 * K, own + b * 2 * K + K};
+            lv = GmmLevel{own + b, own + K * B + b, B};
             gmm_level(p, s2, lv);
         }
-        log_p[b] = gmm_row(p, lv, s2, x + b * D, rows + b * (K + D),
-                           score ? score + b * D : nullptr, div ? div + b : nullptr);
+        log_p[b] = gmm_row(p, lv, s2, x + b * D, rows + b, B, score ? score + b * D : nullptr,
+                           div ? div + b : nullptr);
     }
 }
 

@@ -50,7 +50,7 @@ template <class T>
 __global__ void gmm_kernel(GmmParams p, GmmLevel lv, const T* x, double* work, T* score,
                            double* out) {
     gmm_level(p, 0.25, lv);
-    out[0] = gmm_row(p, lv, 0.25, x, work, score, out + 1);
+    out[0] = gmm_row(p, lv, 0.25, x, work, 1, score, out + 1);
 }
 
 template <class T>

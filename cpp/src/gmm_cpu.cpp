@@ -25,7 +25,7 @@ void gmm_eval(const GmmParams& p, const T* x, std::int64_t B, RowParam<double> s
             const double s2 = sigma(b) * sigma(b);
             if (sigma.values) gmm_level(p, s2, own_level);
             const GmmLevel& lv = sigma.values ? own_level : shared_level;
-            log_p[b] = gmm_row(p, lv, s2, x + b * p.D, work.data(),
+            log_p[b] = gmm_row(p, lv, s2, x + b * p.D, work.data(), 1,
                                score ? score + b * p.D : nullptr, div ? div + b : nullptr);
         }
     }, B * std::max<std::int64_t>(p.K * p.D, 1) * 8);
