@@ -186,6 +186,10 @@ class HostFramework:
     def full_like(x, value):
         return HostCudaArray(np.full_like(x.data, value))
 
+    @staticmethod
+    def broadcast(x, n, dtype):
+        return HostCudaArray(np.broadcast_to(x.data.astype(dtype), (n,)).copy())
+
     syncs = 0
 
     @classmethod

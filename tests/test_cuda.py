@@ -175,6 +175,15 @@ def test_device_value_checks_off_gives_the_same_bits(fw, dtype):
     np.testing.assert_array_equal(fw.get(got_p), scorekit.mala_propose(x, s, sig, seed=5))
     with pytest.raises(ValueError, match="sigma must be > 0"):
         scorekit.perturb(fw.put(x), fw.put(-sig), seed=3, counter=1)
+    # a 0-d CUDA parameter: broadcast on the device, cast as a number is
+    h = fw.put(np.array([0.3]))[0]  # 0-d, float64
+    assert h.shape == ()
+    with scorekit.device_value_checks(False), fw.no_sync():
+        got_x = scorekit.perturb(args[2], h, seed=3, counter=1, scale=h)
+        got_p = scorekit.mala_propose(args[2], args[0], h, seed=5)
+    np.testing.assert_array_equal(fw.get(got_x), scorekit.perturb(x, 0.3, seed=3, counter=1,
+                                                                  scale=0.3))
+    np.testing.assert_array_equal(fw.get(got_p), scorekit.mala_propose(x, s, 0.3, seed=5))
 
 
 def _same_loss(fw, got, want, reduction):

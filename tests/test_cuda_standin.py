@@ -75,6 +75,35 @@ def test_elementwise_steps(gpu, shape, dtype):
     same(xd, scorekit.perturb(x, 0.5, seed=1))
 
 
+def test_device_value_checks_off_broadcasts_0d_parameters(gpu, monkeypatch):
+    """Within device_value_checks(False) a 0-d CUDA parameter of the call's framework is
+    broadcast to (B,) values on the device, not read back, cast to the call's dtype as a
+    number is (the same bits as the number); outside, it is read and checked."""
+    x, s = batch((4, 6), np.float32), batch((4, 6), np.float32, 1)
+    h, neg = put(np.array(0.3)), put(np.array(-1.0, np.float32))  # h float64: cast to float32
+    with pytest.raises(ValueError, match="sigma must be > 0"):
+        scorekit.perturb(put(x), neg, seed=1)
+    reads = []
+    host = HostFramework.host
+    monkeypatch.setattr(HostFramework, "host", staticmethod(lambda a: reads.append(1) or host(a)))
+    with scorekit.device_value_checks(False):
+        same(scorekit.perturb(put(x), h, seed=1, scale=h), scorekit.perturb(x, 0.3, seed=1,
+                                                                             scale=0.3))
+        same(scorekit.langevin_step(put(x), put(s), h, seed=2),
+             scorekit.langevin_step(x, s, 0.3, seed=2))
+        same(scorekit.noisy_affine_step(put(x), put(s), h, h, h, seed=4).x,
+             scorekit.noisy_affine_step(x, s, 0.3, 0.3, 0.3, seed=4).x)
+        same(scorekit.mala_propose(put(x), put(s), h, seed=3),
+             scorekit.mala_propose(x, s, 0.3, seed=3))
+        same(scorekit.dsm_loss(put(s), h, seed=5, reduction="none")[0],
+             scorekit.dsm_loss(s, 0.3, seed=5, reduction="none")[0])
+        scorekit.perturb(put(x), neg, seed=1)  # not checked
+    assert reads == []
+    with pytest.raises(TypeError, match="sigma must be a float32 or float64 array"):
+        with scorekit.device_value_checks(False):
+            scorekit.perturb(put(x), put(np.array(1, np.int32)), seed=1)
+
+
 def test_device_value_checks_off_reads_no_parameter_back(gpu, monkeypatch):
     """Within device_value_checks(False) a (B,) CUDA parameter is not copied to the host
     (no wait): the same results for valid values, no error for values the checks refuse,

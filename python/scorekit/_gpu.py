@@ -96,6 +96,11 @@ class _Torch:
         return torch.full_like(x, value)
 
     @staticmethod
+    def broadcast(x, n, dtype):
+        """A new (n,) array of dtype holding the 0-d x's value, made on the device."""
+        return x.to(_torch_dtype(dtype)).expand(n).contiguous()
+
+    @staticmethod
     def synchronize(x):
         import torch
         torch.cuda.current_stream(x.device).synchronize()
@@ -156,6 +161,12 @@ class _CuPy:
         import cupy
         with cupy.cuda.Device(x.device.id):
             return cupy.full_like(x, value)
+
+    @staticmethod
+    def broadcast(x, n, dtype):
+        import cupy
+        with cupy.cuda.Device(x.device.id):
+            return cupy.broadcast_to(x.astype(dtype), (n,)).copy()
 
     @staticmethod
     def synchronize(x):
@@ -460,20 +471,21 @@ def param(value, name: str, ref: DeviceArray, B: int, **checks) -> tuple:
     the device together); a CUDA array is copied to the host for the same
     checks (which waits for its stream) and then read by the kernel where it
     is (a 0-d one is passed by value, cast like a number). Within
-    ``device_value_checks(False)`` a (B,) CUDA array's values are not read: its
-    framework, device, dtype and shape are still checked.
+    ``device_value_checks(False)`` a CUDA array's values are not read
+    (``_unchecked_values``).
     """
     if on_cuda(value, name):
         arr = device_array(value, name)
+        if not _SETTINGS.values:
+            dev = _unchecked_values(arr, name, ref, B)
+            if dev is not None:
+                return dev.ptr, 0.0, dev
         if arr.shape == ():  # a number on the device: any framework or dtype, cast like one
             _same_device_only(ref, arr, name)
             host = arr.fw.host(arr.obj)[()]
             return 0, float(per_sample(host, name, B, ref.dtype, **checks)), None
-        if _SETTINGS.values:
-            _same_device(ref, arr, name)
-            per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
-        else:
-            _unchecked(arr, name, ref, B)
+        _same_device(ref, arr, name)
+        per_sample(arr.fw.host(arr.obj), name, B, ref.dtype, **checks)
         return arr.ptr, 0.0, arr
     return _host_param(per_sample(value, name, B, ref.dtype, **checks))
 
@@ -483,6 +495,21 @@ def _host_param(checked: np.ndarray) -> tuple:
     if checked.ndim == 0:
         return 0, float(checked), None
     return 0, 0.0, checked
+
+
+def _unchecked_values(arr: DeviceArray, name: str, ref: DeviceArray, B: int):
+    """A CUDA parameter within ``device_value_checks(False)`` as (B,) values on the
+    device, not read back: a (B,) one as it is (its layout checked), a 0-d one of
+    the call's framework broadcast there in the call's dtype, on the call's stream
+    (cast as a number is); None for a 0-d one of another framework, which is read
+    as always."""
+    if arr.shape != ():
+        _unchecked(arr, name, ref, B)
+        return arr
+    if arr.fw is not ref.fw or arr.origin is not ref.origin:
+        return None
+    _same_device_only(ref, arr, name)
+    return device_array(arr.fw.broadcast(arr.obj, B, ref.dtype), name)
 
 
 def _unchecked(arr: DeviceArray, name: str, ref: DeviceArray, B: int) -> None:
@@ -786,8 +813,10 @@ class device_value_checks(_ThreadSetting):
     their framework, device, dtype and shape are still checked, but values
     that the checks would refuse (non-finite, or <= 0 where > 0 is asked)
     give undefined numbers in the results instead of an error (never a crash
-    or an access out of bounds: the values only enter the arithmetic).
-    Numbers, host arrays and 0-d CUDA arrays (passed by value) are checked as
+    or an access out of bounds: the values only enter the arithmetic). A
+    0-d CUDA array of the call's framework is not read back either: it is
+    broadcast to (B,) values on the device, in the call's dtype. Numbers,
+    host arrays and 0-d CUDA arrays of another framework are checked as
     always, and so are the parameters that the host computes with:
     :class:`GaussianMixture`'s ``sigma`` and :func:`divergence`'s ``step``
     are read on the host in any case.
@@ -946,17 +975,16 @@ def corrector_step(x, score, *, snr, alpha, seed, counter, offset, per_sample, o
 @callers_framework
 def mala_propose(x, score, step_size, *, seed, counter, offset):
     """The MALA proposal on the GPU: the affine step (1, h, sqrt(2 h)), sqrt(2 h) in
-    float64 as on the CPU (on the device for a (B,) CUDA h within
+    float64 as on the CPU (on the device for a CUDA h within
     ``device_value_checks(False)``: h + h is exact and both sqrts are correctly
     rounded, so the same bits)."""
     xa = batch(x, "x")
     B = xa.shape[0]
     if not _SETTINGS.values and on_cuda(step_size, "step_size"):
-        arr = device_array(step_size, "step_size")
-        if arr.shape != ():  # (a 0-d one is read, as everywhere)
-            _unchecked(arr, "step_size", xa, B)
-            h64 = arr.fw.astype(arr.obj, np.float64)
-            return noisy_affine_step(x, score, 1.0, arr.obj, arr.fw.sqrt(h64 + h64), seed=seed,
+        h = _unchecked_values(device_array(step_size, "step_size"), "step_size", xa, B)
+        if h is not None:
+            h64 = h.fw.astype(h.obj, np.float64)
+            return noisy_affine_step(x, score, 1.0, h.obj, h.fw.sqrt(h64 + h64), seed=seed,
                                      counter=counter, offset=offset, out=None)[0]
     step_size = host_parameter(step_size, "step_size", xa)
     h = per_sample(step_size, "step_size", B, xa.dtype, positive=True)
