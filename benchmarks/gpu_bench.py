@@ -40,8 +40,10 @@ pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
 gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
 (state, score, proposal and its score -> new state and score: 6). It also adds
 ``hutchinson`` with ``like=`` over 8 Rademacher probes, one per round, of the
-diagonal operator ``v * d`` (per probe: write it, the product reads it and
-writes A v, the samples read both: 5), against the same loop in PyTorch eager
+diagonal operator ``v * d`` (counted per probe: write it, the product reads it
+and writes A v, the samples read both: 5; scorekit's private copy of the probe
+for ``matvec`` and the copy of its result into the round's array add 4 more),
+against the same loop in PyTorch eager
 (probes from ``bernoulli_``, float64 sums, the mean over probes, brought to
 the host); scorekit also keeps the running variance and notes non-finite
 products, and reads both back at the end.

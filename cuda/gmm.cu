@@ -1,7 +1,8 @@
 // CUDA Gaussian-mixture evaluation over the shared functors of gmm.hpp: one
 // thread per sample runs the CPU's gmm_row (log-density, score, divergence)
-// with its own work space; the per-level constants are computed once for a
-// common sigma (one thread) or per sample. The device's exp and log are not the
+// with its own work space (interleaved with the other samples'); the
+// per-level constants are computed once for a common sigma (a thread per
+// component) or per sample. The device's exp and log are not the
 // host's, so results agree with the CPU to a few units in the last place (the
 // arithmetic order is the CPU's), not bit for bit.
 #include "cuda_backend.hpp"

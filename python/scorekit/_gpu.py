@@ -10,11 +10,13 @@ CuPy view and its results come back in its own framework. Outputs are
 allocated by the caller's framework on the input's device, and the kernels are
 enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
 ``cupy.cuda.get_current_stream()``);
-nothing synchronises (per-sample parameters given as host arrays are copied
-on that stream through page-locked staging), except that per-sample parameters given
-as device arrays are copied to the host to be checked (B values; not within
-``device_value_checks(False)``), and a "mean" or "sum" loss is returned as a
-Python float (which waits for the kernel).
+nothing synchronises (a call's per-sample parameters given as host arrays are
+copied on that stream together, through page-locked staging), except that
+per-sample parameters given as device arrays are copied to the host to be
+checked (B values; not within ``device_value_checks(False)``), a "mean" or
+"sum" loss is returned as a Python float (which waits for the kernel), the
+trace estimators read their moments at their stopping checks and at the end,
+and a mixture's first call on a device waits for the upload of its parameters.
 """
 
 from __future__ import annotations
