@@ -75,6 +75,36 @@ def test_elementwise_steps(gpu, shape, dtype):
     same(xd, scorekit.perturb(x, 0.5, seed=1))
 
 
+def test_calls_with_device_arguments_only_enqueue_kernels(gpu, monkeypatch):
+    """What README says can be captured in a CUDA graph: the elementwise steps and the
+    losses with every array on the device (parameters as numbers, or as device arrays
+    within device_value_checks(False)) returning device arrays, make no host read, no
+    host-to-device copy and no synchronisation; a host array parameter makes a copy."""
+    x, s = put(batch((4, 6), np.float32)), put(batch((4, 6), np.float32, 1))
+    sig, h = put(np.array([0.5, 1.0, 2.0, 0.3], np.float32)), put(np.array([0.3]))[0]
+    logp = put(np.zeros(4))
+    waits = []
+    host, sync = HostFramework.host, HostFramework.synchronize
+    monkeypatch.setattr(HostFramework, "host", staticmethod(lambda a: waits.append(1) or host(a)))
+    monkeypatch.setattr(HostFramework, "synchronize",
+                        classmethod(lambda cls, a: waits.append(1) or sync(a)))
+    gpu.calls.clear()
+    with scorekit.device_value_checks(False):
+        for p in (0.5, sig, h):
+            scorekit.perturb(x, p, seed=1, scale=p)
+            scorekit.langevin_step(x, s, p, seed=1)
+            scorekit.noisy_affine_step(x, s, p, p, p, seed=1)
+            scorekit.corrector_step(x, s, snr=0.1, alpha=p, seed=1)
+            scorekit.dsm_loss(s, p, seed=1, weight=p, reduction="none")
+            scorekit.mala_propose(x, s, p, seed=1)
+            scorekit.mala_accept(x, s, logp, x, s, logp, p, seed=1)
+        scorekit.ssm_loss(s, put(batch((4, 2, 6), np.float32, 2)), seed=1, reduction="none")
+        scorekit.ism_loss(s, put(np.ones(4, np.float32)), reduction="none")
+    assert waits == [] and "upload" not in gpu.calls and len(gpu.calls) > 20
+    scorekit.perturb(x, np.ones(4, np.float32), seed=1)
+    assert gpu.calls.count("upload") == 1
+
+
 def test_device_value_checks_off_broadcasts_0d_parameters(gpu, monkeypatch):
     """Within device_value_checks(False) a 0-d CUDA parameter of the call's framework is
     broadcast to (B,) values on the device, not read back, cast to the call's dtype as a
