@@ -333,8 +333,7 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
     const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
                       st, stream_first, grad, vec};
     row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, {row_loss, row_loss_out}}, partial,
-               as_stream(stream),
-               "dsm_loss kernel launch");
+               as_stream(stream), "dsm_loss kernel launch");
 }
 
 // The reduction of per-sample losses, as the CPU's: lane_sum(rows, B), divided by B

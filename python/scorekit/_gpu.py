@@ -982,16 +982,18 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
     rounded, so the same bits)."""
     xa = batch(x, "x")
     B = xa.shape[0]
+    dev = None
     if not _SETTINGS.values and on_cuda(step_size, "step_size"):
-        h = _unchecked_values(device_array(step_size, "step_size"), "step_size", xa, B)
-        if h is not None:
-            h64 = h.fw.astype(h.obj, np.float64)
-            return noisy_affine_step(x, score, 1.0, h.obj, h.fw.sqrt(h64 + h64), seed=seed,
-                                     counter=counter, offset=offset, out=None)[0]
-    step_size = host_parameter(step_size, "step_size", xa)
-    h = per_sample(step_size, "step_size", B, xa.dtype, positive=True)
-    return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
-                             counter=counter, offset=offset, out=None)[0]
+        dev = _unchecked_values(device_array(step_size, "step_size"), "step_size", xa, B)
+    if dev is not None:
+        h64 = dev.fw.astype(dev.obj, np.float64)
+        h, g = dev.obj, dev.fw.sqrt(h64 + h64)
+    else:
+        h = per_sample(host_parameter(step_size, "step_size", xa), "step_size", B, xa.dtype,
+                       positive=True)
+        g = np.sqrt(2.0 * h.astype(np.float64))
+    return noisy_affine_step(x, score, 1.0, h, g, seed=seed, counter=counter, offset=offset,
+                             out=None)[0]
 
 
 @callers_framework
@@ -1255,9 +1257,6 @@ class DivergenceOps:
     def vector(self, h):
         return self._put(h)
 
-    def probes(self, kind, K, D, k0, seed, counter):
-        return self.trace_arrays.probes(kind, self.shape[0], K, D, K, k0, seed, counter)
-
     def new_like(self, V: DeviceArray) -> DeviceArray:
         return output(None, self.ref, V.shape, V.dtype)
 
@@ -1275,14 +1274,6 @@ class DivergenceOps:
     def device(self):
         """The context of the arithmetic on x (CuPy computes on the current device)."""
         return self.ref.fw.device_of(self.x)
-
-    def trace(self, V: DeviceArray, JV: DeviceArray) -> tuple:
-        """Each sample's first non-finite probe (-1: none) and the mean of v . (J v),
-        on the host."""
-        arrays, B = self.trace_arrays, self.shape[0]
-        moments, first_bad = arrays.moments(B), arrays.first_bad(B)
-        arrays.trace_moments(V, JV, np.ones(B, dtype=np.uint8), moments, 0, first_bad)
-        return arrays.host(first_bad)[:B], arrays.host(moments)[:B, 1].copy()
 
     @staticmethod
     def rows(a, B, D):

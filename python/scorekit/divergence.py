@@ -6,10 +6,10 @@ import contextlib
 
 import numpy as np
 
-from . import _core, _gpu
+from . import _gpu
 from ._validate import batch_array, choice, count, per_sample, sample_offset, stream
-from .probes import PROBE_KINDS, draw
-from .trace import _product, first_nonfinite
+from .probes import PROBE_KINDS
+from .trace import _check_finite, _HostTrace, _product
 
 _METHODS = ("central", "exact")
 
@@ -80,19 +80,19 @@ def divergence(fn, x, *, num_probes=1, kind="gaussian", seed=None, counter=0, of
 
 
 def _central(ops, fn, h, kind, K, D, offset, seed, counter):
-    x = ops.x
+    # the K probes of each sample as one round of the trace estimators' arrays (host or GPU)
+    x, arrays, B = ops.x, ops.trace_arrays, ops.shape[0]
     h_col = ops.column(h)
-    V = ops.probes(kind, K, D, offset * K, seed, counter)
+    V = arrays.probes(kind, B, K, D, K, offset * K, seed, counter)
     JV = ops.new_like(V)
     for k in range(K):
         v = ops.probe(V, k)
         ops.set_probe(JV, k, (ops.call(fn, x + h_col * v) - ops.call(fn, x - h_col * v))
                       / (2 * h_col))
-    first_bad, estimate = ops.trace(V, JV)
-    where = first_nonfinite(first_bad, [0])
-    if where is not None:
-        raise ValueError(f"fn returned non-finite values (sample {where[0]}, probe {where[1]})")
-    return estimate
+    moments, first_bad = arrays.moments(B), arrays.first_bad(B)
+    arrays.trace_moments(V, JV, np.ones(B, dtype=np.uint8), moments, 0, first_bad)
+    _check_finite(arrays.host(first_bad)[:B], [0], "fn")
+    return arrays.host(moments)[:B, 1].copy()
 
 
 def _exact(ops, fn, h, B, D):
@@ -121,6 +121,7 @@ class _HostOps:
     def __init__(self, x):
         self.x = batch_array(x, "x")
         self.shape, self.dtype = self.x.shape, self.x.dtype
+        self.trace_arrays = _HostTrace(self.shape, self.dtype)
 
     def host_rows(self, D):
         return self.x.reshape(self.shape[0], D)
@@ -131,11 +132,6 @@ class _HostOps:
 
     def column(self, h):
         return h.reshape((self.shape[0],) + (1,) * (len(self.shape) - 1))
-
-    def probes(self, kind, K, D, k0, seed, counter):
-        B = self.shape[0]
-        return draw(kind, np.empty((B, K) + self.shape[1:], self.dtype), B, K, D, K, k0, seed,
-                    counter)
 
     @staticmethod
     def new_like(V):
@@ -152,15 +148,6 @@ class _HostOps:
     @staticmethod
     def call(fn, y):
         return _call(fn, y)
-
-    @staticmethod
-    def trace(V, JV):
-        """Each sample's first non-finite probe (-1: none) and the mean of v . (J v)."""
-        t = np.empty(V.shape[:2])
-        moments = np.zeros((V.shape[0], 3))
-        first_bad = np.full(V.shape[0], -1, dtype=np.int64)
-        _core.trace_moments(V, JV, None, t, moments, 0, first_bad)
-        return first_bad, moments[:, 1].copy()
 
     @staticmethod
     def rows(a, B, D):

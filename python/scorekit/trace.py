@@ -284,10 +284,10 @@ def first_nonfinite(first_bad, starts):
     return int(b), int(first_bad[b])
 
 
-def _check_finite(first_bad, starts):
+def _check_finite(first_bad, starts, name="matvec"):
     where = first_nonfinite(first_bad, starts)
     if where is not None:
-        raise ValueError(f"matvec returned non-finite values (sample {where[0]}, "
+        raise ValueError(f"{name} returned non-finite values (sample {where[0]}, "
                          f"probe {where[1]})")
 
 
