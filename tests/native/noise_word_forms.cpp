@@ -2,9 +2,12 @@
 // on the bits of a Philox word give the same bits as their plain forms:
 //   uniform_f32(w)                 == (float(w >> 9) + 0.5f) * 2^-23
 //   sincos_2pi_of_word(w)          == sincos_2pi(uniform_f32(w))    (every m = w >> 9)
-//   log_f32(x), exponent by bits   == log_f32(x), exponent by conversion
-//                                     (every float32 uniform; every exponent
-//                                     with a stride through the mantissas)
+//   log_f32(x), split on the bits  == log_f32(x), split by a comparison and an
+//                                     integer conversion (every float32
+//                                     uniform; every exponent with a stride
+//                                     through the mantissas, and every mantissa
+//                                     near the split at sqrt(1/2) and at the
+//                                     ends of each binade)
 //   box_muller_f32(w0, w1)         == box_muller(uniform_f32(w0), uniform_f32(w1))
 // The plain forms are written out here as the transforms first defined them.
 // Prints "ok" or the first differences. Built and run by tests/test_noise.py.
@@ -44,7 +47,7 @@ float plain_uniform(std::uint32_t w) {
     return (static_cast<float>(w >> 9) + 0.5f) * 1.1920928955078125e-07f;
 }
 
-float plain_log(float x) {  // log_f32 with the exponent converted from an integer
+float plain_log(float x) {  // mantissa compared with sqrt(1/2); exponent converted
     const std::uint32_t ix = bits(x);
     const float mant = from((ix & 0x007fffffu) | 0x3f000000u);
     const bool low = mant < 0.707106781186547524f;
@@ -70,12 +73,21 @@ void uniforms_and_angles() {
         }
 }
 
-void logs() {  // positive normal floats: every exponent, mantissas with a stride
-    for (std::uint32_t ix = 0x00800000u; ix < 0x7f800000u; ix += 97) {
-        const float x = from(ix);
-        const float got = sk::detmath::log_f32(x), want = plain_log(x);
-        if (bits(got) != bits(want)) differ("log_f32", ix, got, want);
-    }
+void log_at(std::uint32_t ix) {
+    const float x = from(ix);
+    const float got = sk::detmath::log_f32(x), want = plain_log(x);
+    if (bits(got) != bits(want)) differ("log_f32", ix, got, want);
+}
+
+void logs() {  // positive normal floats
+    for (std::uint32_t ix = 0x00800000u; ix < 0x7f800000u; ix += 97) log_at(ix);
+    for (std::uint32_t e = 1; e < 255; ++e)  // every exponent field
+        for (std::uint32_t d = 0; d < 4096; ++d) {
+            const std::uint32_t base = e << 23;
+            log_at(base + 0x3504f3u - 2048u + d);  // around the split
+            log_at(base + d);                      // a binade's first mantissas
+            log_at(base + 0x7fffffu - d);          // and its last
+        }
 }
 
 void normals() {

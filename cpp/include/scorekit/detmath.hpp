@@ -43,19 +43,19 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f32_reduced(R m, R fe) {
     return r;
 }
 
-// Natural logarithm of positive, finite, normal floats.
+// Natural logarithm of positive, finite, normal floats. x = 2^fe (1 + m) with
+// 1 + m in [sqrt(1/2), sqrt(2)), split on the bits of x with integer operations
+// only: with c the bits of sqrt(1/2) (0x3f3504f3) and t = bits(x) - c + 2^30
+// (no wrap for positive finite x), t >> 23 is fe + 128 (the exponent field less
+// 126, less one more where the mantissa lies below c's: the subtraction's
+// borrow), and c + (t mod 2^23) are the bits of 1 + m. Both are exact; fe, a
+// small integer, is read as a float through the bits of 2^23 + fe + 128.
 template <class R>
 SCOREKIT_HD SCOREKIT_INLINE R log_f32(R x) {
     using L = Lanes<R>;
-    const auto ix = L::bits(x);
-    const R mant = L::from_bits((ix & 0x007fffffu) | 0x3f000000u);  // x = mant * 2^e, mant in [0.5, 1)
-    const auto low = mant < 0.707106781186547524f;                  // then use 2 mant in [1, sqrt 2)
-    // e = exponent field - 126 - low, as a float (small integers: exact); the
-    // field, below 2^8 for positive x, read through the bits of 2^23 + field
-    // (no integer conversion)
-    const R fe = L::from_bits((ix >> 23) | 0x4b000000u) - 8388734.0f -  // 2^23 + 126
-                 L::select(low, L::splat(1.0f), L::splat(0.0f));
-    const R m = L::select(low, mant + mant, mant) - 1.0f;  // exact
+    const auto t = L::bits(x) + 0x00cafb0du;  // bits(x) - 0x3f3504f3 + 0x40000000
+    const R fe = L::from_bits((t >> 23) + 0x4b000000u) - 8388736.0f;  // 2^23 + 128
+    const R m = L::from_bits((t & 0x007fffffu) + 0x3f3504f3u) - 1.0f;  // exact
     return log_f32_reduced(m, fe);
 }
 
