@@ -186,6 +186,28 @@ def test_device_value_checks_off_gives_the_same_bits(fw, dtype):
     np.testing.assert_array_equal(fw.get(got_p), scorekit.mala_propose(x, s, 0.3, seed=5))
 
 
+def test_device_losses_stay_on_the_device(fw, dtype):
+    """Within device_losses(), "mean" and "sum" losses are 0-d float64 arrays of the
+    caller's framework on the device, with the CPU's floats' bits, and the calls wait for
+    nothing (PyTorch's sync debug mode; with device_value_checks(False) for sigma)."""
+    s, tr = batch((5, 4097), dtype), batch((5,), dtype, 1)
+    j = batch((5, 2, 4097), dtype, 2)
+    sig = np.linspace(0.1, 2.0, 5).astype(dtype)
+    sd, trd, jd, sigd = (fw.put(a) for a in (s, tr, j, sig))
+    for reduction in ("mean", "sum"):
+        with scorekit.device_losses(), scorekit.device_value_checks(False), fw.no_sync():
+            got = [scorekit.dsm_loss(sd, sigd, seed=4, counter=2, reduction=reduction)[0],
+                   scorekit.ssm_loss(sd, jd, seed=4, reduction=reduction)[0],
+                   scorekit.ism_loss(sd, trd, reduction=reduction)[0]]
+        want = [scorekit.dsm_loss(s, sig, seed=4, counter=2, reduction=reduction)[0],
+                scorekit.ssm_loss(s, j, seed=4, reduction=reduction)[0],
+                scorekit.ism_loss(s, tr, reduction=reduction)[0]]
+        for g, w in zip(got, want, strict=True):
+            assert type(g) is type(sd) and g.shape == ()
+            h = fw.get(g)
+            assert h.dtype == np.float64 and float(h) == w
+
+
 def _same_loss(fw, got, want, reduction):
     np.testing.assert_array_equal(fw.get(got) if reduction == "none" else got, want)
 
@@ -390,7 +412,8 @@ def test_torch_training_step_with_cuda_sigma_unchecked_does_not_wait(dtype):
 
 
 def test_torch_cuda_graph_capture(dtype):
-    """perturb, langevin_step and dsm_loss (per-sample losses) with (B,) CUDA parameters
+    """perturb, langevin_step, dsm_loss (per-sample losses) and ssm_loss (a mean within
+    device_losses()) with (B,) CUDA parameters
     within device_value_checks(False) are captured in a CUDA graph: each replay reads the
     arrays' current contents and gives the CPU's bits. A host array parameter is refused
     during capture with a RuntimeError, before anything is enqueued."""
@@ -404,7 +427,9 @@ def test_torch_cuda_graph_capture(dtype):
         y = scorekit.perturb(x, sigma, seed=3, counter=1)
         z = scorekit.langevin_step(y, s, sigma, seed=3, counter=2)
         loss, grad = scorekit.dsm_loss(s, sigma, seed=3, counter=3, reduction="none")
-        return y, z, loss, grad
+        with scorekit.device_losses():  # a 0-d tensor (a float on the CPU)
+            mean = scorekit.ssm_loss(s, s, seed=3, counter=4, return_grad=False)
+        return y, z, loss, grad, mean
 
     side = t.cuda.Stream()
     side.wait_stream(t.cuda.current_stream())

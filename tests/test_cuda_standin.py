@@ -78,8 +78,9 @@ def test_elementwise_steps(gpu, shape, dtype):
 def test_calls_with_device_arguments_only_enqueue_kernels(gpu, monkeypatch):
     """What README says can be captured in a CUDA graph: the elementwise steps and the
     losses with every array on the device (parameters as numbers, or as device arrays
-    within device_value_checks(False)) returning device arrays, make no host read, no
-    host-to-device copy and no synchronisation; a host array parameter makes a copy."""
+    within device_value_checks(False)) returning device arrays (reduced losses within
+    device_losses()), make no host read, no host-to-device copy and no synchronisation;
+    a float loss is read back, and a host array parameter makes a copy."""
     x, s = put(batch((4, 6), np.float32)), put(batch((4, 6), np.float32, 1))
     sig, h = put(np.array([0.5, 1.0, 2.0, 0.3], np.float32)), put(np.array([0.3]))[0]
     logp = put(np.zeros(4))
@@ -100,7 +101,15 @@ def test_calls_with_device_arguments_only_enqueue_kernels(gpu, monkeypatch):
             scorekit.mala_accept(x, s, logp, x, s, logp, p, seed=1)
         scorekit.ssm_loss(s, put(batch((4, 2, 6), np.float32, 2)), seed=1, reduction="none")
         scorekit.ism_loss(s, put(np.ones(4, np.float32)), reduction="none")
+        with scorekit.device_losses():  # reduced losses as device arrays
+            for reduction in ("mean", "sum"):
+                scorekit.dsm_loss(s, sig, seed=1, reduction=reduction)
+                scorekit.ssm_loss(s, s, seed=1, reduction=reduction)
+                scorekit.ism_loss(s, sig, reduction=reduction)
     assert waits == [] and "upload" not in gpu.calls and len(gpu.calls) > 20
+    assert gpu.calls.count("reduce_losses") == 6
+    scorekit.dsm_loss(s, 0.5, seed=1)  # a float: read back
+    assert waits == [1]
     scorekit.perturb(x, np.ones(4, np.float32), seed=1)
     assert gpu.calls.count("upload") == 1
 
@@ -213,19 +222,32 @@ def test_dsm_loss(gpu, reduction, dtype):
 def test_device_losses_are_reduced_on_the_device(gpu, dtype):
     s, tr = batch((6, 5), dtype), batch((6,), dtype, 1)
     j = batch((6, 2, 5), dtype, 2)
-    for reduction in ("mean", "sum"):
-        with _gpu.device_losses():
-            got = [scorekit.dsm_loss(put(s), 0.5, seed=1, reduction=reduction)[0],
-                   scorekit.ssm_loss(put(s), put(j), seed=1, reduction=reduction)[0],
-                   scorekit.ism_loss(put(s), put(tr), reduction=reduction)[0]]
-        want = [scorekit.dsm_loss(s, 0.5, seed=1, reduction=reduction)[0],
+    def losses(s, j, tr, reduction):
+        return [scorekit.dsm_loss(s, 0.5, seed=1, reduction=reduction)[0],
                 scorekit.ssm_loss(s, j, seed=1, reduction=reduction)[0],
                 scorekit.ism_loss(s, tr, reduction=reduction)[0]]
+
+    for reduction in ("mean", "sum"):
+        with scorekit.device_losses():
+            got = losses(put(s), put(j), put(tr), reduction)
+            with scorekit.device_losses(False):  # floats again inside
+                inner = losses(put(s), put(j), put(tr), reduction)
+            cpu = losses(s, j, tr, reduction)  # CPU calls: floats in any case
+        want = losses(s, j, tr, reduction)
+        assert cpu == want and inner == want
+        assert all(type(v) is float for v in cpu + inner)
         for g, w in zip(got, want, strict=True):
             assert isinstance(g, HostCudaArray) and g.shape == () and g.dtype == np.float64
             assert float(g.data) == w
     assert gpu.calls.count("reduce_losses") == 6
     assert type(scorekit.dsm_loss(put(s), 0.5, seed=1)[0]) is float  # outside the context
+    none = scorekit.device_losses()
+    with none, scorekit.device_losses(True):  # one instance nests with another
+        got = scorekit.dsm_loss(put(s), 0.5, seed=1, reduction="none")[0]
+    assert got.shape == (6,) and got.dtype == dtype  # per-sample losses as always
+    same(got, scorekit.dsm_loss(s, 0.5, seed=1, reduction="none")[0])
+    with pytest.raises(TypeError, match="enabled"):
+        scorekit.device_losses("yes")
 
 
 def _same_loss(got, want, reduction):

@@ -20,8 +20,8 @@ from .losses import dsm_loss
 from .noise import normal, rademacher, uniform
 from .perturb import perturb
 from .probes import probes
-from .runtime import (build_info, device_value_checks, get_num_threads, gpu_available,
-                      set_num_threads)
+from .runtime import (build_info, device_losses, device_value_checks, get_num_threads,
+                      gpu_available, set_num_threads)
 from .samplers import (LikelihoodResult, MalaResult, OdeResult, annealed_langevin,
                        log_likelihood, mala, ode_sample, pc_sample)
 from .score_matching import ism_loss, ssm_loss
@@ -59,6 +59,7 @@ __all__ = [
     "subVPSDE",
     "TraceEstimate",
     "build_info",
+    "device_losses",
     "device_value_checks",
     "gpu_available",
     "diagonal",

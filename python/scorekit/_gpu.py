@@ -742,7 +742,7 @@ class _LossRows:
     def loss(self):
         """The loss: the typed per-sample losses, or their sum or mean as on the CPU (sums
         in float64, the CPU's fixed order): a Python float, or a 0-d float64 device array
-        inside ``device_losses()``."""
+        within ``device_losses()``."""
         if self.typed is not None:
             return self.typed.obj
         ref, B = self.ref, self.B
@@ -842,12 +842,42 @@ class device_value_checks(_ThreadSetting):
 
 
 class device_losses(_ThreadSetting):
-    """Within this context, "mean" and "sum" losses of CUDA calls come back as 0-d
-    float64 device arrays (reduced on the device, the same bits) instead of Python
-    floats, so nothing waits for the kernels (scorekit.torch's ops use it)."""
+    """Whether "mean" and "sum" losses of CUDA calls stay on the device.
 
-    def __init__(self):
-        super().__init__("on_device", True)
+    :func:`dsm_loss`, :func:`ssm_loss` and :func:`ism_loss` with CUDA arrays
+    reduce their per-sample losses in float64 in the CPU's order and, by
+    default, return the result as a Python float, the CPU's value bit for
+    bit. A float is on the host, so the call waits for its kernels. Within
+    ``device_losses()`` the same reduction runs on the device and the loss
+    comes back as a 0-d float64 array of the caller's framework on the
+    scores' device (the same bits: ``float(loss)`` is the float the call
+    returns outside the block), so the call only enqueues kernels: the host
+    runs ahead, and the call can be captured in a CUDA graph::
+
+        with scorekit.device_losses():
+            for step in range(steps):
+                loss, grad = scorekit.dsm_loss(score, sigma, seed=0, counter=step)
+                losses.append(loss)          # (a 0-d CuPy or PyTorch array)
+        print(cupy.stack(losses).get())     # one wait, at the end
+
+    Losses of CPU calls, and ``reduction="none"`` (per-sample losses in the
+    scores' dtype, on the device in any case), are unchanged.
+    :mod:`scorekit.torch` reduces its CUDA losses on the device always (its
+    losses are tensors).
+
+    A context manager. The setting belongs to the calling thread; blocks nest,
+    and ``device_losses(False)`` returns floats again inside an outer block.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        Return reduced losses of CUDA calls as 0-d device arrays (True, the
+        default of the block) or as Python floats (False, the default outside
+        any block).
+    """
+
+    def __init__(self, enabled: bool = True):
+        super().__init__("on_device", flag(enabled, "enabled"))
 
 
 @callers_framework

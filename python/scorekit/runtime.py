@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import _core, _gpu
-from ._gpu import device_value_checks  # noqa: F401 (public: scorekit.device_value_checks)
+from ._gpu import device_losses, device_value_checks  # noqa: F401 (public: scorekit.*)
 from ._validate import integer
 
 
