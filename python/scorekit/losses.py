@@ -53,7 +53,9 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     -------
     loss : float or numpy.ndarray
         A Python float for "mean" and "sum" (an empty batch gives nan for
-        "mean" and 0.0 for "sum"); for "none" a (B,) array of score's dtype.
+        "mean" and 0.0 for "sum"; with a CUDA ``score`` within
+        :func:`scorekit.device_losses`, the same value as a 0-d float64 device
+        array); for "none" a (B,) array of score's dtype.
     grad : numpy.ndarray
         Only when ``return_grad``: ``d loss / d score``, score's shape and dtype;
         ``w_b * (score + z / sigma_b)``, computed as ``(w_b / sigma_b) * q``,

@@ -46,8 +46,10 @@ def ssm_loss(score, jvp, *, seed, counter=0, kind="gaussian", variance_reduction
     Returns
     -------
     loss : float or numpy.ndarray
-        A float for "mean" (nan for an empty batch) and "sum"; for "none" the
-        (B,) losses in score's dtype. Sums run in float64 in a fixed order.
+        A float for "mean" (nan for an empty batch) and "sum" (with a CUDA
+        ``score`` within :func:`scorekit.device_losses`, the same value as a
+        0-d float64 device array); for "none" the (B,) losses in score's
+        dtype. Sums run in float64 in a fixed order.
     grad_score, grad_jvp : numpy.ndarray
         Only with ``return_grad``: gradients of the reduced loss,
         ``d/d jvp = v / K`` and ``d/d score = mean_k (v_k . s) v_k`` (SSM) or
