@@ -19,13 +19,13 @@ namespace {
 // kAligned: output element 0 starts a stream block and out is 16-byte aligned,
 // so every whole unit is one or two vector stores.
 template <class Block, class T, bool kAligned>
-__global__ void fill_kernel(Stream st, BlockUnits<Block::kPerBlock> bu, T* out) {
+__global__ void fill_kernel(KeyedStream st, BlockUnits<Block::kPerBlock> bu, T* out) {
     constexpr int K = Block::kPerBlock;
-    const std::uint64_t units = bu.units();
+    const std::uint64_t units = bu.units(), whole = bu.n / K;  // aligned: units [0, whole) full
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {
         T v[K];
         make_block<Block>(st, bu.block(u), v);
-        if (kAligned && (u + 1) * K <= bu.n)
+        if (kAligned && u < whole)
             store_vec(out + u * K, v);
         else
             for_unit_values(bu, u, v, [&](std::uint64_t i, T x) { out[i] = x; });
@@ -59,9 +59,10 @@ __global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const d
 // stream block, D is a multiple of the block (a whole unit lies in one row) and
 // every array is 16-byte aligned, so a whole unit is one vector access per array.
 template <class T, class Op, bool kAligned>
-__global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBlock> bu, RowOf rows,
-                                  Op op) {
+__global__ void noisy_rows_kernel(KeyedStream st, BlockUnits<NormalBlock<T>::kPerBlock> bu,
+                                  RowOf rows, Op op) {
     constexpr int K = NormalBlock<T>::kPerBlock;
+    const std::uint64_t whole = bu.n / K;  // kAligned: units [0, whole) lie inside the output
     std::uint64_t row_end = 0;  // op holds the parameters of the row that ends here
     auto next_row = [&](std::uint64_t i) {
         const std::int64_t b = rows(static_cast<std::int64_t>(i));
@@ -71,7 +72,7 @@ __global__ void noisy_rows_kernel(Stream st, BlockUnits<NormalBlock<T>::kPerBloc
     for_tiled_units(bu.units(), [&](std::uint64_t u) {
         T z[K];
         make_block<NormalBlock<T>>(st, bu.block(u), z);
-        if (kAligned && (u + 1) * K <= bu.n) {  // a whole unit, inside one row
+        if (kAligned && u < whole) {  // a whole unit, inside one row
             const std::uint64_t i0 = u * K;
             if (i0 >= row_end) next_row(i0);
             T in[Op::kIn][K], out[Op::kOut][K];
@@ -157,7 +158,7 @@ struct DsmOp {
     const T* noise;  // stored noise, or null: regenerate
     std::int64_t D;
     DsmRows<T> row;  // row(b): sample b's DsmRow
-    Stream st;
+    KeyedStream st;
     std::uint64_t stream_first;
     T* grad;
     bool vec;

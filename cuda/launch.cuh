@@ -65,12 +65,13 @@ inline unsigned tiled_grid(std::uint64_t units) {
 template <class F>
 __device__ SCOREKIT_INLINE void for_tiled_units(std::uint64_t units, F&& f) {
     const std::uint64_t tile = static_cast<std::uint64_t>(blockDim.x) * kTileUnits;
-    for (std::uint64_t t0 = blockIdx.x * tile; t0 < units; t0 += gridDim.x * tile)
-        for (int j = 0; j < kTileUnits; ++j) {
-            const std::uint64_t u = t0 + static_cast<std::uint64_t>(j) * blockDim.x + threadIdx.x;
+    for (std::uint64_t t0 = blockIdx.x * tile; t0 < units; t0 += gridDim.x * tile) {
+        std::uint64_t u = t0 + threadIdx.x;  // unit j of the tile: t0 + j * blockDim.x + tid
+        for (int j = 0; j < kTileUnits; ++j, u += blockDim.x) {
             if (u >= units) return;  // the thread's later units are larger still
             f(u);
         }
+    }
 }
 
 // f(i, v[k]) for the values of unit u that fall inside the output (a loop of
@@ -88,7 +89,7 @@ __device__ SCOREKIT_INLINE void for_unit_values(const BlockUnits<K>& bu, std::ui
 // f(i, value) for the stream values of elements [first, first + n), i < n; thread
 // `tid` of `nthreads` takes whole Philox blocks (unit tid, tid + nthreads, ...).
 template <class Block, class T, class F>
-__device__ SCOREKIT_INLINE void for_stream_values(const Stream& st, std::uint64_t first,
+__device__ SCOREKIT_INLINE void for_stream_values(const KeyedStream& st, std::uint64_t first,
                                                   std::int64_t n, unsigned tid, unsigned nthreads,
                                                   F&& f) {
     constexpr int K = Block::kPerBlock;

@@ -219,10 +219,12 @@ def test_stream_layout_seed_and_counter_words():
 
 
 def test_float32_transforms_on_the_word_bits_equal_their_plain_forms(tmp_path):
-    """uniform_f32, the angle's sine and cosine and log_f32's exponent are worked out on
-    the bits (no integer conversion, no comparisons of floats); tests/native/
+    """uniform_f32, the angle's sine and cosine and log_f32's split of its argument are
+    worked out on the bits (no integer conversion, no comparisons of floats); tests/native/
     noise_word_forms.cpp tries every float32 uniform (every m = w >> 9) against the plain
-    forms, bit for bit, with the build's floating-point flags."""
+    forms, bit for bit, with the build's floating-point flags, and the blocks of a
+    KeyedStream (round keys worked out once, as the GPU kernels take them) against the
+    Stream's."""
     gxx = shutil.which("g++")
     if gxx is None:
         pytest.skip("g++ not found")

@@ -9,6 +9,8 @@
 //                                     near the split at sqrt(1/2) and at the
 //                                     ends of each binade)
 //   box_muller_f32(w0, w1)         == box_muller(uniform_f32(w0), uniform_f32(w1))
+//   KeyedStream(st).block(j)       == st.block(j)  (round keys worked out once;
+//                                     xorshift seeds, counters and blocks)
 // The plain forms are written out here as the transforms first defined them.
 // Prints "ok" or the first differences. Built and run by tests/test_noise.py.
 #include <cstdint>
@@ -103,12 +105,28 @@ void normals() {
     }
 }
 
+void keyed_streams() {
+    std::uint64_t x = 0x9e3779b97f4a7c15ull;
+    auto next = [&x] { return x ^= x << 13, x ^= x >> 7, x ^= x << 17; };
+    for (int i = 0; i < 1 << 16; ++i) {
+        const sk::Stream st{next(), i % 4 == 0 ? 0 : next()};
+        const sk::KeyedStream keyed(st);
+        const std::uint64_t j = i % 3 == 0 ? static_cast<std::uint64_t>(i) : next();
+        const sk::Words4 a = keyed.block(j), b = st.block(j);
+        for (int k = 0; k < 4; ++k)
+            if (a.w[k] != b.w[k] && failures++ < 10)
+                std::printf("KeyedStream block %llu word %d: 0x%08x vs 0x%08x\n",
+                            static_cast<unsigned long long>(j), k, a.w[k], b.w[k]);
+    }
+}
+
 }  // namespace
 
 int main() {
     uniforms_and_angles();
     logs();
     normals();
+    keyed_streams();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
 }

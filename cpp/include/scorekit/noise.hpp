@@ -72,8 +72,10 @@ SCOREKIT_HD SCOREKIT_INLINE void box_muller_f32(ulanes_t<R> w_radius, ulanes_t<R
     z_sin = r * s;
 }
 
-// Words of blocks [j0, j0 + nb): W[4 b + k] is word k of block j0 + b.
-SCOREKIT_HD SCOREKIT_INLINE void block_words(const Stream& st, std::uint64_t j0, std::int64_t nb,
+// Words of blocks [j0, j0 + nb): W[4 b + k] is word k of block j0 + b. S is
+// a Stream or a KeyedStream (philox.hpp; the same blocks), as below.
+template <class S>
+SCOREKIT_HD SCOREKIT_INLINE void block_words(const S& st, std::uint64_t j0, std::int64_t nb,
                                              std::uint32_t* W) {
     for (std::int64_t b = 0; b < nb; ++b) {
         const Words4 w = st.block(j0 + static_cast<std::uint64_t>(b));
@@ -154,8 +156,8 @@ struct RademacherBlock {
 };
 
 // The values of block j alone.
-template <class Block, class T>
-SCOREKIT_HD SCOREKIT_INLINE void make_block(const Stream& st, std::uint64_t j, T* out) {
+template <class Block, class T, class S>
+SCOREKIT_HD SCOREKIT_INLINE void make_block(const S& st, std::uint64_t j, T* out) {
     std::uint32_t W[4];
     block_words(st, j, 1, W);
     Block::from_words(W, 1, out);
@@ -172,8 +174,8 @@ constexpr std::int64_t kFillBatchBlocks = 64;
 // over Stream::block and Block::from_words. SIMD backends supply their own
 // Bulk with the same bits.
 struct ScalarBulk {
-    template <class Block, class T>
-    SCOREKIT_HD SCOREKIT_INLINE static void run(const Stream& st, std::uint64_t j0,
+    template <class Block, class T, class S>
+    SCOREKIT_HD SCOREKIT_INLINE static void run(const S& st, std::uint64_t j0,
                                                 std::int64_t nb, T* out) {
         std::uint32_t W[4 * kFillBatchBlocks];
         for (std::int64_t b = 0; b < nb; b += kFillBatchBlocks) {
@@ -186,8 +188,8 @@ struct ScalarBulk {
 
 // Writes elements [start, start + n) of a stream into out[0 .. n). Handles a
 // start and an end that fall inside a block; Bulk writes the whole blocks.
-template <class Block, class T, class Bulk = ScalarBulk>
-SCOREKIT_HD SCOREKIT_INLINE void fill_range(const Stream& st, std::uint64_t start, std::uint64_t n,
+template <class Block, class T, class Bulk = ScalarBulk, class S>
+SCOREKIT_HD SCOREKIT_INLINE void fill_range(const S& st, std::uint64_t start, std::uint64_t n,
                                             T* out) {
     constexpr std::uint64_t K = Block::kPerBlock;
     if (n == 0) return;

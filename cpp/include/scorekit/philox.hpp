@@ -34,6 +34,15 @@ SCOREKIT_HD SCOREKIT_INLINE void mulhilo(std::uint32_t a, std::uint32_t b, std::
 }
 }  // namespace philox_detail
 
+// One round on counter c with the round's key (k0, k1).
+SCOREKIT_HD SCOREKIT_INLINE Words4 philox_round(Words4 c, std::uint32_t k0, std::uint32_t k1) {
+    using namespace philox_detail;
+    std::uint32_t hi0, lo0, hi1, lo1;
+    mulhilo(kMul0, c.w[0], hi0, lo0);
+    mulhilo(kMul1, c.w[2], hi1, lo1);
+    return {{hi1 ^ c.w[1] ^ k0, lo1, hi0 ^ c.w[3] ^ k1, lo0}};
+}
+
 // Ten rounds on counter c with key (k0, k1); the key is bumped between rounds.
 SCOREKIT_HD SCOREKIT_INLINE Words4 philox4x32_10(Words4 c, std::uint32_t k0, std::uint32_t k1) {
     using namespace philox_detail;
@@ -41,15 +50,16 @@ SCOREKIT_HD SCOREKIT_INLINE Words4 philox4x32_10(Words4 c, std::uint32_t k0, std
 #pragma unroll
 #endif
     for (int round = 0; round < 10; ++round) {
-        std::uint32_t hi0, lo0, hi1, lo1;
-        mulhilo(kMul0, c.w[0], hi0, lo0);
-        mulhilo(kMul1, c.w[2], hi1, lo1);
-        const Words4 next = {{hi1 ^ c.w[1] ^ k0, lo1, hi0 ^ c.w[3] ^ k1, lo0}};
-        c = next;
+        c = philox_round(c, k0, k1);
         k0 += kWeyl0;
         k1 += kWeyl1;
     }
     return c;
+}
+
+SCOREKIT_HD SCOREKIT_INLINE Words4 counter_words(std::uint64_t j, std::uint64_t counter) {
+    return {{static_cast<std::uint32_t>(j), static_cast<std::uint32_t>(j >> 32),
+             static_cast<std::uint32_t>(counter), static_cast<std::uint32_t>(counter >> 32)}};
 }
 
 // The position of one stream: everything a kernel needs to regenerate block j.
@@ -58,11 +68,37 @@ struct Stream {
     std::uint64_t counter;
 
     SCOREKIT_HD SCOREKIT_INLINE Words4 block(std::uint64_t j) const {
-        const Words4 c = {{static_cast<std::uint32_t>(j), static_cast<std::uint32_t>(j >> 32),
-                           static_cast<std::uint32_t>(counter),
-                           static_cast<std::uint32_t>(counter >> 32)}};
-        return philox4x32_10(c, static_cast<std::uint32_t>(seed),
+        return philox4x32_10(counter_words(j, counter), static_cast<std::uint32_t>(seed),
                              static_cast<std::uint32_t>(seed >> 32));
+    }
+};
+
+// A Stream with the keys of its ten rounds worked out once, the same blocks: a
+// GPU kernel takes it as a parameter, so each block's rounds read their keys
+// from the kernel's parameters instead of adding them up again.
+struct KeyedStream {
+    std::uint64_t counter;
+    std::uint32_t k0[10], k1[10];
+
+    KeyedStream() = default;
+    SCOREKIT_HD KeyedStream(const Stream& st) : counter(st.counter) {  // NOLINT: implicit
+        std::uint32_t a = static_cast<std::uint32_t>(st.seed);
+        std::uint32_t b = static_cast<std::uint32_t>(st.seed >> 32);
+        for (int round = 0; round < 10; ++round) {
+            k0[round] = a;
+            k1[round] = b;
+            a += philox_detail::kWeyl0;
+            b += philox_detail::kWeyl1;
+        }
+    }
+
+    SCOREKIT_HD SCOREKIT_INLINE Words4 block(std::uint64_t j) const {
+        Words4 c = counter_words(j, counter);
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+        for (int round = 0; round < 10; ++round) c = philox_round(c, k0[round], k1[round]);
+        return c;
     }
 };
 
