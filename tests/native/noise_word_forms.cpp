@@ -9,6 +9,11 @@
 //                                     near the split at sqrt(1/2) and at the
 //                                     ends of each binade)
 //   box_muller_f32(w0, w1)         == box_muller(uniform_f32(w0), uniform_f32(w1))
+//   log_f64(x), split on the bits  == log_f64(x), split by a comparison with
+//                                     sqrt(2) (xorshift doubles of every
+//                                     exponent; every exponent with the
+//                                     mantissas near the split and at the ends
+//                                     of the binade)
 //   KeyedStream(st).block(j)       == st.block(j)  (round keys worked out once;
 //                                     xorshift seeds, counters and blocks)
 // The plain forms are written out here as the transforms first defined them.
@@ -105,6 +110,70 @@ void normals() {
     }
 }
 
+std::uint64_t bits64(double x) {
+    std::uint64_t u;
+    std::memcpy(&u, &x, 8);
+    return u;
+}
+
+double from64(std::uint64_t u) {
+    double x;
+    std::memcpy(&x, &u, 8);
+    return x;
+}
+
+// log_f64 as fdlibm splits its argument: the mantissa in [1, 2) compared with sqrt(2)
+double plain_log64(double x) {
+    constexpr double ln2_hi = 6.93147180369123816490e-01;
+    constexpr double ln2_lo = 1.90821492927058770002e-10;
+    constexpr double Lg1 = 6.666666666666735130e-01;
+    constexpr double Lg2 = 3.999999999940941908e-01;
+    constexpr double Lg3 = 2.857142874366239149e-01;
+    constexpr double Lg4 = 2.222219843214978396e-01;
+    constexpr double Lg5 = 1.818357216161805012e-01;
+    constexpr double Lg6 = 1.531383769920937332e-01;
+    constexpr double Lg7 = 1.479819860511658591e-01;
+    const std::uint64_t ix = bits64(x);
+    const double e = static_cast<double>((ix >> 52) & 0x7ffu);
+    const double mant = from64((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    const bool high = mant > 1.41421356237309504880;
+    const double dk = e - (high ? 1022.0 : 1023.0);
+    const double m = high ? mant * 0.5 : mant;
+    const double f = m - 1.0;
+    const double s = f / (2.0 + f);
+    const double z = s * s;
+    const double w = z * z;
+    const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
+    const double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
+    const double sum = t2 + t1;
+    const double hfsq = 0.5 * f * f;
+    return dk * ln2_hi - ((hfsq - (s * (hfsq + sum) + dk * ln2_lo)) - f);
+}
+
+void log64_at(std::uint64_t ix) {
+    const double x = from64(ix);
+    const double got = sk::detmath::log_f64(x), want = plain_log64(x);
+    if (bits64(got) != bits64(want) && failures++ < 10)
+        std::printf("log_f64 at 0x%016llx: %.17g vs %.17g\n", static_cast<unsigned long long>(ix),
+                    got, want);
+}
+
+void logs64() {  // positive normal doubles
+    std::uint64_t r = 0x2545f4914f6cdd1dull;
+    for (int i = 0; i < 1 << 22; ++i) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        const std::uint64_t field = 1 + (r >> 53) % 2046;  // 1 .. 2046
+        log64_at(field << 52 | (r & 0x000fffffffffffffull));
+    }
+    for (std::uint64_t e = 1; e < 2047; ++e)
+        for (std::uint64_t d = 0; d < 512; ++d) {
+            const std::uint64_t base = e << 52;
+            log64_at(base + 0x6a09e667f3bceull - 256 + d);  // around the split
+            log64_at(base + d);
+            log64_at(base + 0x000fffffffffffffull - d);
+        }
+}
+
 void keyed_streams() {
     std::uint64_t x = 0x9e3779b97f4a7c15ull;
     auto next = [&x] { return x ^= x << 13, x ^= x >> 7, x ^= x << 17; };
@@ -126,6 +195,7 @@ int main() {
     uniforms_and_angles();
     logs();
     normals();
+    logs64();
     keyed_streams();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;

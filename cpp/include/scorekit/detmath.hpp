@@ -77,7 +77,10 @@ SCOREKIT_HD SCOREKIT_INLINE R cos_kernel_f32(R x) {  // |x| <= pi/4
 
 // ---------------------------------------------------------------- double ---
 
-// Natural logarithm of positive, finite, normal doubles.
+// Natural logarithm of positive, finite, normal doubles. x = 2^k m with m in
+// (sqrt(2)/2, sqrt(2)], split on the bits of x as log_f32 splits a float: with
+// c the bits of the smallest such m (0x3fe6a09e667f3bce) and t = bits(x) - c +
+// 2^62, t >> 52 is k + 1024 and c + (t mod 2^52) are the bits of m.
 template <class R>
 SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
     using L = Lanes<R>;
@@ -90,15 +93,12 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
     constexpr double Lg5 = 1.818357216161805012e-01;
     constexpr double Lg6 = 1.531383769920937332e-01;
     constexpr double Lg7 = 1.479819860511658591e-01;
-    const auto ix = L::bits(x);
-    // x = mant * 2^k with mant in [1, 2); the exponent field is read as a double
-    // through its bits (2^52 + e - 2^52), so no integer conversion is needed.
-    const R e = L::from_bits((ix >> 52) | std::uint64_t{0x4330000000000000ull}) - 4503599627370496.0;
-    const R mant = L::from_bits((ix & std::uint64_t{0x000fffffffffffffull}) |
-                                 std::uint64_t{0x3ff0000000000000ull});
-    const auto high = mant > 1.41421356237309504880;  // then use m/2 in (sqrt 1/2, 1)
-    const R dk = e - L::select(high, L::splat(1022.0), L::splat(1023.0));
-    const R m = L::select(high, mant * 0.5, mant);
+    const auto t = L::bits(x) + std::uint64_t{0x00195f619980c432ull};  // - c + 2^62
+    // k read through the bits of 2^52 + k + 1024 (no integer conversion)
+    const R dk = L::from_bits((t >> 52) + std::uint64_t{0x4330000000000000ull}) -
+                 4503599627371520.0;  // 2^52 + 1024
+    const R m = L::from_bits((t & std::uint64_t{0x000fffffffffffffull}) +
+                             std::uint64_t{0x3fe6a09e667f3bceull});
     const R f = m - 1.0;
     const R s = f / (2.0 + f);
     const R z = s * s;
