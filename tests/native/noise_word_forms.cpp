@@ -20,7 +20,6 @@
 // Prints "ok" or the first differences. Built and run by tests/test_noise.py.
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <initializer_list>
 
 #include "scorekit/detmath.hpp"
@@ -32,17 +31,8 @@ namespace {
 
 int failures = 0;
 
-std::uint32_t bits(float x) {
-    std::uint32_t u;
-    std::memcpy(&u, &x, 4);
-    return u;
-}
-
-float from(std::uint32_t u) {
-    float x;
-    std::memcpy(&x, &u, 4);
-    return x;
-}
+std::uint32_t bits(float x) { return sk::bits_of(x); }
+float from(std::uint32_t u) { return sk::float_of(u); }
 
 void differ(const char* what, std::uint32_t input, float got, float want) {
     if (failures++ < 10)
@@ -110,50 +100,21 @@ void normals() {
     }
 }
 
-std::uint64_t bits64(double x) {
-    std::uint64_t u;
-    std::memcpy(&u, &x, 8);
-    return u;
-}
-
-double from64(std::uint64_t u) {
-    double x;
-    std::memcpy(&x, &u, 8);
-    return x;
-}
-
 // log_f64 as fdlibm splits its argument: the mantissa in [1, 2) compared with sqrt(2)
 double plain_log64(double x) {
-    constexpr double ln2_hi = 6.93147180369123816490e-01;
-    constexpr double ln2_lo = 1.90821492927058770002e-10;
-    constexpr double Lg1 = 6.666666666666735130e-01;
-    constexpr double Lg2 = 3.999999999940941908e-01;
-    constexpr double Lg3 = 2.857142874366239149e-01;
-    constexpr double Lg4 = 2.222219843214978396e-01;
-    constexpr double Lg5 = 1.818357216161805012e-01;
-    constexpr double Lg6 = 1.531383769920937332e-01;
-    constexpr double Lg7 = 1.479819860511658591e-01;
-    const std::uint64_t ix = bits64(x);
+    const std::uint64_t ix = sk::bits_of(x);
     const double e = static_cast<double>((ix >> 52) & 0x7ffu);
-    const double mant = from64((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
+    const double mant = sk::double_of((ix & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
     const bool high = mant > 1.41421356237309504880;
     const double dk = e - (high ? 1022.0 : 1023.0);
     const double m = high ? mant * 0.5 : mant;
-    const double f = m - 1.0;
-    const double s = f / (2.0 + f);
-    const double z = s * s;
-    const double w = z * z;
-    const double t1 = w * (Lg2 + w * (Lg4 + w * Lg6));
-    const double t2 = z * (Lg1 + w * (Lg3 + w * (Lg5 + w * Lg7)));
-    const double sum = t2 + t1;
-    const double hfsq = 0.5 * f * f;
-    return dk * ln2_hi - ((hfsq - (s * (hfsq + sum) + dk * ln2_lo)) - f);
+    return sk::detmath::log_f64_reduced(m - 1.0, dk);
 }
 
 void log64_at(std::uint64_t ix) {
-    const double x = from64(ix);
+    const double x = sk::double_of(ix);
     const double got = sk::detmath::log_f64(x), want = plain_log64(x);
-    if (bits64(got) != bits64(want) && failures++ < 10)
+    if (sk::bits_of(got) != sk::bits_of(want) && failures++ < 10)
         std::printf("log_f64 at 0x%016llx: %.17g vs %.17g\n", static_cast<unsigned long long>(ix),
                     got, want);
 }

@@ -77,13 +77,9 @@ SCOREKIT_HD SCOREKIT_INLINE R cos_kernel_f32(R x) {  // |x| <= pi/4
 
 // ---------------------------------------------------------------- double ---
 
-// Natural logarithm of positive, finite, normal doubles. x = 2^k m with m in
-// (sqrt(2)/2, sqrt(2)], split on the bits of x as log_f32 splits a float: with
-// c the bits of the smallest such m (0x3fe6a09e667f3bce) and t = bits(x) - c +
-// 2^62, t >> 52 is k + 1024 and c + (t mod 2^52) are the bits of m.
+// log(2^dk (1 + f)) for 1 + f in (sqrt(1/2), sqrt(2)] and an integer dk.
 template <class R>
-SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
-    using L = Lanes<R>;
+SCOREKIT_HD SCOREKIT_INLINE R log_f64_reduced(R f, R dk) {
     constexpr double ln2_hi = 6.93147180369123816490e-01;
     constexpr double ln2_lo = 1.90821492927058770002e-10;
     constexpr double Lg1 = 6.666666666666735130e-01;
@@ -93,13 +89,6 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
     constexpr double Lg5 = 1.818357216161805012e-01;
     constexpr double Lg6 = 1.531383769920937332e-01;
     constexpr double Lg7 = 1.479819860511658591e-01;
-    const auto t = L::bits(x) + std::uint64_t{0x00195f619980c432ull};  // - c + 2^62
-    // k read through the bits of 2^52 + k + 1024 (no integer conversion)
-    const R dk = L::from_bits((t >> 52) + std::uint64_t{0x4330000000000000ull}) -
-                 4503599627371520.0;  // 2^52 + 1024
-    const R m = L::from_bits((t & std::uint64_t{0x000fffffffffffffull}) +
-                             std::uint64_t{0x3fe6a09e667f3bceull});
-    const R f = m - 1.0;
     const R s = f / (2.0 + f);
     const R z = s * s;
     const R w = z * z;
@@ -108,6 +97,22 @@ SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
     const R sum = t2 + t1;
     const R hfsq = 0.5 * f * f;
     return dk * ln2_hi - ((hfsq - (s * (hfsq + sum) + dk * ln2_lo)) - f);
+}
+
+// Natural logarithm of positive, finite, normal doubles. x = 2^dk m with m in
+// (sqrt(1/2), sqrt(2)], split on the bits of x as log_f32 splits a float: with
+// c the bits of the smallest such m (0x3fe6a09e667f3bce) and t = bits(x) - c +
+// 2^62, t >> 52 is dk + 1024 and c + (t mod 2^52) are the bits of m; dk is read
+// through the bits of 2^52 + dk + 1024 (no integer conversion).
+template <class R>
+SCOREKIT_HD SCOREKIT_INLINE R log_f64(R x) {
+    using L = Lanes<R>;
+    const auto t = L::bits(x) + std::uint64_t{0x00195f619980c432ull};  // - c + 2^62
+    const R dk = L::from_bits((t >> 52) + std::uint64_t{0x4330000000000000ull}) -
+                 4503599627371520.0;  // 2^52 + 1024
+    const R m = L::from_bits((t & std::uint64_t{0x000fffffffffffffull}) +
+                             std::uint64_t{0x3fe6a09e667f3bceull});
+    return log_f64_reduced(m - 1.0, dk);
 }
 
 template <class R>
