@@ -9,9 +9,11 @@
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
 #    torch.compile, for benchmarks/RESULTS.md, the same in float64 against
 #    eager only (2^24 and 2^26), and times the host side of the calls
-#    (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3.
+#    (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3;
+# 4. where Nsight Compute reads the hardware counters, the main kernels' SM and
+#    DRAM throughput and issue rate at 2^26 (NCU=0 skips it).
 # Each step's output goes to OUTDIR (device.txt, build.txt, simd.txt, tests.txt,
-# bench.md, bench64.md, host.txt).
+# bench.md, bench64.md, host.txt, ncu.txt).
 set -uo pipefail
 out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
@@ -54,3 +56,13 @@ timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_
 # the host-side time of a call (small arrays: the Python work and the launches)
 [ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
 head -5 "$out/host.txt" 2>/dev/null
+
+# issue rate against memory traffic: whether perturb and dsm_loss are bound by their
+# instructions (the noise's arithmetic) or by memory (no counters on some VMs: then
+# ncu.txt says so and nothing else changes)
+if [ "${NCU:-1}" != 0 ] && command -v ncu >/dev/null 2>&1; then
+  timeout 90 ncu --clock-control none -k regex:"fill_kernel|noisy_rows|chunk_sums" \
+    --metrics sm__throughput.avg.pct_of_peak_sustained_elapsed,dram__throughput.avg.pct_of_peak_sustained_elapsed,smsp__issue_active.avg.per_cycle_active,smsp__inst_executed.sum,gpu__time_duration.sum \
+    $py benchmarks/gpu_profile.py --log2 26 --calls 1 > "$out/ncu.txt" 2>&1
+  echo "ncu: exit $? ($(grep -c 'gpu__time_duration' "$out/ncu.txt") kernels measured)" | tee -a "$out/device.txt"
+fi
