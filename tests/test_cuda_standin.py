@@ -241,8 +241,8 @@ def test_device_losses_are_reduced_on_the_device(gpu, dtype):
             assert float(g.data) == w
     assert gpu.calls.count("reduce_losses") == 6
     assert type(scorekit.dsm_loss(put(s), 0.5, seed=1)[0]) is float  # outside the context
-    none = scorekit.device_losses()
-    with none, scorekit.device_losses(True):  # one instance nests with another
+    block = scorekit.device_losses()
+    with block, scorekit.device_losses(True):  # one instance nests with another
         got = scorekit.dsm_loss(put(s), 0.5, seed=1, reduction="none")[0]
     assert got.shape == (6,) and got.dtype == dtype  # per-sample losses as always
     same(got, scorekit.dsm_loss(s, 0.5, seed=1, reduction="none")[0])

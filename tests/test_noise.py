@@ -222,7 +222,8 @@ def test_float32_transforms_on_the_word_bits_equal_their_plain_forms(tmp_path):
     """uniform_f32, the angle's sine and cosine and log_f32's split of its argument are
     worked out on the bits (no integer conversion, no comparisons of floats); tests/native/
     noise_word_forms.cpp tries every float32 uniform (every m = w >> 9) against the plain
-    forms, bit for bit, with the build's floating-point flags, and the blocks of a
+    forms, bit for bit, with the build's floating-point flags, log_f64's split against
+    fdlibm's comparison with sqrt(2) on doubles of every exponent, and the blocks of a
     KeyedStream (round keys worked out once, as the GPU kernels take them) against the
     Stream's."""
     gxx = shutil.which("g++")
