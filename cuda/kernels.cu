@@ -16,6 +16,7 @@ namespace cuda {
 
 namespace {
 
+// (st: the round keys come with the parameters, as for noisy_rows_kernel.)
 // kAligned: output element 0 starts a stream block and out is 16-byte aligned,
 // so every whole unit is one or two vector stores.
 template <class Block, class T, bool kAligned>
@@ -58,6 +59,7 @@ __global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const d
 // element's inputs and noise to its outputs. kAligned: element 0 starts a
 // stream block, D is a multiple of the block (a whole unit lies in one row) and
 // every array is 16-byte aligned, so a whole unit is one vector access per array.
+// (st: the round keys come with the parameters; philox.hpp says why.)
 template <class T, class Op, bool kAligned>
 __global__ void noisy_rows_kernel(KeyedStream st, BlockUnits<NormalBlock<T>::kPerBlock> bu,
                                   RowOf rows, Op op) {
@@ -158,7 +160,7 @@ struct DsmOp {
     const T* noise;  // stored noise, or null: regenerate
     std::int64_t D;
     DsmRows<T> row;  // row(b): sample b's DsmRow
-    KeyedStream st;
+    Stream st;
     std::uint64_t stream_first;
     T* grad;
     bool vec;

@@ -16,7 +16,7 @@ namespace {
 template <class T>
 struct ProbeRows {
     ProbeKind kind;
-    KeyedStream st;
+    Stream st;
     std::uint64_t first_row;
     std::int64_t D;
     const double* factor;

@@ -17,7 +17,7 @@ struct CorrectorNormsOp {
     static constexpr int kSums = 2;
     const T* score;
     std::int64_t D;
-    KeyedStream st;
+    Stream st;
     std::uint64_t stream_first;
     __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t stride, unsigned tid,
@@ -86,7 +86,7 @@ struct MalaFin {
     const double* logp_x;
     const double* logp_prop;
     RowParam<T> h;
-    KeyedStream st;
+    Stream st;
     std::uint64_t first_sample;
     double* logp_out;
     std::uint8_t* accepted;

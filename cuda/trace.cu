@@ -15,7 +15,7 @@ namespace {
 // Out row r = b * m + i is stream row row0 + b * K + i; unit u covers Philox block
 // u % per_row of row u / per_row (per_row bounds the blocks of any row).
 template <class Block, class T>
-__global__ void probe_rows_kernel(KeyedStream st, std::int64_t rows, RowOf of_m, std::int64_t D,
+__global__ void probe_rows_kernel(Stream st, std::int64_t rows, RowOf of_m, std::int64_t D,
                                   std::int64_t K, std::uint64_t row0, RowOf of_row, T* out) {
     const std::uint64_t units = static_cast<std::uint64_t>(rows * of_row.D);
     for (std::uint64_t u = first_unit(); u < units; u += unit_stride()) {

@@ -73,9 +73,11 @@ struct Stream {
     }
 };
 
-// A Stream with the keys of its ten rounds worked out once, the same blocks: a
-// GPU kernel takes it as a parameter, so each block's rounds read their keys
-// from the kernel's parameters instead of adding them up again.
+// A Stream with the keys of its ten rounds worked out once, the same blocks. The
+// GPU's fill and noisy_rows kernels take it as a parameter: given the Stream,
+// the compiler adds the keys up again for every block in noisy_rows (in the
+// reductions' value loops it keeps the sums in uniform registers, and the
+// Stream serves better there).
 struct KeyedStream {
     std::uint64_t counter;
     std::uint32_t k0[10], k1[10];
