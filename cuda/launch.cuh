@@ -103,8 +103,9 @@ __device__ SCOREKIT_INLINE void for_stream_values(const Stream& st, std::uint64_
 
 // 16-byte loads and stores of K consecutive values (K * sizeof(T) a multiple of
 // 16, p 16-byte aligned): one vector access instead of K scalar ones. On the
-// device the stores are written out as one st.global.v4 / v2 each: a plain
-// store of a float4 came out as four scalar stores in dsm_loss's value loop.
+// device the stores are written out as one st.global.v4 / v2 each (p points
+// into global memory: every caller stores to a device array): a plain store
+// of a float4 came out as four scalar stores in dsm_loss's value loop.
 __device__ SCOREKIT_INLINE void load16(const float* p, float* v) {
     const float4 w = *reinterpret_cast<const float4*>(p);
     v[0] = w.x, v[1] = w.y, v[2] = w.z, v[3] = w.w;
