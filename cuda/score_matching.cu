@@ -110,15 +110,17 @@ __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64
 // for SSM, d/ds = sum_k ck_k v_k added in k order (as the CPU does).
 constexpr std::int64_t kGradGroup = 8;
 
+// of_group: the sample of unit u (groups units per sample), without a 64-bit division.
 template <class T>
 __global__ void ssm_grad_kernel(ProbeRows<T> src, const double* ck, std::int64_t B,
-                                std::int64_t K, double batch_scale, T* grad_score, T* grad_jvp) {
-    const std::int64_t D = src.D, groups = (D + kGradGroup - 1) / kGradGroup;
+                                std::int64_t K, RowOf of_group, double batch_scale, T* grad_score,
+                                T* grad_jvp) {
+    const std::int64_t D = src.D, groups = of_group.D;
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B * groups);
          u += unit_stride()) {
-        const std::int64_t b = static_cast<std::int64_t>(u) / groups;
-        const std::int64_t j0 = (static_cast<std::int64_t>(u) % groups) * kGradGroup;
+        const std::int64_t b = of_group(static_cast<std::int64_t>(u));
+        const std::int64_t j0 = (static_cast<std::int64_t>(u) - b * groups) * kGradGroup;
         const std::int64_t n = D - j0 < kGradGroup ? D - j0 : kGradGroup;
         T gs[kGradGroup];
         for (std::int64_t k = 0; k < K; ++k) {
@@ -181,9 +183,11 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
         score_from_probes ? ck : nullptr);
     check(cudaGetLastError(), "ssm_loss row kernel launch");
     if (grad_jvp || score_from_probes) {
-        const auto units = static_cast<std::uint64_t>(B * ((D + kGradGroup - 1) / kGradGroup));
+        const std::int64_t groups = (D + kGradGroup - 1) / kGradGroup;
+        const auto units = static_cast<std::uint64_t>(B * groups);
         ssm_grad_kernel<T><<<grid_for(units), kThreads, 0, s>>>(
-            src, ck, B, K, batch_scale, score_from_probes ? grad_score : nullptr, grad_jvp);
+            src, ck, B, K, RowOf::of(groups), batch_scale,
+            score_from_probes ? grad_score : nullptr, grad_jvp);
         check(cudaGetLastError(), "ssm_loss gradient kernel launch");
     }
     if (grad_score && variance_reduced) {
