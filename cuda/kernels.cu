@@ -56,13 +56,15 @@ __global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const d
 // Elementwise kernels with normal noise over rows of D elements. An Op reads
 // kIn inputs and writes kOut outputs (an output may be absent: null) at each
 // element: op.row(b) sets sample b's parameters, op(in, z, out) maps one
-// element's inputs and noise to its outputs. kAligned: element 0 starts a
-// stream block, D is a multiple of the block (a whole unit lies in one row) and
-// every array is 16-byte aligned, so a whole unit is one vector access per array.
-// (st: the round keys come with the parameters; philox.hpp says why.)
+// element's inputs and noise to its outputs. Op::Keys is the stream type its
+// kernel takes, KeyedStream or Stream, whichever gives the loop fewer
+// instructions (counted on sm_90 machine code; philox.hpp says why).
+// kAligned: element 0 starts a stream block, D is a multiple of the block (a
+// whole unit lies in one row) and every array is 16-byte aligned, so a whole
+// unit is one vector access per array.
 template <class T, class Op, bool kAligned>
-__global__ void noisy_rows_kernel(KeyedStream st, BlockUnits<NormalBlock<T>::kPerBlock> bu,
-                                  RowOf rows, Op op) {
+__global__ void noisy_rows_kernel(typename Op::Keys st,
+                                  BlockUnits<NormalBlock<T>::kPerBlock> bu, RowOf rows, Op op) {
     constexpr int K = NormalBlock<T>::kPerBlock;
     const std::uint64_t whole = bu.n / K;  // kAligned: units [0, whole) lie inside the output
     std::uint64_t row_end = 0;  // op holds the parameters of the row that ends here
@@ -110,6 +112,7 @@ __global__ void noisy_rows_kernel(KeyedStream st, BlockUnits<NormalBlock<T>::kPe
 template <class T>
 struct PerturbOp {
     static constexpr int kIn = 1, kOut = 1;
+    using Keys = KeyedStream;  // (266 instructions per unit against 275, sm_90)
     const T* in[kIn];  // x
     T* out[kOut];
     RowParam<T> scale, sigma;
@@ -123,6 +126,7 @@ struct PerturbOp {
 template <class T>
 struct LangevinOp {
     static constexpr int kIn = 2, kOut = 1;
+    using Keys = Stream;  // (269 against 276)
     const T* in[kIn];  // x, score
     T* out[kOut];
     RowParam<T> step;
@@ -136,6 +140,7 @@ struct LangevinOp {
 template <class T>
 struct AffineOp {
     static constexpr int kIn = 2, kOut = 2;
+    using Keys = KeyedStream;  // (286 against 288)
     const T* in[kIn];  // x, score
     T* out[kOut];      // next, and the mean (or null)
     RowParam<T> a, c, g;

@@ -74,10 +74,11 @@ struct Stream {
 };
 
 // A Stream with the keys of its ten rounds worked out once, the same blocks. The
-// GPU's fill and noisy_rows kernels take it as a parameter: given the Stream,
-// the compiler adds the keys up again for every block in noisy_rows (in the
-// reductions' value loops it keeps the sums in uniform registers, and the
-// Stream serves better there).
+// GPU's fill kernel and perturb's and noisy_affine_step's take it as a
+// parameter: given the Stream, the compiler adds the keys up again for every
+// block there. Where it keeps the sums in uniform registers instead (the
+// reductions' value loops, langevin_step), the Stream serves better: given
+// the keys as parameters, it reloads them for every block.
 struct KeyedStream {
     std::uint64_t counter;
     std::uint32_t k0[10], k1[10];
