@@ -217,6 +217,13 @@ def view(ptr, shape, dtype):
     return np.frombuffer(buf, dtype=dtype, count=n).reshape(shape)
 
 
+def _typed_losses(ptr: int, losses: np.ndarray, dt) -> None:
+    """The per-sample losses rounded to dt at ptr, where a loss kernel is given one (the
+    CUDA kernels' LossRows)."""
+    if ptr:
+        view(ptr, losses.shape, dt)[...] = losses
+
+
 def param(ptr, value, B, dtype):
     """A launcher's per-sample parameter as the CPU bindings take it."""
     return view(ptr, (B,), dtype) if ptr else np.asarray(value, dtype=dtype)
@@ -313,8 +320,7 @@ class CpuBackedCuda:
                        param(sigma_p, sigma, B, dt),
                        None if weight_is_sigma2 else param(weight_p, weight, B, dt), batch_scale,
                        seed, counter, first, losses, view(grad, (B, D), dt) if grad else None)
-        if row_loss_out:
-            view(row_loss_out, (B,), dt)[...] = losses
+        _typed_losses(row_loss_out, losses, dt)
 
     def ssm_loss(self, kind, score, jvp, B, K, D, vr, batch_scale, seed, counter, first, work,
                  row_loss, row_loss_out, grad_score, grad_jvp, itemsize, device, stream):
@@ -325,8 +331,7 @@ class CpuBackedCuda:
                        vr, batch_scale, seed, counter, first, losses,
                        view(grad_score, (B, D), dt) if grad_score else None,
                        view(grad_jvp, (B, K, D), dt) if grad_jvp else None)
-        if row_loss_out:
-            view(row_loss_out, (B,), dt)[...] = losses
+        _typed_losses(row_loss_out, losses, dt)
 
     def ism_loss(self, score, trace, B, D, batch_scale, work, row_loss, row_loss_out, grad_score,
                  itemsize, device, stream):
@@ -335,8 +340,7 @@ class CpuBackedCuda:
         losses = view(row_loss, (B,), np.float64)
         _core.ism_loss(view(score, (B, D), dt), view(trace, (B,), dt), batch_scale, losses,
                        view(grad_score, (B, D), dt) if grad_score else None)
-        if row_loss_out:
-            view(row_loss_out, (B,), dt)[...] = losses
+        _typed_losses(row_loss_out, losses, dt)
 
     def langevin_corrector(self, x, score, B, D, snr, alpha_p, alpha, per_sample, seed, counter,
                            first, out, out_mean, step, work, itemsize, device, stream):
