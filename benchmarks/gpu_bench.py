@@ -99,10 +99,14 @@ def main(argv: list[str]) -> int:
 
     rows = []
     for k in (int(v) for v in args.sizes.split(",")):
-        rows += bench_size(k, args.repeats, timed, compiled_with(torch, args), torch, scorekit,
-                           dev, args.more, getattr(torch, args.dtype))
+        size_rows = bench_size(k, args.repeats, timed, compiled_with(torch, args), torch,
+                               scorekit, dev, args.more, getattr(torch, args.dtype))
         torch.cuda.empty_cache()
-    print_rows(rows, args.markdown)
+        if args.markdown:  # a size's rows as soon as they are timed (a run cut short keeps them)
+            print_rows(size_rows, True, header=not rows)
+        rows += size_rows
+    if not args.markdown:
+        print_rows(rows, False)
     return 0
 
 
@@ -143,17 +147,18 @@ def dry_run(args, torch, scorekit) -> int:
     return 0
 
 
-def print_rows(rows, markdown: bool) -> None:
+def print_rows(rows, markdown: bool, header: bool = True) -> None:
     head = ["kernel", "N", "variant", "median", "GB/s", "% copy BW", "time / scorekit"]
     lines = []
     for kernel, size, name, t, gbs, frac, ratio in rows:
         lines.append([kernel, size, name, f"{t * 1e3:.3f} ms", f"{gbs:.0f}", f"{frac:.0%}",
                       "-" if ratio is None else f"{ratio:.2f}x"])
     if markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "|".join([":---"] * 3 + ["---:"] * 4) + "|")
+        if header:
+            print("| " + " | ".join(head) + " |")
+            print("|" + "|".join([":---"] * 3 + ["---:"] * 4) + "|")
         for line in lines:
-            print("| " + " | ".join(line) + " |")
+            print("| " + " | ".join(line) + " |", flush=True)
     else:
         widths = [max(len(str(r[i])) for r in [head, *lines]) for i in range(len(head))]
         for line in [head, *lines]:

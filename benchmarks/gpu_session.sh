@@ -14,9 +14,18 @@
 #    DRAM throughput and issue rate at 2^26 (NCU=0 skips it).
 # Each step's output goes to OUTDIR (device.txt, build.txt, simd.txt, tests.txt,
 # bench.md, bench64.md, host.txt, ncu.txt).
+# BUDGET (seconds, default 540) bounds the whole run: each step's time limit is cut
+# to what is left, and a step is skipped when under 20 s remain, so one call of a
+# lent machine's 10-minute limit always ends with its files. Steps in order of worth.
 set -uo pipefail
 out=${1:-${OUT:-/tmp/scorekit-gpu}}
 mkdir -p "$out"
+deadline=$(( $(date +%s) + ${BUDGET:-540} ))
+# lim N: N seconds, or what is left before the deadline if less (0: skip the step)
+lim() { local left=$(( deadline - $(date +%s) - 5 )); [ "$left" -lt 20 ] && left=0
+        echo $(( $1 < left ? $1 : left )); }
+step() { local t; t=$(lim "$1"); shift
+         if [ "$t" -gt 0 ]; then timeout "$t" "$@"; else echo "skipped (time): $*"; fi; }
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 py=${PYTHON:-python3}
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then
@@ -29,7 +38,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 arch=$($py -c "import torch; m, n = torch.cuda.get_device_capability(); print(f'{m}{n}')")
 echo "building for sm_$arch" | tee -a "$out/device.txt"
 start=$(date +%s)
-SCOREKIT_CUDA=ON SKBUILD_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch" \
+step 300 env SCOREKIT_CUDA=ON SKBUILD_CMAKE_ARGS="-DCMAKE_CUDA_ARCHITECTURES=$arch" \
   $py -m pip install --no-build-isolation --no-deps --no-cache-dir -q . > "$out/build.txt" 2>&1
 status=$?
 echo "build: exit $status after $(( $(date +%s) - start )) s" | tee -a "$out/device.txt"
@@ -40,29 +49,34 @@ $py -c "import scorekit; print(scorekit.build_info()); print('gpu_available', sc
 # pytest-xdist, where installed, spreads the tests over worker processes (one GPU).
 par=$($py -c "import xdist" 2>/dev/null && echo "-n 6 -p no:benchmark")
 
-# the CPU's SIMD levels, AVX-512 included where this machine has it (CI's has not)
-timeout 60 $py -m pytest -q -p no:cacheprovider $par tests/test_simd.py > "$out/simd.txt" 2>&1
-echo "simd tests: $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"
+# the CPU's SIMD levels, AVX-512 included where this machine has it (CI's has not),
+# on the CPU beside the GPU tests
+simd_par=$($py -c "import xdist" 2>/dev/null && echo "-n 4 -p no:benchmark")
+step 90 $py -m pytest -q -p no:cacheprovider $simd_par tests/test_simd.py > "$out/simd.txt" 2>&1 &
+simd=$!
 
 # the host emulation test runs in CI; skip it here (it takes CPU time only).
-# Limits: build ~2 min, tests 200 s, benchmark 200 s: one call of under 10 minutes.
-timeout 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_cuda.py \
+step 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_cuda.py \
   "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
   2>&1 | tee "$out/tests.txt" | tail -40
+wait $simd
+echo "simd tests: $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"
 
-[ -n "${SKIP_BENCH:-}" ] || timeout 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 --more 2>&1 | tee "$out/bench.md"
-[ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_bench.py --markdown --repeats 5 --dtype float64 \
-  --sizes 24,26 --no-compile > "$out/bench64.md" 2>&1
-# the host-side time of a call (small arrays: the Python work and the launches)
-[ -n "${SKIP_BENCH:-}" ] || timeout 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
-head -5 "$out/host.txt" 2>/dev/null
+[ -n "${SKIP_BENCH:-}" ] || step 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 --more 2>&1 | tee "$out/bench.md"
 
 # issue rate against memory traffic: whether perturb and dsm_loss are bound by their
 # instructions (the noise's arithmetic) or by memory (no counters on some VMs: then
 # ncu.txt says so and nothing else changes)
 if [ "${NCU:-1}" != 0 ] && command -v ncu >/dev/null 2>&1; then
-  timeout 90 ncu --clock-control none -k regex:"fill_kernel|noisy_rows|chunk_sums" \
+  step 75 ncu --clock-control none -k regex:"fill_kernel|noisy_rows|chunk_sums" \
     --metrics sm__throughput.avg.pct_of_peak_sustained_elapsed,dram__throughput.avg.pct_of_peak_sustained_elapsed,smsp__issue_active.avg.per_cycle_active,smsp__inst_executed.sum,gpu__time_duration.sum \
     $py benchmarks/gpu_profile.py --log2 26 --calls 1 > "$out/ncu.txt" 2>&1
   echo "ncu: exit $? ($(grep -c 'gpu__time_duration' "$out/ncu.txt") kernels measured)" | tee -a "$out/device.txt"
 fi
+
+[ -n "${SKIP_BENCH:-}" ] || step 60 $py benchmarks/gpu_bench.py --markdown --repeats 5 --dtype float64 \
+  --sizes 24,26 --no-compile > "$out/bench64.md" 2>&1
+# the host-side time of a call (small arrays: the Python work and the launches)
+[ -n "${SKIP_BENCH:-}" ] || step 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
+head -5 "$out/host.txt" 2>/dev/null
+echo "session: $(( ${BUDGET:-540} - (deadline - $(date +%s)) )) s" | tee -a "$out/device.txt"
