@@ -10,6 +10,7 @@ in the LaneSum8 order.
 """
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -46,14 +47,21 @@ class Torch:
         import contextlib
         torch = self.torch
 
+        def set_mode(mode):
+            # PyTorch warns that the mode is a prototype; the suite turns warnings into
+            # errors, which would leave the mode set for the worker's later tests
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Synchronization debug mode", UserWarning)
+                torch.cuda.set_sync_debug_mode(mode)
+
         @contextlib.contextmanager
         def block():
             mode = torch.cuda.get_sync_debug_mode()
-            torch.cuda.set_sync_debug_mode("error")
             try:
+                set_mode("error")
                 yield
             finally:
-                torch.cuda.set_sync_debug_mode(mode)
+                set_mode(mode)
         return block()
 
 
