@@ -66,6 +66,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--more", action="store_true",
                         help="also time the other GPU kernels (scorekit only)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated kernels to time (as named in the table); "
+                             "the copy is always timed")
     parser.add_argument("--dry-run", action="store_true",
                         help="run every case once on the CPU (PyTorch CPU tensors, wall-clock "
                              "times that mean nothing): checks the script without a GPU")
@@ -100,7 +103,8 @@ def main(argv: list[str]) -> int:
     rows = []
     for k in (int(v) for v in args.sizes.split(",")):
         size_rows = bench_size(k, args.repeats, timed, compiled_with(torch, args), torch,
-                               scorekit, dev, args.more, getattr(torch, args.dtype))
+                               scorekit, dev, args.more, getattr(torch, args.dtype),
+                               only=only_kernels(args))
         torch.cuda.empty_cache()
         if args.markdown:  # a size's rows as soon as they are timed (a run cut short keeps them)
             print_rows(size_rows, True, header=not rows)
@@ -108,6 +112,10 @@ def main(argv: list[str]) -> int:
     if not args.markdown:
         print_rows(rows, False)
     return 0
+
+
+def only_kernels(args):
+    return None if args.only is None else {v.strip() for v in args.only.split(",")}
 
 
 def compiled_with(torch, args):
@@ -141,7 +149,8 @@ def dry_run(args, torch, scorekit) -> int:
         return time.perf_counter() - start
 
     rows = bench_size(12, 1, timed, compiled_with(torch, args), torch, OnNumPy(),
-                      torch.device("cpu"), args.more, getattr(torch, args.dtype), sync=lambda: None)
+                      torch.device("cpu"), args.more, getattr(torch, args.dtype), sync=lambda: None,
+                      only=only_kernels(args))
     print_rows(rows, args.markdown)
     print(f"dry run: {len(rows)} rows on the CPU, {args.dtype}")
     return 0
@@ -166,8 +175,9 @@ def print_rows(rows, markdown: bool, header: bool = True) -> None:
 
 
 def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
-               dtype=None, sync=None) -> list:
-    """Rows for 2^k elements of dtype (float32 by default), as (B = 1024, D) batches."""
+               dtype=None, sync=None, only=None) -> list:
+    """Rows for 2^k elements of dtype (float32 by default), as (B = 1024, D) batches;
+    only: the kernels to time (all when None; the copy always)."""
     dtype = torch.float32 if dtype is None else dtype
     size = torch.empty((), dtype=dtype).element_size()
     n = 1 << k
@@ -261,6 +271,12 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
                                                         dtype=np_dtype, **like),
                 "torch eager": t_hutchinson}),
         })
+    if only is not None:
+        unknown = only - set(cases)
+        if unknown:
+            raise SystemExit(f"--only: no such kernel {sorted(unknown)}; "
+                             f"kernels: {', '.join(cases)}")
+        cases = {name: case for name, case in cases.items() if name == "copy" or name in only}
     rows, copy_bw = [], None
     for kernel, (nbytes, variants) in cases.items():
         variants = {name: fn for name, fn in variants.items() if fn is not None}

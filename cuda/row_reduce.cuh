@@ -91,9 +91,16 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
             const std::int64_t tn = left <= 0 ? 0 : (left < kTile ? left : kTile);
             if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, G);
             chunk_barrier<G>();
-            if (t < 8)
-                for (std::int64_t i = t; i < tn; i += 8)
-                    for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
+            if (t < 8) {
+                if (tn == kTile) {  // a whole tile: unrolled, fixed offsets (same order)
+#pragma unroll
+                    for (int i = 0; i < kTile; i += 8)
+                        for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + t + i];
+                } else {
+                    for (std::int64_t i = t; i < tn; i += 8)
+                        for (int s = 0; s < N; ++s) acc[s] += seg[s * kStride + i];
+                }
+            }
             chunk_barrier<G>();
         }
         if (t < 8)
