@@ -126,29 +126,37 @@ def compiled_with(torch, args):
     return compiled
 
 
+class OnNumPy:
+    """scorekit whose functions get NumPy views of PyTorch CPU tensors (the CPU API
+    takes NumPy arrays for out=): the benchmarks' cases run on the CPU as written."""
+
+    def __init__(self, scorekit, torch):
+        self._sk, self._torch = scorekit, torch
+
+    def __getattr__(self, name):
+        f = getattr(self._sk, name)
+        if not callable(f) or isinstance(f, type):
+            return f
+        tensor = self._torch.Tensor
+
+        def call(*a, **kw):
+            def conv(v):
+                return v.numpy() if isinstance(v, tensor) else v
+            return f(*map(conv, a), **{key: conv(v) for key, v in kw.items()})
+        return call
+
+
 def dry_run(args, torch, scorekit) -> int:
     """Every case of the chosen dtype (and --more) once, on 2^12 CPU elements: scorekit's
     calls get NumPy views of the CPU tensors (the CPU API takes NumPy arrays for out=)."""
     import time
-
-    class OnNumPy:
-        def __getattr__(self, name):
-            f = getattr(scorekit, name)
-            if not callable(f) or isinstance(f, type):
-                return f
-
-            def call(*a, **kw):
-                def conv(v):
-                    return v.numpy() if isinstance(v, torch.Tensor) else v
-                return f(*map(conv, a), **{key: conv(v) for key, v in kw.items()})
-            return call
 
     def timed(fn) -> float:
         start = time.perf_counter()
         fn()
         return time.perf_counter() - start
 
-    rows = bench_size(12, 1, timed, compiled_with(torch, args), torch, OnNumPy(),
+    rows = bench_size(12, 1, timed, compiled_with(torch, args), torch, OnNumPy(scorekit, torch),
                       torch.device("cpu"), args.more, getattr(torch, args.dtype), sync=lambda: None,
                       only=only_kernels(args))
     print_rows(rows, args.markdown)

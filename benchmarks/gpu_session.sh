@@ -7,13 +7,16 @@
 #    PyTorch sees a GPU that scorekit does not), and tests/test_simd.py (the
 #    AVX-512 level runs where the machine's CPU has it);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
-#    torch.compile, for benchmarks/RESULTS.md, the same in float64 against
-#    eager only (2^24 and 2^26), and times the host side of the calls
-#    (benchmarks/gpu_profile.py --host). SKIP_BENCH=1 skips step 3;
+#    torch.compile, for benchmarks/RESULTS.md, again in windows of 20 calls for
+#    the issue's three kernels, where a call's time goes between host and GPU
+#    (benchmarks/gpu_timeline.py), the benchmark in float64 against eager only
+#    (2^24 and 2^26), and the host side of the calls (benchmarks/gpu_profile.py
+#    --host). SKIP_BENCH=1 skips step 3;
 # 4. where Nsight Compute reads the hardware counters, the main kernels' SM and
 #    DRAM throughput and issue rate at 2^26 (NCU=0 skips it).
 # Each step's output goes to OUTDIR (device.txt, build.txt, simd.txt, tests.txt,
-# bench.md, bench64.md, host.txt, ncu.txt).
+# bench.md, timeline.txt, bench64.md, host.txt, ncu.txt; build.txt and simd.txt
+# are removed when they passed, their results being in device.txt).
 # BUDGET (seconds, default 540) bounds the whole run: each step's time limit is cut
 # to what is left, and a step is skipped when under 20 s remain, so one call of a
 # lent machine's 10-minute limit always ends with its files. Steps in order of worth.
@@ -63,6 +66,11 @@ wait $simd
 echo "simd tests: $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"
 
 [ -n "${SKIP_BENCH:-}" ] || step 200 $py benchmarks/gpu_bench.py --markdown --repeats 10 --more 2>&1 | tee "$out/bench.md"
+# the issue's three kernels in windows of 20 calls (the host's first call weighs less:
+# nearer a training or sampling loop), then where a call's time goes at 2^24 and 2^26
+[ -n "${SKIP_BENCH:-}" ] || step 60 $py benchmarks/gpu_bench.py --markdown --repeats 10 --calls 20 \
+  --sizes 24,26 --only "perturb,langevin_step,dsm_loss + grad" >> "$out/bench.md" 2>&1
+[ -n "${SKIP_BENCH:-}" ] || step 40 $py benchmarks/gpu_timeline.py > "$out/timeline.txt" 2>&1
 
 # issue rate against memory traffic: whether perturb and dsm_loss are bound by their
 # instructions (the noise's arithmetic) or by memory (no counters on some VMs: then
@@ -79,4 +87,8 @@ fi
 # the host-side time of a call (small arrays: the Python work and the launches)
 [ -n "${SKIP_BENCH:-}" ] || step 60 $py benchmarks/gpu_profile.py --host --log2 16 > "$out/host.txt" 2>&1
 head -5 "$out/host.txt" 2>/dev/null
+# (a lent machine returns at most 8 files: the passed steps' logs go)
+grep -q "build: exit 0" "$out/device.txt" && rm -f "$out/build.txt"
+grep -q "simd tests: .* passed" "$out/device.txt" && ! grep -q "failed" "$out/simd.txt" \
+  && rm -f "$out/simd.txt"
 echo "session: $(( ${BUDGET:-540} - (deadline - $(date +%s)) )) s" | tee -a "$out/device.txt"

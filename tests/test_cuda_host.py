@@ -574,6 +574,16 @@ def test_host_overhead_script_runs():
     assert len([line for line in res.stdout.splitlines() if line.endswith(" us")]) == 6
 
 
+def test_gpu_timeline_script_runs_its_cases_on_the_cpu():
+    """benchmarks/gpu_timeline.py --dry-run: every case once on CPU tensors."""
+    pytest.importorskip("torch")
+    import sys
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks/gpu_timeline.py"), "--dry-run"],
+                         check=False, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "dry run: 6 cases on the CPU" in res.stdout
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_gpu_benchmark_script_runs_its_cases_on_the_cpu(dtype):
     """benchmarks/gpu_bench.py --dry-run: every case, --more included, once on CPU
