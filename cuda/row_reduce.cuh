@@ -66,6 +66,7 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     constexpr int N = Op::kSums;
     constexpr std::int64_t kTile = kSegment / N;       // a multiple of 8
     constexpr std::int64_t kStride = kGroups * kTile;  // between the sums' values
+    static_assert(kTile % 8 == 0, "whole tiles are added eight lanes at a time");
     __shared__ double vals[N * kStride];
     __shared__ double lanes[N * kGroups * 8];
     const std::int64_t chunks = rc.chunks(), units = rc.units();

@@ -8,11 +8,10 @@
 // page-locked memory first, the copy is enqueued from there, and an event
 // recorded behind it tells when the slot may be written again.
 //
-// Slots come in power-of-two sizes from kMinSlot bytes. The slot of the size
-// used longest ago is reused when its event has completed; otherwise a new one
-// is allocated, up to kMaxSlots and kSizeBytes bytes per size (at least one
-// slot), and beyond that any completed slot of the size is used, else the host
-// waits for the oldest (the GPU is that many copies behind).
+// Slots come in power-of-two sizes from kMinSlot bytes. A slot whose event has
+// completed is reused; otherwise a new one is allocated, up to kMaxSlots and
+// kSizeBytes bytes per size (at least one slot), and beyond that the host
+// waits for the oldest slot of the size (the GPU is that many copies behind).
 // Each size has its own budget, so no size can starve another; all sizes
 // together hold at most about 56 MiB. Copies larger than kSizeBytes, and
 // any when page-locked memory cannot be had, are left to the caller (copy()
@@ -94,9 +93,6 @@ class Staging {
         std::uint64_t last_use;  // 0: never used, its event never recorded
     };
 
-    // The slot used longest ago is asked first: copies on one stream complete in
-    // order, so while the GPU is behind, a call makes one event query, not one per
-    // slot in flight. The others are asked only before the host would wait.
     Slot* acquire(std::size_t size) {
         // room for one more slot first: pointers into slots_ taken below stay valid
         // whether or not grow() adds a slot (nothing to undo if this throws)
@@ -106,16 +102,13 @@ class Staging {
         for (Slot& s : slots_) {
             if (s.size != size) continue;
             ++of_size;
-            if (s.last_use == 0) return &s;
+            if (s.last_use == 0 || rt_.done(s.event)) return &s;
             if (oldest == nullptr || s.last_use < oldest->last_use) oldest = &s;
         }
-        if (oldest != nullptr && rt_.done(oldest->event)) return oldest;
         if (of_size < max_slots(size)) {
             if (Slot* s = grow(size)) return s;
         }
         if (oldest == nullptr) return nullptr;
-        for (Slot& s : slots_)  // (other streams' copies may have completed)
-            if (s.size == size && &s != oldest && rt_.done(s.event)) return &s;
         rt_.wait(oldest->event);
         return oldest;
     }
