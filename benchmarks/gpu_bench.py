@@ -92,13 +92,7 @@ def main(argv: list[str]) -> int:
           f"{args.calls} back-to-back calls (CUDA events)")
 
     def timed(fn) -> float:
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(args.calls):
-            fn()
-        stop.record()
-        stop.synchronize()
-        return start.elapsed_time(stop) / 1e3 / args.calls
+        return event_time(torch, fn, args.calls)
 
     rows = []
     for k in (int(v) for v in args.sizes.split(",")):
@@ -112,6 +106,25 @@ def main(argv: list[str]) -> int:
     if not args.markdown:
         print_rows(rows, False)
     return 0
+
+
+def event_time(torch, fn, calls: int) -> float:
+    """Seconds per call of ``calls`` back-to-back calls of fn between two CUDA events."""
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / 1e3 / calls
+
+
+def unchecked_dsm(scorekit, score, sigma):
+    """dsm_loss with a CUDA sigma within device_value_checks(False) (not read back)."""
+    def call():
+        with scorekit.device_value_checks(False):
+            return scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
+    return call
 
 
 def only_kernels(args):
@@ -213,10 +226,6 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         q = sigma[:, None] * score + z
         return 0.5 * (q * q).sum() / B, q * (sigma[:, None] / B)
 
-    def dsm_unchecked():
-        with scorekit.device_value_checks(False):
-            return scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
-
     cases = {
         "copy": (2 * n * size, {"torch copy_": lambda: out.copy_(x)}),
         "normal": (n * size, {
@@ -235,7 +244,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         "dsm_loss + grad": (2 * n * size, {
             "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, seed=1, counter=2,
                                                   reduction="none"),
-            "scorekit, CUDA sigma unchecked": dsm_unchecked,
+            "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma),
             "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
     }
     if more:

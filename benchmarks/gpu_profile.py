@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
     import scorekit
     import torch
+    from gpu_bench import unchecked_dsm
     if not (scorekit.gpu_available() and torch.cuda.is_available()):
         print("needs a CUDA build of scorekit, a GPU and PyTorch with CUDA")
         return 2
@@ -41,9 +42,6 @@ def main(argv: list[str]) -> int:
     sigma = np.linspace(0.1, 1.0, B, dtype=np.float32)
     sigma_d = torch.from_numpy(sigma).cuda()
 
-    def dsm_unchecked():
-        with scorekit.device_value_checks(False):
-            return scorekit.dsm_loss(score, sigma_d, seed=1, counter=2, reduction="none")
     cases = {
         "normal": lambda: scorekit.normal(n, seed=1, counter=2, out=out.view(-1)),
         "perturb": lambda: scorekit.perturb(x, sigma, seed=1, counter=2, out=out),
@@ -53,7 +51,7 @@ def main(argv: list[str]) -> int:
         "dsm_loss": lambda: scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none"),
         "dsm_loss, CUDA sigma": lambda: scorekit.dsm_loss(score, sigma_d, seed=1, counter=2,
                                                           reduction="none"),
-        "dsm_loss, CUDA sigma unchecked": dsm_unchecked,
+        "dsm_loss, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma_d),
     }
     if not args.host:
         for _ in range(args.calls):

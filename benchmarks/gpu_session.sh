@@ -50,11 +50,12 @@ $py -c "import scorekit; print(scorekit.build_info()); print('gpu_available', sc
   | tee -a "$out/device.txt"
 
 # pytest-xdist, where installed, spreads the tests over worker processes (one GPU).
-par=$($py -c "import xdist" 2>/dev/null && echo "-n 6 -p no:benchmark")
+xdist=$($py -c "import xdist" 2>/dev/null && echo yes)
+par=${xdist:+-n 6 -p no:benchmark}
 
 # the CPU's SIMD levels, AVX-512 included where this machine has it (CI's has not),
 # on the CPU beside the GPU tests
-simd_par=$($py -c "import xdist" 2>/dev/null && echo "-n 4 -p no:benchmark")
+simd_par=${xdist:+-n 4 -p no:benchmark}
 step 90 $py -m pytest -q -p no:cacheprovider $simd_par tests/test_simd.py > "$out/simd.txt" 2>&1 &
 simd=$!
 

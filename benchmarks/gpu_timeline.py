@@ -26,7 +26,7 @@ import statistics
 import sys
 import time
 
-from gpu_bench import OnNumPy
+from gpu_bench import OnNumPy, event_time, unchecked_dsm
 
 SLEEP_CYCLES = 60_000_000  # about 30 ms at 2 GHz
 
@@ -44,10 +44,6 @@ def cases(sk, torch, k: int, dev):
     scale_h = (torch.rand(B) + 0.5).numpy()
     step_h = np.full(B, 1e-3, np.float32)
 
-    def dsm_unchecked():
-        with sk.device_value_checks(False):
-            return sk.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
-
     return {
         "perturb, host sigma and scale":
             lambda: sk.perturb(x, sigma_h, seed=1, counter=2, scale=scale_h, out=out),
@@ -56,7 +52,7 @@ def cases(sk, torch, k: int, dev):
             lambda: sk.langevin_step(x, score, step_h, seed=1, counter=2, out=out),
         "dsm_loss, host sigma":
             lambda: sk.dsm_loss(score, sigma_h, seed=1, counter=2, reduction="none"),
-        "dsm_loss, CUDA sigma unchecked": dsm_unchecked,
+        "dsm_loss, CUDA sigma unchecked": unchecked_dsm(sk, score, sigma),
         "torch copy_": lambda: out.copy_(x),
     }
 
@@ -67,15 +63,8 @@ def timeline(fn, calls: int, torch) -> tuple[float, float, float, bool]:
     for _ in range(3):
         fn()
     torch.cuda.synchronize()
+    back = [event_time(torch, fn, calls) * 1e6 for _ in range(5)]
     e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    back = []
-    for _ in range(5):
-        e0.record()
-        for _ in range(calls):
-            fn()
-        e1.record()
-        e1.synchronize()
-        back.append(e0.elapsed_time(e1) * 1e3 / calls)
     host, gpu, covered = [], [], True
     for _ in range(3):
         s0, s1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
