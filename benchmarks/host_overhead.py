@@ -5,7 +5,7 @@
 PyTorch CPU tensors pose as CUDA tensors and the CUDA launchers do nothing, so
 what is timed is the Python layer of a CUDA call (argument checks, per-sample
 parameters, allocations through PyTorch, the launcher's arguments), less the
-CUDA runtime's own calls (the kernel launch, the staged copy, the stream
+CUDA runtime's own calls (the kernel launch, the host-to-device copy, the stream
 query) and with CPU allocations in place of CUDA ones. Each case prints the
 best of ``--repeats`` means of ``--calls`` calls, in microseconds.
 

@@ -1,15 +1,20 @@
 // Host-to-device copies of small host arrays (per-sample parameters), enqueued
-// on the caller's stream through page-locked staging (staging.hpp), so the
-// host does not wait for the stream; the host buffer may go as soon as the call
-// returns. Copies the staging does not take go straight from pageable memory.
+// on the caller's stream so that the host does not wait for the stream; the
+// host buffer may go as soon as the call returns. Up to about 32 KB (whole
+// 4-byte words) the bytes travel in a copy kernel's parameters
+// (inline_copy.cuh); larger copies go through page-locked staging
+// (staging.hpp), and those the staging does not take straight from pageable
+// memory.
 //
-// Neither kind of copy can be captured in a CUDA graph: a replay would read a
-// staging slot that later calls reuse, or a host buffer that is gone. A copy on
-// a capturing stream is refused, before anything is enqueued.
+// Host arrays are not captured in CUDA graphs: a replay of a staged copy would
+// read a slot that later calls reuse, or a host buffer that is gone, and one
+// rule for every size is simpler to keep than a size limit. A copy on a
+// capturing stream is refused, before anything is enqueued.
 #include <memory>
 #include <mutex>
 
 #include "cuda_backend.hpp"
+#include "inline_copy.cuh"
 #include "launch.cuh"
 #include "staging.hpp"
 
@@ -90,6 +95,7 @@ void upload(const void* host, std::size_t nbytes, void* dst, int device, void* s
     if (nbytes == 0) return;
     const OnDevice on(device);
     refuse_capture(as_stream(stream));
+    if (put_inline(host, nbytes, dst, as_stream(stream))) return;
     DevicePool& p = pool(device);
     {
         const std::lock_guard<std::mutex> hold(p.lock);

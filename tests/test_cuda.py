@@ -574,6 +574,37 @@ def test_kernels_go_on_the_callers_current_stream(monkeypatch):
     np.testing.assert_array_equal(y.cpu().numpy(), scorekit.perturb(x.cpu().numpy(), 0.5, seed=1))
 
 
+def test_uploads_at_every_payload_size_and_past_the_largest():
+    """Host bytes reach the device whole, on the given stream, and nothing around them
+    changes: at the edges of each payload size of the copy kernel (cuda/inline_copy.cuh),
+    past the largest (staged), and in copies that are not whole words or not
+    word-aligned (staged too). Per-sample host parameters of those sizes (both of
+    perturb's, so one payload for two arrays) give the CPU's bits."""
+    from scorekit._gpu import _upload
+
+    t = Torch().torch
+    side = t.cuda.Stream()
+    rng = np.random.default_rng(5)
+    for nbytes in (1, 3, 4, 6, 2048, 2052, 8192, 8196, 32700, 32704, 32708, 1 << 20):
+        for shift in (0, 2, 4):
+            host = rng.integers(0, 256, nbytes, dtype=np.uint8)
+            dev = t.full((nbytes + 16,), 7, dtype=t.uint8, device="cuda")
+            side.wait_stream(t.cuda.current_stream())
+            _upload(host, dev.data_ptr() + shift, dev.device.index, side.cuda_stream)
+            side.synchronize()
+            got = dev.cpu().numpy()
+            np.testing.assert_array_equal(got[shift:shift + nbytes], host)
+            assert (got[:shift] == 7).all() and (got[shift + nbytes:] == 7).all()
+    fw = Torch()
+    for B in (255, 1023, 4087, 9000):  # both arrays: 2, 8 and 32 KB payloads, then staged
+        x = batch((B, 3), np.float32)
+        sig = np.linspace(0.1, 2.0, B).astype(np.float32)
+        scale = sig[::-1].copy()
+        got = scorekit.perturb(fw.put(x), sig, scale=scale, seed=2, counter=1)
+        np.testing.assert_array_equal(fw.get(got), scorekit.perturb(x, sig, scale=scale, seed=2,
+                                                                    counter=1))
+
+
 def test_out_of_memory_is_the_frameworks_error():
     """scorekit allocates its outputs through the caller's framework: running out
     of memory there raises that framework's error, and nothing is launched."""

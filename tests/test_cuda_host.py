@@ -3,8 +3,11 @@
 - cuda/grid.hpp (the launchers' work layout): tests/native/cuda_grid.cpp checks
   on the host that every element is covered exactly once, with the value index
   the scalar fill gives it, for awkward sizes, offsets and grid sizes.
-- cuda/staging.hpp (page-locked staging of host parameters):
+- cuda/staging.hpp (page-locked staging of host parameters past about 32 KB):
   tests/native/cuda_staging.cpp runs it over a stand-in runtime.
+- The kernels of cuda/*.cu and cuda/inline_copy.cuh (host parameters of up to
+  about 32 KB carried in a copy kernel's parameters) run under the emulation
+  of tests/native/cuda_emulation, against the CPU backend.
 - The routing of CUDA arrays (scorekit/_gpu.py): refused with an error naming
   the argument when the build or the machine cannot serve them, and checked
   (dtype, layout, device, read-only outputs) before any kernel is launched.

@@ -11,7 +11,8 @@ allocated by the caller's framework on the input's device, and the kernels are
 enqueued on that framework's current stream (``torch.cuda.current_stream(device)``,
 ``cupy.cuda.get_current_stream()``);
 nothing synchronises (a call's per-sample parameters given as host arrays are
-copied on that stream together, through page-locked staging), except that
+copied on that stream together, in a copy kernel's parameters or, past about
+32 KB, through page-locked staging), except that
 per-sample parameters given as device arrays are copied to the host to be
 checked (B values; not within ``device_value_checks(False)``), a "mean" or
 "sum" loss is returned as a Python float (which waits for the kernel), the
@@ -222,9 +223,11 @@ def _host_c(arr) -> np.ndarray:
 
 def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
     """A C-contiguous, native-order host array into device memory at dst, enqueued
-    on ``stream`` through page-locked staging (cuda/staging.hpp): the host does
-    not wait for the stream, and ``host`` may go when this returns. Refused (a
-    RuntimeError) while the stream captures a CUDA graph."""
+    on ``stream`` in a copy kernel's parameters (up to about 32 KB of whole
+    words, cuda/inline_copy.cuh) or through page-locked staging
+    (cuda/staging.hpp): the host does not wait for the stream, and ``host`` may
+    go when this returns. Refused (a RuntimeError) while the stream captures a
+    CUDA graph."""
     if not (host.flags.c_contiguous and host.dtype.isnative):
         raise ValueError("scorekit: internal error: uploads take C-contiguous native arrays")
     if host.nbytes:
@@ -533,7 +536,7 @@ def device_params(params: list, ref: DeviceArray, out: DeviceArray | None = None
     """A call's parameters from ``param`` ready for its kernel: (pointer or 0, value, array).
 
     The host arrays (of ref's dtype, as ``param`` leaves them) are copied to the
-    device together: one allocation and one staged copy for the call. A CUDA
+    device together: one allocation and one copy for the call. A CUDA
     array that lies in ``out`` (which the kernel overwrites) is copied first.
     The caller holds the result until the launch: its arrays own the memory.
     """

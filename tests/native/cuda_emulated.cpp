@@ -17,6 +17,7 @@
 
 #include "cpu_backend.hpp"
 #include "cuda_backend.hpp"
+#include "inline_copy.cuh"
 
 using namespace scorekit;
 
@@ -397,7 +398,48 @@ void reduce() {
     }
 }
 
+// Host-to-device copies in a kernel's parameters: every payload size and its
+// edges, one launch each, the words after the copy untouched; nothing enqueued
+// for what they do not take.
+void inline_copies() {
+    constexpr std::uint32_t kSentinel = 0xdeadbeefu;
+    const std::size_t max = cuda::kMaxInlineBytes;
+    for (std::size_t nbytes : {std::size_t{4}, std::size_t{8}, std::size_t{2044},
+                               std::size_t{2048}, std::size_t{2052}, std::size_t{8188},
+                               std::size_t{8192}, std::size_t{8196}, max - 4, max}) {
+        const std::size_t n = nbytes / 4;
+        std::vector<std::uint32_t> host(n), dst(n + 9, kSentinel);
+        std::mt19937 g(static_cast<unsigned>(nbytes));
+        for (auto& w : host) w = static_cast<std::uint32_t>(g());
+        const long long before = emu::launches;
+        const bool took = cuda::put_inline(host.data(), nbytes, dst.data() + 1, nullptr);
+        const bool copied = std::memcmp(dst.data() + 1, host.data(), nbytes) == 0;
+        if (!took || emu::launches != before + 1 || !copied || dst[0] != kSentinel ||
+            std::any_of(dst.begin() + 1 + static_cast<std::ptrdiff_t>(n), dst.end(),
+                        [&](std::uint32_t w) { return w != kSentinel; }))
+            FAIL("put_inline of %zu bytes: took %d, %lld launches, copied %d\n", nbytes, took,
+                 emu::launches - before, copied);
+    }
+    std::vector<std::uint32_t> host(max / 4 + 2, 1u), dst(max / 4 + 4, kSentinel);
+    const auto* bytes = reinterpret_cast<const char*>(dst.data());
+    struct Refused {
+        std::size_t nbytes;
+        void* at;
+    };
+    for (const Refused r : {Refused{6, dst.data()}, Refused{max + 4, dst.data()},
+                            Refused{8, const_cast<char*>(bytes) + 2}}) {
+        const long long before = emu::launches;
+        if (cuda::put_inline(host.data(), r.nbytes, r.at, nullptr) || emu::launches != before ||
+            std::any_of(dst.begin(), dst.end(), [&](std::uint32_t w) { return w != kSentinel; }))
+            FAIL("put_inline of %zu bytes must leave the copy to the caller\n", r.nbytes);
+    }
+    const long long before = emu::launches;
+    if (!cuda::put_inline(host.data(), 0, dst.data(), nullptr) || emu::launches != before)
+        FAIL("put_inline of no bytes must take it and launch nothing\n");
+}
+
 void all() {
+    inline_copies();
     noise<float>();
     noise<double>();
     elementwise<float>();

@@ -31,6 +31,8 @@ inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __host__
 #define __shared__ static
 #define __forceinline__ inline
+#define __grid_constant__
+#define CUDART_VERSION 13000  // the toolkit the package is built with
 
 struct alignas(16) float4 {
     float x, y, z, w;
