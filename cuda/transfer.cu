@@ -7,9 +7,10 @@
 // memory.
 //
 // Host arrays are not captured in CUDA graphs: a replay of a staged copy would
-// read a slot that later calls reuse, or a host buffer that is gone, and one
-// rule for every size is simpler to keep than a size limit. A copy on a
-// capturing stream is refused, before anything is enqueued.
+// read a slot that later calls reuse, or a host buffer that is gone, and a
+// replay of a copy kernel would repeat the values of the capture, which a loop
+// that gives new ones each step would not expect. A copy on a capturing stream
+// is refused, before anything is enqueued.
 #include <memory>
 #include <mutex>
 
@@ -85,8 +86,8 @@ void refuse_capture(cudaStream_t stream) {
         return;
     throw std::runtime_error(
         "scorekit CUDA: host-to-device copy: the stream is capturing a CUDA graph, and a "
-        "host array parameter cannot be captured (a replay would read host memory that later "
-        "calls reuse); pass it as a device array (with its value checks off) or as a number");
+        "host array parameter is not captured (a replay would not see the values of later "
+        "calls); pass it as a device array (with its value checks off) or as a number");
 }
 
 }  // namespace
