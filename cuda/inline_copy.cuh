@@ -31,8 +31,12 @@ constexpr std::size_t kSmallParamBytes = 4096;  // what every driver takes
 // Payload sizes in 4-byte words, smallest first: a launch passes its whole
 // payload, so a few sizes keep small copies small. The largest leaves room for
 // the other parameters (a pointer and a count).
-constexpr std::size_t kInlineWords[] = {512, 2048, (kParamBytes - 64) / 4};
-constexpr std::size_t kMaxInlineBytes = kInlineWords[2] * 4;
+constexpr std::size_t kMaxInlineWords = (kParamBytes - 64) / 4;
+constexpr std::size_t inline_words(std::size_t w) {
+    return w < kMaxInlineWords ? w : kMaxInlineWords;
+}
+constexpr std::size_t kInlineWords[] = {inline_words(512), inline_words(2048), kMaxInlineWords};
+constexpr std::size_t kMaxInlineBytes = kMaxInlineWords * 4;
 
 template <std::size_t kWords>
 struct Words {
