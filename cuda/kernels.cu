@@ -170,11 +170,18 @@ struct DsmOp {
     T* grad;
     bool vec;
 
-    __device__ SCOREKIT_INLINE void values(std::int64_t b, std::int64_t j0, std::int64_t n,
+    // a sample's parameters and offset, worked out once per chunk (row_reduce.cuh)
+    struct Row {
+        DsmRow<T> r;
+        std::int64_t base;  // b * D
+    };
+    __device__ SCOREKIT_INLINE Row row_of(std::int64_t b) const { return {row(b), b * D}; }
+
+    __device__ SCOREKIT_INLINE void values(const Row& rw, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
                                            unsigned nthreads) const {
-        const DsmRow<T> r = row(b);
-        const std::int64_t base = b * D + j0;
+        const DsmRow<T>& r = rw.r;
+        const std::int64_t base = rw.base + j0;
         auto term = [&](std::int64_t i, T s, T z) {  // vals[i]; returns the gradient
             const T q = r.residual(s, z);
             vals[i] = static_cast<double>(q) * static_cast<double>(q);
@@ -186,15 +193,17 @@ struct DsmOp {
         };
         const std::uint64_t first = stream_first + static_cast<std::uint64_t>(base);
         std::int64_t done = 0;  // elements [0, done) go by whole blocks
-        if (vec) {
-            done = n - n % K;
-            for (std::int64_t u = tid; u < done / K; u += nthreads) {
-                const std::int64_t i = u * K;
+        if (vec) {  // (n is at most a tile: 32-bit counts)
+            const unsigned units = static_cast<unsigned>(n) / K;
+            done = static_cast<std::int64_t>(units) * K;
+            const std::uint64_t block0 = first / K;
+            for (unsigned u = tid; u < units; u += nthreads) {
+                const unsigned i = u * K;
                 T z[K], sc[K], g[K];
                 if (noise)
                     load_vec(noise + base + i, z);
                 else
-                    make_block<NormalBlock<T>>(st, first / K + static_cast<std::uint64_t>(u), z);
+                    make_block<NormalBlock<T>>(st, block0 + u, z);
                 load_vec(score + base + i, sc);
 #pragma unroll
                 for (int k = 0; k < K; ++k) g[k] = term(i + k, sc[k], z[k]);

@@ -12,10 +12,18 @@
 //   __device__ void values(std::int64_t row, std::int64_t j0, std::int64_t n, double* vals,
 //                          std::int64_t stride, unsigned tid, unsigned nthreads) const;
 // writing vals[s * stride + i] for elements j0 + i of the row (i < n, s < kSums),
-// thread tid of nthreads taking its share (it may write per-element outputs too).
+// thread tid of nthreads taking its share (it may write per-element outputs too);
+// n is at most a tile's kSegment / kSums values, or kShortRow.
+// An Op whose values need per-row work (a parameter read, a row's offset) may
+// do it once per chunk instead of once per tile: it names a type Row, gives
+// __device__ Row row_of(std::int64_t row) const, and takes that Row in place of
+// the row index as values' first argument (held in registers across the tiles,
+// where the compiler would read the parameter again after each tile's stores).
 // A Fin receives each row's sums: __device__ void operator()(std::int64_t row,
 // const double* sums) const.
 #pragma once
+
+#include <type_traits>
 
 #include "launch.cuh"
 #include "scorekit/trace.hpp"
@@ -34,6 +42,18 @@ namespace {
 constexpr int kWarp = 32;
 constexpr std::int64_t kSegment = 512;  // values per tile, all sums together (32 KB a block)
 
+// What an Op's values take for a row: its Row (worked out once) or the row index.
+template <class Op, class = void>
+struct RowArg {
+    static __device__ SCOREKIT_INLINE std::int64_t of(const Op&, std::int64_t row) { return row; }
+};
+template <class Op>
+struct RowArg<Op, std::void_t<typename Op::Row>> {
+    static __device__ SCOREKIT_INLINE typename Op::Row of(const Op& op, std::int64_t row) {
+        return op.row_of(row);
+    }
+};
+
 template <int G>
 __device__ SCOREKIT_INLINE void chunk_barrier() {
     if constexpr (G == kWarp)
@@ -48,7 +68,7 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(rows); u += unit_stride()) {
         const auto row = static_cast<std::int64_t>(u);
         double vals[N * kShortRow];
-        op.values(row, 0, D, vals, kShortRow, 0, 1);
+        op.values(RowArg<Op>::of(op, row), 0, D, vals, kShortRow, 0, 1);
         double sums[N];
         for (int s = 0; s < N; ++s) {
             LaneSum8 acc;
@@ -85,12 +105,13 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
         // more chunks include one that is not a row's last, when rows have several)
         const bool whole = chunks > 1 && (first + 1 < units || first % chunks != chunks - 1);
         const std::int64_t span = whole ? rc.chunk : tail;
+        const auto arg = RowArg<Op>::of(op, row);
         double acc[N];
         for (int s = 0; s < N; ++s) acc[s] = 0.0;
         for (std::int64_t t0 = 0; t0 < span; t0 += kTile) {
             const std::int64_t left = len - t0;
             const std::int64_t tn = left <= 0 ? 0 : (left < kTile ? left : kTile);
-            if (tn > 0) op.values(row, c * rc.chunk + t0, tn, seg, kStride, t, G);
+            if (tn > 0) op.values(arg, c * rc.chunk + t0, tn, seg, kStride, t, G);
             chunk_barrier<G>();
             if (t < 8) {
                 if (tn == kTile) {  // a whole tile: unrolled, fixed offsets (same order)
