@@ -50,8 +50,8 @@ __global__ void put_words_kernel(const __grid_constant__ Words<kWords> src, std:
         dst[i] = src.w[i];
 }
 
-// Larger payloads than kSmallParamBytes, until a launch of one fails (a driver
-// older than the runtime's large-parameter support).
+// Larger payloads than kSmallParamBytes, until a launch of one is refused as
+// not supported (a driver older than the runtime's large-parameter support).
 inline std::atomic<bool>& large_payloads() {
     static std::atomic<bool> ok{true};
     return ok;
@@ -67,9 +67,10 @@ bool put_words(const void* host, std::size_t n, std::uint32_t* dst, cudaStream_t
     std::memset(src.w + n, 0, (kWords - n) * 4);  // passed too: no indeterminate bytes
     const auto threads = static_cast<std::size_t>(kThreads);
     const auto blocks = static_cast<unsigned>((n + threads - 1) / threads);
+    check(cudaGetLastError(), "before the host-to-device copy kernel");  // an earlier error
     put_words_kernel<kWords><<<blocks, kThreads, 0, stream>>>(src, dst, static_cast<unsigned>(n));
     const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess && large) {  // nothing enqueued: fall back, and from now on
+    if (err == cudaErrorNotSupported && large) {  // nothing enqueued: staged, now and later
         large_payloads().store(false, std::memory_order_relaxed);
         return false;
     }
@@ -80,7 +81,7 @@ bool put_words(const void* host, std::size_t n, std::uint32_t* dst, cudaStream_t
 // Enqueues the copy of nbytes at host to dst on stream as a kernel's
 // parameters. False, with nothing enqueued, when the copy is not whole 4-byte
 // words to a 4-byte aligned dst, or is larger than kMaxInlineBytes (or than
-// kSmallParamBytes where the driver refuses larger parameters).
+// the smallest payload, 2 KB, where the driver refuses larger parameters).
 inline bool put_inline(const void* host, std::size_t nbytes, void* dst, cudaStream_t stream) {
     if (nbytes == 0) return true;
     if (nbytes % 4 != 0 || reinterpret_cast<std::uintptr_t>(dst) % 4 != 0 ||

@@ -588,8 +588,11 @@ def test_uploads_at_every_payload_size_and_past_the_largest():
     for nbytes in (1, 3, 4, 6, 2048, 2052, 8192, 8196, 32700, 32704, 32708, 1 << 20):
         for shift in (0, 2, 4):
             host = rng.integers(0, 256, nbytes, dtype=np.uint8)
-            dev = t.full((nbytes + 16,), 7, dtype=t.uint8, device="cuda")
+            dev = t.empty((nbytes + 16,), dtype=t.uint8, device="cuda")
             side.wait_stream(t.cuda.current_stream())
+            with t.cuda.stream(side):  # a copy on another stream would come before the fill
+                t.cuda._sleep(1_000_000)
+                dev.fill_(7)
             _upload(host, dev.data_ptr() + shift, dev.device.index, side.cuda_stream)
             side.synchronize()
             got = dev.cpu().numpy()

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include <cuda_runtime.h>  // the emulation (tests/native/cuda_emulation)
@@ -438,6 +439,38 @@ void inline_copies() {
         FAIL("put_inline of no bytes must take it and launch nothing\n");
 }
 
+// A driver that refuses parameters over 4 KB: the first large copy is left to
+// the caller (nothing written), later ones too without a launch, small ones
+// still go; any other launch error is raised.
+void inline_copy_fallback() {
+    constexpr std::uint32_t kSentinel = 0xdeadbeefu;
+    std::vector<std::uint32_t> host(2048, 5u), dst(2048, kSentinel);
+    const auto untouched = [&] {
+        return std::all_of(dst.begin(), dst.end(), [&](std::uint32_t w) { return w == kSentinel; });
+    };
+    emu::refuse_next_launch = cudaErrorNotSupported;
+    if (cuda::put_inline(host.data(), 4 * 2048, dst.data(), nullptr) || !untouched() ||
+        cuda::large_payloads().load())
+        FAIL("a refused large copy must be left to the caller, and large ones after it\n");
+    const long long before = emu::launches;
+    if (cuda::put_inline(host.data(), 4 * 600, dst.data(), nullptr) || emu::launches != before ||
+        !untouched())
+        FAIL("after a refusal, copies over 2 KB must be left to the caller\n");
+    if (!cuda::put_inline(host.data(), 4 * 512, dst.data(), nullptr) || dst[511] != 5u ||
+        dst[512] != kSentinel)
+        FAIL("after a refusal, copies of up to 2 KB must still go\n");
+    cuda::large_payloads().store(true);
+    bool raised = false;
+    emu::refuse_next_launch = cudaErrorNotSupported;
+    try {
+        cuda::put_inline(host.data(), 4 * 100, dst.data(), nullptr);  // small: no fallback
+    } catch (const std::runtime_error&) {
+        raised = true;
+    }
+    if (!raised || emu::pending != cudaSuccess)
+        FAIL("a refused small copy must raise\n");
+}
+
 void all() {
     inline_copies();
     noise<float>();
@@ -476,6 +509,7 @@ int main() {
     if (mala_taken == 0 || mala_rejected == 0)
         FAIL("the MALA cases must both accept and reject (%lld / %lld)\n", mala_taken,
              mala_rejected);
+    inline_copy_fallback();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
 }

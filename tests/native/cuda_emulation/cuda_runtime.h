@@ -44,18 +44,30 @@ inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z,
 inline double2 make_double2(double x, double y) { return {x, y}; }
 
 typedef void* cudaStream_t;
-enum cudaError_t { cudaSuccess = 0 };
+enum cudaError_t { cudaSuccess = 0, cudaErrorNotSupported = 801 };
+namespace emu {
+// nonzero: the next launch is refused with this error (cudaGetLastError
+// returns it once), and its kernel does not run
+inline cudaError_t refuse_next_launch = cudaSuccess;
+inline cudaError_t pending = cudaSuccess;
+}  // namespace emu
 inline cudaError_t cudaGetDevice(int* d) {
     *d = 0;
     return cudaSuccess;
 }
 inline cudaError_t cudaSetDevice(int) { return cudaSuccess; }
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaGetLastError() {
+    const cudaError_t e = emu::pending;
+    emu::pending = cudaSuccess;
+    return e;
+}
 inline cudaError_t cudaGetDeviceCount(int* n) {
     *n = 1;
     return cudaSuccess;
 }
-inline const char* cudaGetErrorString(cudaError_t) { return "no error"; }
+inline const char* cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error" : "operation not supported";
+}
 
 
 namespace emu {
@@ -96,6 +108,11 @@ inline Config cfg(unsigned grid, unsigned threads, int, cudaStream_t) { return {
 template <class... Params, class... Args>
 void launch(Config c, void (*kernel)(Params...), Args&&... args) {
     if (c.grid == 0 || c.grid > 2147483647u || c.threads == 0 || c.threads > 1024) std::abort();
+    if (refuse_next_launch != cudaSuccess) {
+        pending = refuse_next_launch;
+        refuse_next_launch = cudaSuccess;
+        return;
+    }
     ++launches;
     gridDim.x = grid_override ? grid_override : c.grid;
     blockDim.x = c.threads;
