@@ -60,7 +60,7 @@ inline std::atomic<bool>& large_payloads() {
 template <std::size_t kWords>
 bool put_words(const void* host, std::size_t n, std::uint32_t* dst, cudaStream_t stream) {
     static_assert(kWords * 4 + 16 <= kParamBytes, "the payload and the other parameters fit");
-    const bool large = kWords * 4 + 16 > kSmallParamBytes;
+    constexpr bool large = kWords * 4 + 16 > kSmallParamBytes;
     if (large && !large_payloads().load(std::memory_order_relaxed)) return false;
     Words<kWords> src;
     std::memcpy(src.w, host, n * 4);
