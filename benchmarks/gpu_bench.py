@@ -27,7 +27,9 @@ numbers" takes one sigma and scale for every sample: nothing to copy, so its
 difference from the first row is the cost of the two copies. "dsm_loss /
 scorekit, CUDA sigma unchecked" takes sigma as the CUDA tensor PyTorch uses,
 within ``scorekit.device_value_checks(False)`` (not read back for its checks),
-as a training loop that keeps its noise levels on the GPU would.
+as a training loop that keeps its noise levels on the GPU would; the two rows
+after it take the same call with its row reduction forced to 8 and to 32
+threads a chunk (the first row takes what the size chooses).
 
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
@@ -124,6 +126,22 @@ def unchecked_dsm(scorekit, score, sigma):
     def call():
         with scorekit.device_value_checks(False):
             return scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
+    return call
+
+
+def with_chunk_threads(fn, threads, dev):
+    """fn with the row reductions' threads per chunk set to ``threads`` (8 or 32) for the
+    call, and chosen by size again after it; None off the GPU or without the CUDA backend."""
+    from scorekit import _gpu
+    if dev.type != "cuda" or not _gpu.compiled():
+        return None
+
+    def call():
+        _gpu._cuda.set_chunk_threads(threads)
+        try:
+            return fn()
+        finally:
+            _gpu._cuda.set_chunk_threads(0)
     return call
 
 
@@ -245,6 +263,9 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, seed=1, counter=2,
                                                   reduction="none"),
             "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma),
+            # the same with 8 and with 32 threads a chunk, whichever the size chooses
+            **{f"scorekit, CUDA sigma unchecked, {g} threads a chunk":
+               with_chunk_threads(unchecked_dsm(scorekit, score, sigma), g, dev) for g in (8, 32)},
             "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
     }
     if more:

@@ -48,6 +48,10 @@ PYBIND11_MODULE(_cuda, m) {
             return why;
         },
         "Why the runtime sees no device (the CUDA error text), or '' when it sees one.");
+    m.def("chunk_threads_setting", &sc::chunk_threads_setting,
+          "Threads per chunk of the row reductions: 0 (chosen by size and device), 8 or 32.");
+    m.def("set_chunk_threads", &sc::set_chunk_threads, py::arg("threads"),
+          "Sets the threads per chunk of the row reductions (0, 8 or 32; the same bits).");
     m.def(
         "upload",
         [](py::buffer host, std::uintptr_t dst, int device, std::uintptr_t stream) {

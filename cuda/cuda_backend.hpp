@@ -24,6 +24,14 @@ enum class NoiseKind { Normal = 0, Uniform = 1, Rademacher = 2 };
 // `why`, when given, receives the runtime's reason for 0 ("" otherwise).
 int device_count(std::string* why = nullptr);
 
+// Threads per chunk of the row reductions (grid.hpp's chunk_threads): 0 chooses
+// by size and device (the default), 8 or 32 always takes that many. The
+// environment variable SCOREKIT_CUDA_CHUNK_THREADS sets it at start (another
+// value: 0). The bits are the same for every setting; only the speed differs.
+int chunk_threads_setting();
+// Sets it (another value than 0, 8 or 32 raises std::invalid_argument).
+void set_chunk_threads(int threads);
+
 // nbytes of host memory to device memory dst, on `stream`, through page-locked
 // staging, so the host does not wait for the stream (staging.hpp); the host
 // buffer may be released when the call returns.

@@ -75,6 +75,23 @@ struct RowChunks {
 // Rows of at most this many elements are reduced one thread per row.
 constexpr std::int64_t kShortRow = 64;
 
+// Threads per chunk of a row reduction whose chunks are at most kReduceChunk
+// long (cuda/row_reduce.cuh): a warp, or eight (four chunks a warp, so that
+// all 32 threads add, where a warp per chunk leaves 24 of them idle while its
+// eight add). Eight threads a chunk run a quarter of the warps, so they are
+// taken only where their blocks still fill three quarters of what the device
+// holds at once: `slots`, its multiprocessors times the blocks of that kernel
+// each holds. `setting` 8 or 32 takes that many whatever the size (0: choose).
+constexpr int kChunkGroup = 8;
+constexpr int kChunkWarp = 32;
+SCOREKIT_HD SCOREKIT_INLINE int chunk_threads(std::uint64_t units, std::uint64_t slots,
+                                              int setting = 0) {
+    if (setting == kChunkGroup || setting == kChunkWarp) return setting;
+    constexpr std::uint64_t per_block = kThreads / kChunkGroup;
+    const std::uint64_t blocks = (units + per_block - 1) / per_block;
+    return 4 * blocks >= 3 * slots ? kChunkGroup : kChunkWarp;
+}
+
 // Doubles of scratch a row reduction (cuda/row_reduce.cuh) of `rows` rows of D
 // elements in chunks of `chunk`, with `sums` values per element, needs.
 SCOREKIT_HD SCOREKIT_INLINE std::int64_t reduce_scratch(std::int64_t rows, std::int64_t D,

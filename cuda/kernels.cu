@@ -4,6 +4,9 @@
 // never on the grid; dsm_loss sums its rows in the CPU's order (row_reduce.cuh),
 // so its losses are the CPU's bits too. No floating-point atomics; 64-bit
 // indices throughout.
+#include <atomic>
+#include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include "cuda_backend.hpp"
@@ -241,6 +244,26 @@ int device_count(std::string* why) {
     }
     if (why) *why = n ? "" : "no CUDA device";
     return n;
+}
+
+namespace {
+std::atomic<int>& chunk_threads_value() {
+    static std::atomic<int> value{[] {
+        const char* env = std::getenv("SCOREKIT_CUDA_CHUNK_THREADS");
+        const int v = env ? std::atoi(env) : 0;
+        return v == kChunkGroup || v == kChunkWarp ? v : 0;
+    }()};
+    return value;
+}
+}  // namespace
+
+int chunk_threads_setting() { return chunk_threads_value().load(std::memory_order_relaxed); }
+
+void set_chunk_threads(int threads) {
+    if (threads != 0 && threads != kChunkGroup && threads != kChunkWarp)
+        throw std::invalid_argument("chunk threads must be 0 (chosen per call), 8 or 32, got " +
+                                    std::to_string(threads));
+    chunk_threads_value().store(threads, std::memory_order_relaxed);
 }
 
 namespace {

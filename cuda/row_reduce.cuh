@@ -3,8 +3,10 @@
 // CPU's chunked_dot does: LaneSum8 (position p to lane p % 8) over chunks of
 // `chunk` elements, chunk sums added left to right. Rows of at most kShortRow
 // elements take one thread each; longer rows a warp per chunk (a block for a
-// row taken as one long chunk), the values staged in shared memory tile by
-// tile and lane k added by one thread in position order, then a second kernel
+// row taken as one long chunk; eight threads a chunk, four chunks a warp, where
+// there are enough chunks: grid.hpp's chunk_threads), the values staged in
+// shared memory tile by tile and lane k added by one thread in position order,
+// then a second kernel
 // adds each row's chunks. No atomics: the sums are the CPU's bits for every grid.
 //
 // An Op supplies the values:
@@ -23,8 +25,10 @@
 // const double* sums) const.
 #pragma once
 
+#include <atomic>
 #include <type_traits>
 
+#include "cuda_backend.hpp"
 #include "launch.cuh"
 #include "scorekit/trace.hpp"
 
@@ -32,15 +36,17 @@ namespace scorekit {
 namespace cuda {
 namespace {
 
-// Long rows: G threads per chunk (a warp; a whole block for chunks longer than
-// kReduceChunk, rows reduced as one chunk), kThreads / G chunks per block.
-// Tile by tile, a chunk's threads write kSegment / N values (N sums) to shared
-// memory (each its share: whole stream blocks), then its first eight threads
-// add them, thread k those at positions p % 8 == k, in order. A warp per chunk
-// shares memory only with itself, so the warp's own barrier orders its tiles
-// and warps never wait for each other.
+// Long rows: G threads per chunk (eight or a warp; a whole block for chunks
+// longer than kReduceChunk, rows reduced as one chunk), kThreads / G chunks per
+// block. Tile by tile, a chunk's threads write its next values (N sums) to
+// shared memory (each its share: whole stream blocks), then its first eight
+// threads add them, thread k those at positions p % 8 == k, in order. A warp
+// takes kSegment values a tile, all its chunks and sums together: with eight
+// threads a chunk, a tile of a quarter as many values for each of four chunks,
+// added by all 32 threads. A warp shares memory only with itself, so the warp's
+// own barrier orders its tiles and warps never wait for each other.
 constexpr int kWarp = 32;
-constexpr std::int64_t kSegment = 512;  // values per tile, all sums together (32 KB a block)
+constexpr std::int64_t kSegment = 512;  // values per tile and warp (32 KB a block)
 
 // What an Op's values take for a row: its Row (worked out once) or the row index.
 template <class Op, class = void>
@@ -56,7 +62,7 @@ struct RowArg<Op, std::void_t<typename Op::Row>> {
 
 template <int G>
 __device__ SCOREKIT_INLINE void chunk_barrier() {
-    if constexpr (G == kWarp)
+    if constexpr (G <= kWarp)
         __syncwarp();
     else
         __syncthreads();
@@ -81,11 +87,16 @@ __global__ void short_rows_kernel(std::int64_t rows, std::int64_t D, Op op, Fin 
 
 template <class Op, int G>
 __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
-    static_assert(G == kWarp || G == kThreads, "a warp or a block per chunk");
+    static_assert(G == kChunkGroup || G == kWarp || G == kThreads,
+                  "eight threads, a warp or a block per chunk");
     constexpr int kGroups = kThreads / G;
     constexpr int N = Op::kSums;
-    constexpr std::int64_t kTile = kSegment / N;       // a multiple of 8
-    constexpr std::int64_t kStride = kGroups * kTile;  // between the sums' values
+    constexpr int kPerWarp = G < kWarp ? kWarp / G : 1;    // chunks a warp
+    constexpr std::int64_t kTile = kSegment / kPerWarp / N;  // a multiple of 8
+    // a warp's chunks 4 doubles apart beyond their tiles: the 32 adders' reads
+    // of one step fall on every bank twice (each chunk's eight on 16 banks)
+    constexpr std::int64_t kSpan = kTile + (kPerWarp > 1 ? 4 : 0);
+    constexpr std::int64_t kStride = kGroups * kSpan;  // between the sums' values
     static_assert(kTile % 8 == 0, "whole tiles are added eight lanes at a time");
     __shared__ double vals[N * kStride];
     __shared__ double lanes[N * kGroups * 8];
@@ -93,7 +104,7 @@ __global__ void chunk_sums_kernel(RowChunks rc, Op op, double* partial) {
     const std::int64_t tail = rc.D - (chunks - 1) * rc.chunk;  // a row's last chunk
     const int g = static_cast<int>(threadIdx.x) / G;
     const int t = static_cast<int>(threadIdx.x) % G;  // lane t when t < 8
-    double* seg = vals + g * kTile;
+    double* seg = vals + g * kSpan;
     for (std::int64_t first = blockIdx.x * static_cast<std::int64_t>(kGroups); first < units;
          first += static_cast<std::int64_t>(gridDim.x) * kGroups) {
         const std::int64_t unit = first + g;
@@ -153,6 +164,28 @@ __global__ void chunk_rows_kernel(RowChunks rc, const double* partial, Fin fin) 
     }
 }
 
+// Blocks of chunk_sums_kernel<Op, kChunkGroup> the current device holds at
+// once (its multiprocessors times the blocks each holds), asked once a device.
+template <class Op>
+std::uint64_t group_slots() {
+    constexpr int kDevices = 64;
+    static std::atomic<std::uint64_t> known[kDevices];  // 0: not asked yet
+    int device = 0;
+    check(cudaGetDevice(&device), "cudaGetDevice");
+    const bool cached = device >= 0 && device < kDevices;
+    if (cached)
+        if (const std::uint64_t v = known[device].load(std::memory_order_relaxed)) return v;
+    int sms = 0, per_sm = 0;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
+          "cudaDeviceGetAttribute");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+              &per_sm, chunk_sums_kernel<Op, kChunkGroup>, kThreads, 0),
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    const std::uint64_t v = sms > 0 && per_sm > 0 ? static_cast<std::uint64_t>(sms) * per_sm : 1;
+    if (cached) known[device].store(v, std::memory_order_relaxed);
+    return v;
+}
+
 // Enqueues the reduction of `rows` rows of D elements in chunks of `chunk`;
 // `partial` holds reduce_scratch(rows, D, chunk, Op::kSums) doubles. For one
 // row of one chunk (chunk >= D) it may be the Fin's own output: the row's
@@ -174,10 +207,15 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
         const unsigned blocks = static_cast<unsigned>(units < kMaxBlocks ? units : kMaxBlocks);
         chunk_sums_kernel<Op, kThreads><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
     } else {
-        constexpr std::uint64_t per_block = kThreads / kWarp;
+        const int setting = chunk_threads_setting();
+        const int G = chunk_threads(units, setting ? 0 : group_slots<Op>(), setting);
+        const std::uint64_t per_block = static_cast<std::uint64_t>(kThreads / G);
         const auto groups = (units + per_block - 1) / per_block;
         const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);
-        chunk_sums_kernel<Op, kWarp><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
+        if (G == kChunkGroup)
+            chunk_sums_kernel<Op, kChunkGroup><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
+        else
+            chunk_sums_kernel<Op, kWarp><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
     }
     check(cudaGetLastError(), what);
     chunk_rows_kernel<Op::kSums, Fin><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,

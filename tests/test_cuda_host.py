@@ -313,6 +313,53 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
 
 
+def test_chunk_threads_setting_comes_from_the_environment_and_is_checked():
+    """SCOREKIT_CUDA_CHUNK_THREADS sets the row reductions' threads per chunk at
+    start (8 or 32; anything else: chosen by size); set_chunk_threads takes only
+    0, 8 or 32. Which kernel each setting launches: the emulation test above."""
+    if not _gpu.compiled():
+        pytest.skip("the CUDA backend is not compiled")
+    import os
+    import sys
+    code = "from scorekit import _gpu; print(_gpu._cuda.chunk_threads_setting())"
+    for value, want in (("8", "8"), ("32", "32"), ("16", "0"), ("eight", "0"), (None, "0")):
+        env = {k: v for k, v in os.environ.items() if k != "SCOREKIT_CUDA_CHUNK_THREADS"}
+        if value is not None:
+            env["SCOREKIT_CUDA_CHUNK_THREADS"] = value
+        res = subprocess.run([sys.executable, "-c", code], env=env, check=False,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout.strip() == want, (value, res.stdout)
+    before = _gpu._cuda.chunk_threads_setting()
+    for bad in (-1, 1, 16, 64, 256):
+        with pytest.raises(ValueError, match=f"0 \\(chosen per call\\), 8 or 32, got {bad}"):
+            _gpu._cuda.set_chunk_threads(bad)
+    assert _gpu._cuda.chunk_threads_setting() == before
+
+
+def test_gpu_benchmark_sets_the_chunk_threads_for_its_call_only():
+    """gpu_bench.py's forced rows: the setting holds during the call and is 0 after
+    it, also when the call raises."""
+    if not _gpu.compiled():
+        pytest.skip("the CUDA backend is not compiled")
+    import importlib.util
+    from types import SimpleNamespace
+    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks/gpu_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cuda, seen = SimpleNamespace(type="cuda"), []
+
+    def fn():
+        seen.append(_gpu._cuda.chunk_threads_setting())
+        if len(seen) == 2:
+            raise RuntimeError("a failed call")
+    assert bench.with_chunk_threads(fn, 8, SimpleNamespace(type="cpu")) is None
+    bench.with_chunk_threads(fn, 8, cuda)()
+    with pytest.raises(RuntimeError, match="a failed call"):
+        bench.with_chunk_threads(fn, 32, cuda)()
+    assert seen == [8, 32] and _gpu._cuda.chunk_threads_setting() == 0
+
+
 def test_noisy_affine_step_reaches_its_launcher(backend, monkeypatch):
     monkeypatch.setattr(_gpu._CuPy, "empty", staticmethod(
         lambda like, shape, dtype: FakeCupyArray(shape=tuple(shape), ptr=1 << 26)))

@@ -4,7 +4,8 @@
 // dsm_loss, ssm_loss, ism_loss, the Langevin corrector and the MALA test, whose
 // reductions follow the CPU's LaneSum8 order, bit for bit too (losses,
 // gradients, step sizes, decisions); on awkward shapes and offsets, with the
-// launch grids and with 1 or 3 blocks.
+// launch grids and with 1 or 3 blocks, with the row reductions' threads per
+// chunk chosen by size and forced to 8 and to 32.
 // Built and run by tests/test_cuda_host.py. Prints "ok" or the first failures.
 #include <cstdio>
 #include <algorithm>
@@ -151,8 +152,9 @@ void elementwise() {
 
 template <class T>
 void dsm() {
-    const std::int64_t shapes[][2] = {{1, 3},   {5, 7},    {3, 64},  {3, 65}, {2, 1000},
-                                      {2, 4096}, {2, 4097}, {1, 9001}, {2, 8200}, {3, 0}};
+    const std::int64_t shapes[][2] = {{1, 3},    {5, 7},    {3, 64},  {3, 65},
+                                      {2, 1000}, {2, 4096}, {2, 4097}, {1, 9001},
+                                      {2, 8200}, {3, 0},    {33, 4097}};  // (66 chunks)
     for (auto& s : shapes)
         for (std::uint64_t fs : {0ull, 3ull})
             for (int weight = 0; weight < 3; ++weight)
@@ -472,6 +474,42 @@ void inline_copy_fallback() {
         FAIL("a refused small copy must raise\n");
 }
 
+// Which kernel a row reduction takes (grid.hpp's chunk_threads): by size on
+// the emulated device (2 x 2 blocks held at once: eight threads a chunk from 65
+// chunks, 3 blocks of 32 chunks), or as set; any other setting is refused.
+void chunk_threads_choice() {
+    const std::int64_t D = cuda::kShortRow + 1;  // a chunk a row
+    struct Case {
+        std::int64_t B;
+        int setting;
+        unsigned grid;  // of the chunk kernel: B chunks, 32 a block or 8
+    };
+    for (const Case& c : {Case{64, 0, 8}, Case{65, 0, 3}, Case{65, 32, 9}, Case{64, 8, 2},
+                          Case{400, 0, 13}}) {
+        auto score = values<float>(static_cast<std::size_t>(c.B * D), 5);
+        std::vector<double> partial = guarded_work(cuda::dsm_work(c.B, D)), rows(c.B);
+        const RowParam<float> sigma{nullptr, 0.5f}, weight{nullptr, 1.0f};
+        cuda::set_chunk_threads(c.setting);
+        emu::grids.clear();
+        cuda::dsm_loss<float>(score.data(), nullptr, c.B, D, sigma, false, weight, 1.0, Stream{1, 2},
+                              0, partial.data(), rows.data(), nullptr, nullptr, 0, nullptr);
+        if (emu::grids.size() != 2 || emu::grids[0] != c.grid)
+            FAIL("chunk threads: B %lld setting %d: %zu launches, grid %u, not %u\n",
+                 (long long)c.B, c.setting, emu::grids.size(),
+                 emu::grids.empty() ? 0u : emu::grids[0], c.grid);
+    }
+    for (int bad : {-1, 1, 16, 64, 256}) {
+        bool raised = false;
+        try {
+            cuda::set_chunk_threads(bad);
+        } catch (const std::invalid_argument&) {
+            raised = true;
+        }
+        if (!raised) FAIL("set_chunk_threads(%d) must raise\n", bad);
+    }
+    cuda::set_chunk_threads(0);
+}
+
 void all() {
     inline_copies();
     noise<float>();
@@ -500,13 +538,18 @@ void all() {
 }  // namespace
 
 int main() {
-    all();                      // the launchers' own grids
+    if (cuda::chunk_threads_setting() != 0) FAIL("the chunk threads must be chosen by default\n");
+    chunk_threads_choice();
+    all();                      // the launchers' own grids, chunk threads by size
     emu::grid_override = 1;     // one block: every grid-stride loop wraps
     emu::reverse = true;        // and the threads of a block in reverse order
+    cuda::set_chunk_threads(8);
     all();
     emu::reverse = false;
     emu::grid_override = 3;
+    cuda::set_chunk_threads(32);
     all();
+    cuda::set_chunk_threads(0);
     if (mala_taken == 0 || mala_rejected == 0)
         FAIL("the MALA cases must both accept and reject (%lld / %lld)\n", mala_taken,
              mala_rejected);

@@ -13,6 +13,7 @@
 
 #include <ucontext.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +62,22 @@ inline cudaError_t cudaGetLastError() {
     emu::pending = cudaSuccess;
     return e;
 }
+// The device the row reductions size their grids for (row_reduce.cuh's
+// group_slots, asked once per kernel): emu::sms multiprocessors holding
+// emu::blocks_per_sm blocks of any kernel each.
+namespace emu {
+inline int sms = 2, blocks_per_sm = 2;
+}  // namespace emu
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int) {
+    *value = emu::sms;
+    return cudaSuccess;
+}
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int, std::size_t) {
+    *blocks = emu::blocks_per_sm;
+    return cudaSuccess;
+}
 inline cudaError_t cudaGetDeviceCount(int* n) {
     *n = 1;
     return cudaSuccess;
@@ -72,6 +89,7 @@ inline const char* cudaGetErrorString(cudaError_t e) {
 
 namespace emu {
 inline long long launches = 0;
+inline std::vector<unsigned> grids;  // of every launch that ran, in order (before grid_override)
 inline unsigned grid_override = 0;  // nonzero: run every launch on this many blocks
 inline bool reverse = false;        // run a block's threads in reverse order
 
@@ -114,6 +132,7 @@ void launch(Config c, void (*kernel)(Params...), Args&&... args) {
         return;
     }
     ++launches;
+    grids.push_back(c.grid);
     gridDim.x = grid_override ? grid_override : c.grid;
     blockDim.x = c.threads;
     body = [&] { kernel(args...); };
