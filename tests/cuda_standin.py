@@ -267,6 +267,16 @@ class CpuBackedCuda:
     def runtime_status(self):
         return ""
 
+    chunk_threads = 0  # the CPU's reductions have no chunk width: kept, not used
+
+    def chunk_threads_setting(self):
+        return self.chunk_threads
+
+    def set_chunk_threads(self, threads):
+        if threads not in (0, 8, 32):
+            raise ValueError(f"chunk threads must be 0 (chosen per call), 8 or 32, got {threads}")
+        self.chunk_threads = threads
+
     @staticmethod
     def _dt(itemsize):
         return np.float32 if itemsize == 4 else np.float64

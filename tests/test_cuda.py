@@ -164,6 +164,43 @@ def test_dsm_loss(fw, shape, reduction, dtype):
     assert got == scorekit.dsm_loss(s, 0.5, noise=z, reduction="sum", return_grad=False)
 
 
+@pytest.mark.parametrize("threads", [8, 32])
+def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
+    """The row reductions with 8 and with 32 threads a chunk (forced: what a call's size
+    would choose on a large card is checked under the emulation): dsm_loss (one sum),
+    ssm_loss (two: probes against jvp and score, sphere probes' norms), ism_loss and
+    hutchinson's products, with enough chunks that a grid wraps past a block's 32 or 8,
+    the CPU's bits in every case."""
+    from scorekit import _gpu
+    s, x = batch((41, 3 * 4096 + 5), dtype), batch((41, 3 * 4096 + 5), dtype, 1)
+    j = batch((5, 2, 9001), dtype, 2)
+    sig = np.linspace(0.1, 2.0, 41).astype(dtype)
+    d = np.linspace(-1.0, 2.0, 9001).astype(dtype)
+    dd, like = fw.put(d), fw.put(np.zeros(1, np.float32))
+    try:
+        _gpu._cuda.set_chunk_threads(threads)
+        got = [scorekit.dsm_loss(fw.put(s), sig, seed=4, counter=2, reduction="none"),
+               scorekit.dsm_loss(fw.put(s), 0.5, noise=fw.put(x), reduction="none"),
+               scorekit.ssm_loss(fw.put(j[:, 0]), fw.put(j), seed=6, kind="sphere",
+                                 variance_reduction=False, reduction="none"),
+               scorekit.ism_loss(fw.put(s), fw.put(sig), reduction="none")]
+        got_tr = scorekit.hutchinson(lambda v: v * dd, (5, 9001), num_probes=3, seed=3,
+                                     dtype=dtype, like=like)
+    finally:
+        _gpu._cuda.set_chunk_threads(0)
+    want = [scorekit.dsm_loss(s, sig, seed=4, counter=2, reduction="none"),
+            scorekit.dsm_loss(s, 0.5, noise=x, reduction="none"),
+            scorekit.ssm_loss(j[:, 0], j, seed=6, kind="sphere", variance_reduction=False,
+                              reduction="none"),
+            scorekit.ism_loss(s, sig, reduction="none")]
+    for g, w in zip(got, want, strict=True):
+        for a, b in zip(g, w, strict=True):
+            np.testing.assert_array_equal(fw.get(a), b)
+    want_tr = scorekit.hutchinson(lambda v: v * d, (5, 9001), num_probes=3, seed=3, dtype=dtype)
+    for g, w in zip(got_tr, want_tr, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_device_value_checks_off_gives_the_same_bits(fw, dtype):
     """CUDA per-sample parameters not read back for their checks: the same results, and
     values the checks refuse go through (they only enter the arithmetic)."""
