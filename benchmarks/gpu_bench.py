@@ -29,7 +29,8 @@ scorekit, CUDA sigma unchecked" takes sigma as the CUDA tensor PyTorch uses,
 within ``scorekit.device_value_checks(False)`` (not read back for its checks),
 as a training loop that keeps its noise levels on the GPU would; the two rows
 after it take the same call with its row reduction forced to 8 and to 32
-threads a chunk (the first row takes what the size chooses).
+threads a chunk (the first row takes what the size chooses, or what
+``SCOREKIT_CUDA_CHUNK_THREADS`` fixes).
 
 "% copy BW" = (bytes the kernel must move / median time) / copy bandwidth.
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
@@ -131,17 +132,19 @@ def unchecked_dsm(scorekit, score, sigma):
 
 def with_chunk_threads(fn, threads, dev):
     """fn with the row reductions' threads per chunk set to ``threads`` (8 or 32) for the
-    call, and chosen by size again after it; None off the GPU or without the CUDA backend."""
+    call, and set back to what it was after it; None off the GPU or without the CUDA
+    backend."""
     from scorekit import _gpu
     if dev.type != "cuda" or not _gpu.compiled():
         return None
 
     def call():
+        before = _gpu._cuda.chunk_threads_setting()
         _gpu._cuda.set_chunk_threads(threads)
         try:
             return fn()
         finally:
-            _gpu._cuda.set_chunk_threads(0)
+            _gpu._cuda.set_chunk_threads(before)
     return call
 
 

@@ -4,8 +4,9 @@
 # 1. builds scorekit with CUDA for the card (pip, no build isolation: the device
 #    image has scikit-build-core, pybind11, CMake, ninja and nvcc);
 # 2. runs the GPU tests (tests/test_cuda.py, and the host test that fails when
-#    PyTorch sees a GPU that scorekit does not), and tests/test_simd.py (the
-#    AVX-512 level runs where the machine's CPU has it);
+#    PyTorch sees a GPU that scorekit does not), the reductions' among them again
+#    with eight threads a chunk, and tests/test_simd.py (the AVX-512 level runs
+#    where the machine's CPU has it);
 # 3. runs the GPU benchmark (benchmarks/gpu_bench.py) against PyTorch eager and
 #    torch.compile, for benchmarks/RESULTS.md, again in windows of 20 calls for
 #    the issue's three kernels, where a call's time goes between host and GPU
@@ -63,6 +64,10 @@ simd=$!
 step 200 $py -m pytest -q -rs --tb=short -p no:cacheprovider $par tests/test_cuda.py \
   "tests/test_cuda_host.py::test_a_visible_gpu_is_usable_when_the_backend_is_built" \
   2>&1 | tee "$out/tests.txt" | tail -40
+# the reductions' tests again with eight threads a chunk (what large calls choose)
+step 90 env SCOREKIT_CUDA_CHUNK_THREADS=8 $py -m pytest -q -rs --tb=short -p no:cacheprovider \
+  $par tests/test_cuda.py -k "loss or corrector or mala or trace or probe or divergence or samplers" \
+  2>&1 | tee -a "$out/tests.txt" | tail -5
 wait $simd
 simd_rc=$?
 echo "simd tests: exit $simd_rc, $(tail -1 "$out/simd.txt")" | tee -a "$out/device.txt"

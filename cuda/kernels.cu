@@ -250,8 +250,8 @@ namespace {
 std::atomic<int>& chunk_threads_value() {
     static std::atomic<int> value{[] {
         const char* env = std::getenv("SCOREKIT_CUDA_CHUNK_THREADS");
-        const int v = env ? std::atoi(env) : 0;
-        return v == kChunkGroup || v == kChunkWarp ? v : 0;
+        const std::string v = env ? env : "";
+        return v == "8" ? kChunkGroup : v == "32" ? kChunkWarp : 0;
     }()};
     return value;
 }

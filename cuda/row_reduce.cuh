@@ -6,8 +6,8 @@
 // row taken as one long chunk; eight threads a chunk, four chunks a warp, where
 // there are enough chunks: grid.hpp's chunk_threads), the values staged in
 // shared memory tile by tile and lane k added by one thread in position order,
-// then a second kernel
-// adds each row's chunks. No atomics: the sums are the CPU's bits for every grid.
+// then a second kernel adds each row's chunks. No atomics: the sums are the
+// CPU's bits for every grid and every number of threads a chunk.
 //
 // An Op supplies the values:
 //   static constexpr int kSums;  (1 or 2)
@@ -15,7 +15,8 @@
 //                          std::int64_t stride, unsigned tid, unsigned nthreads) const;
 // writing vals[s * stride + i] for elements j0 + i of the row (i < n, s < kSums),
 // thread tid of nthreads taking its share (it may write per-element outputs too);
-// n is at most a tile's kSegment / kSums values, or kShortRow.
+// n is at most a tile's values (kSegment / kSums, a quarter of that with eight
+// threads a chunk), or kShortRow.
 // An Op whose values need per-row work (a parameter read, a row's offset) may
 // do it once per chunk instead of once per tile: it names a type Row, gives
 // __device__ Row row_of(std::int64_t row) const, and takes that Row in place of
@@ -46,7 +47,7 @@ namespace {
 // added by all 32 threads. A warp shares memory only with itself, so the warp's
 // own barrier orders its tiles and warps never wait for each other.
 constexpr int kWarp = 32;
-constexpr std::int64_t kSegment = 512;  // values per tile and warp (32 KB a block)
+constexpr std::int64_t kSegment = 512;  // values per tile and warp (32 KB for 8 warps)
 
 // What an Op's values take for a row: its Row (worked out once) or the row index.
 template <class Op, class = void>
@@ -165,22 +166,22 @@ __global__ void chunk_rows_kernel(RowChunks rc, const double* partial, Fin fin) 
 }
 
 // Blocks of chunk_sums_kernel<Op, kChunkGroup> the current device holds at
-// once (its multiprocessors times the blocks each holds), asked once a device.
+// once (its multiprocessors times the blocks each holds), asked once for each
+// of devices 0-63 (every call for others); an error is raised under `what`.
 template <class Op>
-std::uint64_t group_slots() {
+std::uint64_t group_slots(const char* what) {
     constexpr int kDevices = 64;
     static std::atomic<std::uint64_t> known[kDevices];  // 0: not asked yet
     int device = 0;
-    check(cudaGetDevice(&device), "cudaGetDevice");
+    check(cudaGetDevice(&device), what);
     const bool cached = device >= 0 && device < kDevices;
     if (cached)
         if (const std::uint64_t v = known[device].load(std::memory_order_relaxed)) return v;
     int sms = 0, per_sm = 0;
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
-          "cudaDeviceGetAttribute");
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), what);
     check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
               &per_sm, chunk_sums_kernel<Op, kChunkGroup>, kThreads, 0),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+          what);
     const std::uint64_t v = sms > 0 && per_sm > 0 ? static_cast<std::uint64_t>(sms) * per_sm : 1;
     if (cached) known[device].store(v, std::memory_order_relaxed);
     return v;
@@ -208,7 +209,7 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
         chunk_sums_kernel<Op, kThreads><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
     } else {
         const int setting = chunk_threads_setting();
-        const int G = chunk_threads(units, setting ? 0 : group_slots<Op>(), setting);
+        const int G = chunk_threads(units, setting ? 0 : group_slots<Op>(what), setting);
         const std::uint64_t per_block = static_cast<std::uint64_t>(kThreads / G);
         const auto groups = (units + per_block - 1) / per_block;
         const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);

@@ -169,8 +169,9 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
     """The row reductions with 8 and with 32 threads a chunk (forced: what a call's size
     would choose on a large card is checked under the emulation): dsm_loss (one sum),
     ssm_loss (two: probes against jvp and score, sphere probes' norms), ism_loss and
-    hutchinson's products, with enough chunks that a grid wraps past a block's 32 or 8,
-    the CPU's bits in every case."""
+    hutchinson's products, over several blocks (123 chunks: 4 blocks of 32, 16 of 8),
+    the CPU's bits in every case. benchmarks/gpu_session.sh also runs the other
+    reductions' tests with eight threads a chunk."""
     from scorekit import _gpu
     s, x = batch((41, 3 * 4096 + 5), dtype), batch((41, 3 * 4096 + 5), dtype, 1)
     j = batch((5, 2, 9001), dtype, 2)

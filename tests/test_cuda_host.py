@@ -13,6 +13,7 @@
   (dtype, layout, device, read-only outputs) before any kernel is launched.
 """
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -309,20 +310,23 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
     subprocess.run([gxx, *flags, *map(str, emulated_cuda_sources(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
                    check=True)
-    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900)
+    # the binary checks that the chunk threads are chosen by size unless it sets them
+    env = {k: v for k, v in os.environ.items() if k != "SCOREKIT_CUDA_CHUNK_THREADS"}
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900,
+                         env=env)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
 
 
 def test_chunk_threads_setting_comes_from_the_environment_and_is_checked():
-    """SCOREKIT_CUDA_CHUNK_THREADS sets the row reductions' threads per chunk at
-    start (8 or 32; anything else: chosen by size); set_chunk_threads takes only
+    """SCOREKIT_CUDA_CHUNK_THREADS sets the row reductions' threads per chunk, read
+    at first use ("8" or "32"; anything else: chosen by size); set_chunk_threads takes only
     0, 8 or 32. Which kernel each setting launches: the emulation test above."""
     if not _gpu.compiled():
         pytest.skip("the CUDA backend is not compiled")
-    import os
     import sys
     code = "from scorekit import _gpu; print(_gpu._cuda.chunk_threads_setting())"
-    for value, want in (("8", "8"), ("32", "32"), ("16", "0"), ("eight", "0"), (None, "0")):
+    for value, want in (("8", "8"), ("32", "32"), ("16", "0"), ("eight", "0"), ("08", "0"),
+                        (" 32", "0"), ("8abc", "0"), ("", "0"), (None, "0")):
         env = {k: v for k, v in os.environ.items() if k != "SCOREKIT_CUDA_CHUNK_THREADS"}
         if value is not None:
             env["SCOREKIT_CUDA_CHUNK_THREADS"] = value
@@ -338,8 +342,8 @@ def test_chunk_threads_setting_comes_from_the_environment_and_is_checked():
 
 
 def test_gpu_benchmark_sets_the_chunk_threads_for_its_call_only():
-    """gpu_bench.py's forced rows: the setting holds during the call and is 0 after
-    it, also when the call raises."""
+    """gpu_bench.py's forced rows: the setting holds during the call and is what it
+    was before after it, also when the call raises."""
     if not _gpu.compiled():
         pytest.skip("the CUDA backend is not compiled")
     import importlib.util
@@ -354,10 +358,17 @@ def test_gpu_benchmark_sets_the_chunk_threads_for_its_call_only():
         if len(seen) == 2:
             raise RuntimeError("a failed call")
     assert bench.with_chunk_threads(fn, 8, SimpleNamespace(type="cpu")) is None
-    bench.with_chunk_threads(fn, 8, cuda)()
-    with pytest.raises(RuntimeError, match="a failed call"):
-        bench.with_chunk_threads(fn, 32, cuda)()
-    assert seen == [8, 32] and _gpu._cuda.chunk_threads_setting() == 0
+    before = _gpu._cuda.chunk_threads_setting()
+    try:
+        _gpu._cuda.set_chunk_threads(32)  # as SCOREKIT_CUDA_CHUNK_THREADS=32 would
+        bench.with_chunk_threads(fn, 8, cuda)()
+        assert _gpu._cuda.chunk_threads_setting() == 32
+        _gpu._cuda.set_chunk_threads(0)
+        with pytest.raises(RuntimeError, match="a failed call"):
+            bench.with_chunk_threads(fn, 8, cuda)()
+        assert seen == [8, 8] and _gpu._cuda.chunk_threads_setting() == 0
+    finally:
+        _gpu._cuda.set_chunk_threads(before)
 
 
 def test_noisy_affine_step_reaches_its_launcher(backend, monkeypatch):

@@ -5,7 +5,8 @@
 // reductions follow the CPU's LaneSum8 order, bit for bit too (losses,
 // gradients, step sizes, decisions); on awkward shapes and offsets, with the
 // launch grids and with 1 or 3 blocks, with the row reductions' threads per
-// chunk chosen by size and forced to 8 and to 32.
+// chunk chosen by size and forced to 8 and to 32 (each with one block of
+// threads in reverse order and with three blocks that loop round).
 // Built and run by tests/test_cuda_host.py. Prints "ok" or the first failures.
 #include <cstdio>
 #include <algorithm>
@@ -184,7 +185,8 @@ void dsm() {
 template <class T>
 void ssm() {
     const std::int64_t shapes[][3] = {{1, 1, 3}, {3, 2, 7},    {2, 3, 64}, {2, 2, 65},
-                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001}};  // B, K, D
+                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001},
+                                      {40, 3, 65}};  // B, K, D (120 probe rows)
     for (auto& s : shapes)
         for (int kind = 0; kind < 3; ++kind)
             for (int vr = 0; vr < 2; ++vr)
@@ -215,7 +217,7 @@ void ssm() {
 
 template <class T>
 void ism() {
-    const std::int64_t shapes[][2] = {{1, 3}, {4, 64}, {2, 65}, {1, 9001}, {2, 0}};
+    const std::int64_t shapes[][2] = {{1, 3}, {4, 64}, {2, 65}, {1, 9001}, {2, 0}, {100, 65}};
     for (auto& s : shapes)
         for (int grads = 0; grads < 2; ++grads) {
             const std::int64_t B = s[0], D = s[1];
@@ -510,6 +512,18 @@ void chunk_threads_choice() {
     cuda::set_chunk_threads(0);
 }
 
+// The launchers whose rows are reduced, float32 (run again with the other
+// width of the row reductions on each overridden grid).
+void reductions() {
+    sphere<float>();
+    dsm<float>();
+    ssm<float>();
+    ism<float>();
+    corrector<float>();
+    mala<float>();
+    trace<float>();
+}
+
 void all() {
     inline_copies();
     noise<float>();
@@ -549,6 +563,14 @@ int main() {
     emu::grid_override = 3;
     cuda::set_chunk_threads(32);
     all();
+    cuda::set_chunk_threads(8);  // the reductions with the other width on each grid:
+    reductions();                // three blocks, eight threads a chunk
+    emu::reverse = true;
+    emu::grid_override = 1;
+    cuda::set_chunk_threads(32);
+    reductions();                // one block in reverse order, a warp a chunk
+    emu::reverse = false;
+    emu::grid_override = 0;
     cuda::set_chunk_threads(0);
     if (mala_taken == 0 || mala_rejected == 0)
         FAIL("the MALA cases must both accept and reject (%lld / %lld)\n", mala_taken,
