@@ -152,12 +152,6 @@ __device__ SCOREKIT_INLINE void store_vec(T* p, const T (&v)[K]) {
 // Whether p is 16-byte aligned (null counts as aligned: an absent output).
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
-// out[i] = scale * in[i], i < n (the gradients that are a multiple of an input).
-template <class T>
-__global__ void scale_kernel(const T* in, std::int64_t n, T scale, T* out) {
-    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(n); i += unit_stride())
-        out[i] = scale * in[i];
-}
 
 }  // namespace
 }  // namespace cuda

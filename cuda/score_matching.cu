@@ -1,7 +1,9 @@
 // CUDA sliced and implicit score matching over the shared functors: probes
 // regenerated from the stream (never stored), the dot products of each probe
 // row reduced in the CPU's order (row_reduce.cuh), then per-sample losses and
-// the gradients, so losses and gradients are the CPU backend's bits.
+// the gradients, so losses and gradients are the CPU backend's bits. The
+// gradients that need no reduced value (d/d(Jv), and d/ds = scale * s) are
+// written by the reductions' own passes, as each element's values are made.
 #include "cuda_backend.hpp"
 #include "row_reduce.cuh"
 #include "scorekit/trace.hpp"
@@ -56,7 +58,8 @@ struct SphereSquaresOp {
     }
 };
 
-// a = v . (J v) and, for N = 2, c = v . s of probe row r (sample r / K).
+// a = v . (J v) and, for N = 2, c = v . s of probe row r (sample r / K); with
+// grad_jvp, d/d(Jv) = jvp_scale v written on the way.
 template <class T, int N>
 struct SsmDotsOp {
     static constexpr int kSums = N;
@@ -64,15 +67,41 @@ struct SsmDotsOp {
     const T* score;
     const T* jvp;
     std::int64_t K;
+    T* grad_jvp;  // or null
+    T jvp_scale;  // (T)(scale / K)
     __device__ SCOREKIT_INLINE void values(std::int64_t r, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t stride, unsigned tid,
                                            unsigned nthreads) const {
         const T* jv = jvp + r * src.D + j0;
         const T* s = score + (r / K) * src.D + j0;
+        T* gj = grad_jvp ? grad_jvp + r * src.D + j0 : nullptr;
         src.values(r, j0, n, tid, nthreads, true, [&](std::int64_t i, T v) {
             vals[i] = static_cast<double>(v) * static_cast<double>(jv[i]);
             if (N == 2) vals[stride + i] = static_cast<double>(v) * static_cast<double>(s[i]);
+            if (gj) gj[i] = jvp_scale * v;
         });
+    }
+};
+
+// Row sums of squares of a (each element's square in double, as DotOp with
+// a = b) and, with scaled, scale * a written on the way (d/ds = scale * s).
+template <class T>
+struct SquaresOp {
+    static constexpr int kSums = 1;
+    const T* a;
+    std::int64_t D;
+    T* scaled;  // or null
+    T scale;
+    __device__ SCOREKIT_INLINE void values(std::int64_t row, std::int64_t j0, std::int64_t n,
+                                           double* vals, std::int64_t, unsigned tid,
+                                           unsigned nthreads) const {
+        const T* ra = a + row * D + j0;
+        T* out = scaled ? scaled + row * D + j0 : nullptr;
+        for (std::int64_t i = tid; i < n; i += nthreads) {
+            const T x = ra[i];
+            vals[i] = static_cast<double>(x) * static_cast<double>(x);
+            if (out) out[i] = scale * x;
+        }
     }
 };
 
@@ -106,17 +135,15 @@ __global__ void ssm_rows_kernel(const double* dots, const double* ss, std::int64
     }
 }
 
-// Gradients, kGradGroup elements of one sample per thread: d/d(Jv_k) = (scale / K) v_k and,
-// for SSM, d/ds = sum_k ck_k v_k added in k order (as the CPU does).
+// The score gradient of SSM without variance reduction, kGradGroup elements of one sample
+// per thread: d/ds = sum_k ck_k v_k, added in k order (as the CPU does).
 constexpr std::int64_t kGradGroup = 8;
 
 // of_group: the sample of unit u (groups units per sample), without a 64-bit division.
 template <class T>
 __global__ void ssm_grad_kernel(ProbeRows<T> src, const double* ck, std::int64_t B,
-                                std::int64_t K, RowOf of_group, double batch_scale, T* grad_score,
-                                T* grad_jvp) {
+                                std::int64_t K, RowOf of_group, T* grad_score) {
     const std::int64_t D = src.D, groups = of_group.D;
-    const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
     for (std::uint64_t u = first_unit(); u < static_cast<std::uint64_t>(B * groups);
          u += unit_stride()) {
         const std::int64_t b = of_group(static_cast<std::int64_t>(u));
@@ -125,17 +152,12 @@ __global__ void ssm_grad_kernel(ProbeRows<T> src, const double* ck, std::int64_t
         T gs[kGradGroup];
         for (std::int64_t k = 0; k < K; ++k) {
             const std::int64_t r = b * K + k;
-            T v[kGradGroup];
-            src.values(r, j0, n, 0, 1, true, [&](std::int64_t i, T val) { v[i] = val; });
-            if (grad_jvp)
-                for (std::int64_t i = 0; i < n; ++i) grad_jvp[r * D + j0 + i] = jvp_scale * v[i];
-            if (grad_score) {
-                const T c = static_cast<T>(ck[r]);
-                for (std::int64_t i = 0; i < n; ++i) gs[i] = k == 0 ? c * v[i] : gs[i] + c * v[i];
-            }
+            const T c = static_cast<T>(ck[r]);
+            src.values(r, j0, n, 0, 1, true, [&](std::int64_t i, T v) {
+                gs[i] = k == 0 ? c * v : gs[i] + c * v;
+            });
         }
-        if (grad_score)
-            for (std::int64_t i = 0; i < n; ++i) grad_score[b * D + j0 + i] = gs[i];
+        for (std::int64_t i = 0; i < n; ++i) grad_score[b * D + j0 + i] = gs[i];
     }
 }
 
@@ -168,31 +190,27 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
     if (kind == ProbeKind::Sphere)
         row_reduce(R, D, kReduceChunk, SphereSquaresOp<T>{src}, SphereFactorFin{factor, D},
                    partial, s, "ssm_loss sphere probe kernel launch");
-    if (variance_reduced) {
-        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 1>{src, score, jvp, K}, DotsFin<1>{dots},
-                   partial, s, "ssm_loss kernel launch");
-        row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D}, StoreFin{ss}, partial, s,
-                   "ssm_loss kernel launch");
+    const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
+    if (variance_reduced) {  // d/ds = scale * s: written by the pass over s
+        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 1>{src, score, jvp, K, grad_jvp, jvp_scale},
+                   DotsFin<1>{dots}, partial, s, "ssm_loss kernel launch");
+        row_reduce(B, D, kReduceChunk,
+                   SquaresOp<T>{score, D, grad_score, static_cast<T>(batch_scale)},
+                   StoreFin{ss}, partial, s, "ssm_loss kernel launch");
     } else {
-        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 2>{src, score, jvp, K}, DotsFin<2>{dots},
-                   partial, s, "ssm_loss kernel launch");
+        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 2>{src, score, jvp, K, grad_jvp, jvp_scale},
+                   DotsFin<2>{dots}, partial, s, "ssm_loss kernel launch");
     }
     const bool score_from_probes = grad_score && !variance_reduced;
     ssm_rows_kernel<T><<<grid_for(static_cast<std::uint64_t>(B)), kThreads, 0, s>>>(
         dots, ss, B, K, variance_reduced, batch_scale, LossRows<T>{row_loss, row_loss_out},
         score_from_probes ? ck : nullptr);
     check(cudaGetLastError(), "ssm_loss row kernel launch");
-    if (grad_jvp || score_from_probes) {
+    if (score_from_probes) {  // d/ds = sum_k ck_k v_k: the probes once more, after ck
         const std::int64_t groups = (D + kGradGroup - 1) / kGradGroup;
         const auto units = static_cast<std::uint64_t>(B * groups);
-        ssm_grad_kernel<T><<<grid_for(units), kThreads, 0, s>>>(
-            src, ck, B, K, RowOf::of(groups), batch_scale,
-            score_from_probes ? grad_score : nullptr, grad_jvp);
-        check(cudaGetLastError(), "ssm_loss gradient kernel launch");
-    }
-    if (grad_score && variance_reduced) {
-        scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
-            score, B * D, static_cast<T>(batch_scale), grad_score);
+        ssm_grad_kernel<T><<<grid_for(units), kThreads, 0, s>>>(src, ck, B, K,
+                                                                RowOf::of(groups), grad_score);
         check(cudaGetLastError(), "ssm_loss gradient kernel launch");
     }
 }
@@ -204,13 +222,9 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
     if (B <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    row_reduce(B, D, kReduceChunk, DotOp<T>{score, score, D},
+    // d/ds = scale * s, written by the pass that sums the squares
+    row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D, grad_score, static_cast<T>(batch_scale)},
                IsmFin<T>{trace, {row_loss, row_loss_out}}, work, s, "ism_loss kernel launch");
-    if (grad_score) {
-        scale_kernel<T><<<grid_for(static_cast<std::uint64_t>(B * D)), kThreads, 0, s>>>(
-            score, B * D, static_cast<T>(batch_scale), grad_score);
-        check(cudaGetLastError(), "ism_loss gradient kernel launch");
-    }
 }
 
 #define SCOREKIT_CUDA_INSTANTIATE(T)                                                               \
