@@ -203,11 +203,11 @@ struct DsmOp {
             for (unsigned u = tid; u < units; u += nthreads) {
                 const unsigned i = u * K;
                 T z[K], sc[K], g[K];
+                load_vec(score + base + i, sc);  // first: its load waits while the noise is made
                 if (noise)
                     load_vec(noise + base + i, z);
                 else
                     make_block<NormalBlock<T>>(st, block0 + u, z);
-                load_vec(score + base + i, sc);
 #pragma unroll
                 for (int k = 0; k < K; ++k) g[k] = term(i + k, sc[k], z[k]);
                 if (grad) store_vec(grad + base + i, g);

@@ -149,9 +149,75 @@ __device__ SCOREKIT_INLINE void store_vec(T* p, const T (&v)[K]) {
     for (int c = 0; c < K / per; ++c) store16(p + c * per, v + c * per);
 }
 
+// The elements of one stream block's K values within a run of n elements:
+// value k is element i0 + k, inside the run when in(k). kWhole: the run is
+// made of whole blocks, 16-byte aligned in every array it touches, so every
+// value is inside and the accesses go a 16-byte word at a time.
+template <int K, bool kWhole>
+struct BlockSpan {
+    static constexpr int kValues = K;
+    static constexpr bool kAll = kWhole;
+    std::int64_t i0;
+    std::int64_t n;
+    __device__ SCOREKIT_INLINE bool in(int k) const {
+        return kWhole || static_cast<std::uint64_t>(i0 + k) < static_cast<std::uint64_t>(n);
+    }
+};
+
+// v[k] = p[i0 + k] for the values of `at` inside its run (0 outside).
+template <class Span, class T>
+__device__ SCOREKIT_INLINE void load_span(const T* p, const Span& at, T (&v)[Span::kValues]) {
+    if constexpr (Span::kAll) {
+        load_vec(p + at.i0, v);
+    } else {
+#pragma unroll
+        for (int k = 0; k < Span::kValues; ++k) v[k] = at.in(k) ? p[at.i0 + k] : T(0);
+    }
+}
+
+// p[i0 + k] = v[k] for the values of `at` inside its run.
+template <class Span, class T>
+__device__ SCOREKIT_INLINE void store_span(T* p, const Span& at, const T (&v)[Span::kValues]) {
+    if constexpr (Span::kAll) {
+        store_vec(p + at.i0, v);
+    } else {
+#pragma unroll
+        for (int k = 0; k < Span::kValues; ++k)
+            if (at.in(k)) p[at.i0 + k] = v[k];
+    }
+}
+
+// K values of T held together (a slot of for_batched).
+template <class T, int K>
+struct Vals {
+    T v[K];
+};
+
+// Items tid, tid + nthreads, ... (< count) of one thread, kBatch at a time:
+// load(item, slot) for each item of a batch, then use(item, slot) for each.
+// The compiler may not move a load past a store that could alias it, so a
+// loop that loads, then stores, then loads again waits for each load in turn;
+// here a batch's loads are all in flight at once.
+template <int kBatch, class Slot, class L, class U>
+__device__ SCOREKIT_INLINE void for_batched(unsigned count, unsigned tid, unsigned nthreads,
+                                            L&& load, U&& use) {
+    for (unsigned first = tid; first < count; first += kBatch * nthreads) {
+        Slot slot[kBatch];
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const unsigned item = first + b * nthreads;
+            if (item < count) load(item, slot[b]);
+        }
+#pragma unroll
+        for (int b = 0; b < kBatch; ++b) {
+            const unsigned item = first + b * nthreads;
+            if (item < count) use(item, slot[b]);
+        }
+    }
+}
+
 // Whether p is 16-byte aligned (null counts as aligned: an absent output).
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
-
 
 }  // namespace
 }  // namespace cuda

@@ -4,6 +4,9 @@
 // the gradients, so losses and gradients are the CPU backend's bits. The
 // gradients that need no reduced value (d/d(Jv), and d/ds = scale * s) are
 // written by the reductions' own passes, as each element's values are made.
+#include <initializer_list>
+#include <type_traits>
+
 #include "cuda_backend.hpp"
 #include "row_reduce.cuh"
 #include "scorekit/trace.hpp"
@@ -42,7 +45,62 @@ struct ProbeRows {
             for_stream_values<NormalBlock<T>, T>(st, first, n, tid, nthreads, f);
         }
     }
+
+    // The scaled values of elements j0 + i (i < n) of row r a stream block at a
+    // time, thread `tid` of `nthreads` taking blocks tid, tid + nthreads, ...: for
+    // each, in = load(at), then the block's K values v (a T[K]; K the kind's block
+    // size) are made, then f(at, v, in), with `at` the block's BlockSpan<K, kWhole>.
+    // The operands are read before the values are made, so their loads wait while
+    // the block's values are worked out. kWhole: row r's element j0 starts a block,
+    // n is a multiple of K (at most a tile) and the arrays are 16-byte aligned.
+    template <bool kWhole, class L, class F>
+    __device__ SCOREKIT_INLINE void spans(std::int64_t r, std::int64_t j0, std::int64_t n,
+                                          unsigned tid, unsigned nthreads, L&& load,
+                                          F&& f) const {
+        const std::uint64_t first =
+            (first_row + static_cast<std::uint64_t>(r)) * static_cast<std::uint64_t>(D) +
+            static_cast<std::uint64_t>(j0);
+        if (kind == ProbeKind::Rademacher)
+            span_blocks<RademacherBlock<T>, false, kWhole>(first, n, tid, nthreads, 1.0, load, f);
+        else if (kind == ProbeKind::Sphere)
+            span_blocks<NormalBlock<T>, true, kWhole>(first, n, tid, nthreads, factor[r], load, f);
+        else
+            span_blocks<NormalBlock<T>, false, kWhole>(first, n, tid, nthreads, 1.0, load, f);
+    }
+
+  private:
+    template <class Block, bool kScaled, bool kWhole, class L, class F>
+    __device__ SCOREKIT_INLINE void span_blocks(std::uint64_t first, std::int64_t n, unsigned tid,
+                                                unsigned nthreads, double c, L& load,
+                                                F& f) const {
+        constexpr int K = Block::kPerBlock;
+        const auto bu = BlockUnits<K>::of(first, static_cast<std::uint64_t>(n));
+        const auto units = static_cast<unsigned>(bu.units());  // (n is at most a tile)
+        for (unsigned u = tid; u < units; u += nthreads) {
+            const BlockSpan<K, kWhole> at{static_cast<std::int64_t>(bu.element(u, 0)), n};
+            const auto in = load(at);
+            T v[K];
+            make_block<Block>(st, bu.block(u), v);
+            if (kScaled)
+#pragma unroll
+                for (int k = 0; k < K; ++k) v[k] = static_cast<T>(static_cast<double>(v[k]) * c);
+            f(at, v, in);
+        }
+    }
 };
+
+// Whether a call's probe rows go by whole stream blocks (ProbeRows::blocks) with
+// 16-byte access to arrays of rows of D elements: D is a multiple of the kind's
+// block size (so every row starts a block) and the arrays (null: absent) are
+// 16-byte aligned.
+template <class T>
+bool probe_blocks(ProbeKind kind, std::int64_t D, std::initializer_list<const void*> arrays) {
+    const std::int64_t K = kind == ProbeKind::Rademacher ? RademacherBlock<T>::kPerBlock
+                                                         : NormalBlock<T>::kPerBlock;
+    bool ok = D % K == 0;
+    for (const void* p : arrays) ok = ok && aligned16(p);
+    return ok;
+}
 
 // Sphere rows: sum of squares of the Gaussian row, then its factor.
 template <class T>
@@ -59,7 +117,8 @@ struct SphereSquaresOp {
 };
 
 // a = v . (J v) and, for N = 2, c = v . s of probe row r (sample r / K); with
-// grad_jvp, d/d(Jv) = jvp_scale v written on the way.
+// grad_jvp, d/d(Jv) = jvp_scale v written on the way. Each stream block's jvp
+// (and score) values are read before its probes are made (ProbeRows::spans).
 template <class T, int N>
 struct SsmDotsOp {
     static constexpr int kSums = N;
@@ -69,41 +128,102 @@ struct SsmDotsOp {
     std::int64_t K;
     T* grad_jvp;  // or null
     T jvp_scale;  // (T)(scale / K)
+    bool vec;     // probe_blocks: whole blocks, one 16-byte access per array and word
+
+    template <int KB>
+    struct In {  // a block's jvp (a) and score (c) values
+        T a[KB];
+        T c[N == 2 ? KB : 1];
+    };
+
     __device__ SCOREKIT_INLINE void values(std::int64_t r, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t stride, unsigned tid,
                                            unsigned nthreads) const {
         const T* jv = jvp + r * src.D + j0;
         const T* s = score + (r / K) * src.D + j0;
         T* gj = grad_jvp ? grad_jvp + r * src.D + j0 : nullptr;
-        src.values(r, j0, n, tid, nthreads, true, [&](std::int64_t i, T v) {
-            vals[i] = static_cast<double>(v) * static_cast<double>(jv[i]);
-            if (N == 2) vals[stride + i] = static_cast<double>(v) * static_cast<double>(s[i]);
-            if (gj) gj[i] = jvp_scale * v;
-        });
+        auto load = [&](const auto& at) {
+            using Span = std::decay_t<decltype(at)>;
+            In<Span::kValues> in;
+            load_span(jv, at, in.a);
+            if constexpr (N == 2) load_span(s, at, in.c);
+            return in;
+        };
+        auto put = [&](const auto& at, const auto& v, const auto& in) {
+            using Span = std::decay_t<decltype(at)>;
+            T g[Span::kValues];
+#pragma unroll
+            for (int k = 0; k < Span::kValues; ++k) {
+                if (!at.in(k)) continue;
+                const std::int64_t i = at.i0 + k;
+                vals[i] = static_cast<double>(v[k]) * static_cast<double>(in.a[k]);
+                if constexpr (N == 2)
+                    vals[stride + i] = static_cast<double>(v[k]) * static_cast<double>(in.c[k]);
+                g[k] = jvp_scale * v[k];
+            }
+            if (gj) store_span(gj, at, g);
+        };
+        // (the reductions' runs start at multiples of 8, and with vec D is whole blocks)
+        if (vec)
+            src.template spans<true>(r, j0, n, tid, nthreads, load, put);
+        else
+            src.template spans<false>(r, j0, n, tid, nthreads, load, put);
     }
 };
 
 // Row sums of squares of a (each element's square in double, as DotOp with
 // a = b) and, with scaled, scale * a written on the way (d/ds = scale * s).
+// vec: rows of whole 16-byte words (D a multiple of kWord, arrays aligned),
+// one 16-byte access per array and word. A thread's words (elements without
+// vec) are read four at a time before they are written (for_batched): in a
+// whole tile, all its words.
 template <class T>
 struct SquaresOp {
     static constexpr int kSums = 1;
+    static constexpr int kWord = 16 / static_cast<int>(sizeof(T));
+    static constexpr int kBatch = 4;
     const T* a;
     std::int64_t D;
     T* scaled;  // or null
     T scale;
+    bool vec;
     __device__ SCOREKIT_INLINE void values(std::int64_t row, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
                                            unsigned nthreads) const {
         const T* ra = a + row * D + j0;
         T* out = scaled ? scaled + row * D + j0 : nullptr;
-        for (std::int64_t i = tid; i < n; i += nthreads) {
-            const T x = ra[i];
+        auto put = [&](std::int64_t i, T x) {  // returns the scaled value
             vals[i] = static_cast<double>(x) * static_cast<double>(x);
-            if (out) out[i] = scale * x;
+            return scale * x;
+        };
+        const auto count = static_cast<unsigned>(n);  // (n is at most a tile)
+        if (vec) {  // (then n, a tile or a row's last run, is whole words too)
+            for_batched<kBatch, Vals<T, kWord>>(
+                count / kWord, tid, nthreads,
+                [&](unsigned w, Vals<T, kWord>& x) { load_vec(ra + w * kWord, x.v); },
+                [&](unsigned w, const Vals<T, kWord>& x) {
+                    T y[kWord];
+#pragma unroll
+                    for (int k = 0; k < kWord; ++k) y[k] = put(w * kWord + k, x.v[k]);
+                    if (out) store_vec(out + w * kWord, y);
+                });
+        } else {
+            for_batched<kBatch, T>(
+                count, tid, nthreads, [&](unsigned i, T& x) { x = ra[i]; },
+                [&](unsigned i, T x) {
+                    const T y = put(i, x);
+                    if (out) out[i] = y;
+                });
         }
     }
 };
+
+// SquaresOp over rows of D elements of a, scaled written to `scaled` (or null).
+template <class T>
+SquaresOp<T> squares_op(const T* a, std::int64_t D, T* scaled, double scale) {
+    const bool vec = D % SquaresOp<T>::kWord == 0 && aligned16(a) && aligned16(scaled);
+    return {a, D, scaled, static_cast<T>(scale), vec};
+}
 
 template <int N>
 struct DotsFin {
@@ -191,14 +311,16 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
         row_reduce(R, D, kReduceChunk, SphereSquaresOp<T>{src}, SphereFactorFin{factor, D},
                    partial, s, "ssm_loss sphere probe kernel launch");
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
+    const bool vec = probe_blocks<T>(kind, D, {score, jvp, grad_jvp});
     if (variance_reduced) {  // d/ds = scale * s: written by the pass over s
-        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 1>{src, score, jvp, K, grad_jvp, jvp_scale},
+        row_reduce(R, D, kReduceChunk,
+                   SsmDotsOp<T, 1>{src, score, jvp, K, grad_jvp, jvp_scale, vec},
                    DotsFin<1>{dots}, partial, s, "ssm_loss kernel launch");
-        row_reduce(B, D, kReduceChunk,
-                   SquaresOp<T>{score, D, grad_score, static_cast<T>(batch_scale)},
+        row_reduce(B, D, kReduceChunk, squares_op(score, D, grad_score, batch_scale),
                    StoreFin{ss}, partial, s, "ssm_loss kernel launch");
     } else {
-        row_reduce(R, D, kReduceChunk, SsmDotsOp<T, 2>{src, score, jvp, K, grad_jvp, jvp_scale},
+        row_reduce(R, D, kReduceChunk,
+                   SsmDotsOp<T, 2>{src, score, jvp, K, grad_jvp, jvp_scale, vec},
                    DotsFin<2>{dots}, partial, s, "ssm_loss kernel launch");
     }
     const bool score_from_probes = grad_score && !variance_reduced;
@@ -223,7 +345,7 @@ void ism_loss(const T* score, const T* trace, std::int64_t B, std::int64_t D, do
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
     // d/ds = scale * s, written by the pass that sums the squares
-    row_reduce(B, D, kReduceChunk, SquaresOp<T>{score, D, grad_score, static_cast<T>(batch_scale)},
+    row_reduce(B, D, kReduceChunk, squares_op(score, D, grad_score, batch_scale),
                IsmFin<T>{trace, {row_loss, row_loss_out}}, work, s, "ism_loss kernel launch");
 }
 

@@ -182,58 +182,75 @@ void dsm() {
                 }
 }
 
+// Shapes with D a multiple of 4 take the probes' and the squares' vector paths
+// when the arrays are 16-byte aligned (shift 0); shift 1 moves every array off
+// that alignment (the scalar paths).
 template <class T>
 void ssm() {
-    const std::int64_t shapes[][3] = {{1, 1, 3}, {3, 2, 7},    {2, 3, 64}, {2, 2, 65},
-                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001},
-                                      {40, 3, 65}};  // B, K, D (120 probe rows)
+    const std::int64_t shapes[][3] = {{1, 1, 3},    {3, 2, 7}, {2, 3, 64},    {2, 2, 65},
+                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001},  {40, 3, 65},
+                                      {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}};  // B, K, D
     for (auto& s : shapes)
-        for (int kind = 0; kind < 3; ++kind)
-            for (int vr = 0; vr < 2; ++vr)
-                for (int grads = 0; grads < 2; ++grads) {
-                    const std::int64_t B = s[0], K = s[1], D = s[2];
-                    const std::uint64_t fs = kind == 1 ? 5 : 0;
-                    auto score = values<T>(B * D, 11), jvp = values<T>(B * K * D, 12);
-                    std::vector<double> work = guarded_work(cuda::ssm_work(B, K, D));
-                    std::vector<double> gl(B), cl(B);
-                    std::vector<T> ggs(score.size()), cgs(score.size()), ggj(jvp.size()),
-                        cgj(jvp.size()), gt(B);
-                    const Stream st{21, 3};
-                    const auto pk = static_cast<ProbeKind>(kind);
-                    cuda::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
-                                      work.data(), gl.data(), grads ? gt.data() : nullptr,
-                                      grads ? ggs.data() : nullptr, grads ? ggj.data() : nullptr,
-                                      0, nullptr);
-                    cpu::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
-                                     cl.data(), grads ? cgs.data() : nullptr,
-                                     grads ? cgj.data() : nullptr);
-                    if (!same(gl, cl) || !same(ggs, cgs) || !same(ggj, cgj) ||
-                        (grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
-                        FAIL("ssm B %lld K %lld D %lld kind %d vr %d grads %d: %.17g vs %.17g\n",
-                             (long long)B, (long long)K, (long long)D, kind, vr, grads, gl[0],
-                             cl[0]);
-                }
+        for (std::size_t shift : {0, 1})
+            for (int kind = 0; kind < 3; ++kind)
+                for (int vr = 0; vr < 2; ++vr)
+                    for (int grads = 0; grads < 2; ++grads) {
+                        const std::int64_t B = s[0], K = s[1], D = s[2];
+                        if (shift && D % 4) continue;  // the scalar path already
+                        const std::uint64_t fs = kind == 1 ? 5 : 0;
+                        const auto nS = static_cast<std::size_t>(B * D), nJ = nS * K;
+                        auto scores = values<T>(nS + 1, 11), jvps = values<T>(nJ + 1, 12);
+                        const T* score = scores.data() + shift;
+                        const T* jvp = jvps.data() + shift;
+                        std::vector<double> work = guarded_work(cuda::ssm_work(B, K, D));
+                        std::vector<double> gl(B), cl(B);
+                        std::vector<T> ggss(nS + 1), cgs(nS), ggjs(nJ + 1), cgj(nJ), gt(B);
+                        T* ggs = ggss.data() + shift;
+                        T* ggj = ggjs.data() + shift;
+                        const Stream st{21, 3};
+                        const auto pk = static_cast<ProbeKind>(kind);
+                        cuda::ssm_loss<T>(pk, st, fs, score, jvp, B, K, D, vr, 0.5, work.data(),
+                                          gl.data(), grads ? gt.data() : nullptr,
+                                          grads ? ggs : nullptr, grads ? ggj : nullptr, 0,
+                                          nullptr);
+                        cpu::ssm_loss<T>(pk, st, fs, score, jvp, B, K, D, vr, 0.5, cl.data(),
+                                         grads ? cgs.data() : nullptr,
+                                         grads ? cgj.data() : nullptr);
+                        if (!same(gl, cl) || !same(std::vector<T>(ggs, ggs + nS), cgs) ||
+                            !same(std::vector<T>(ggj, ggj + nJ), cgj) ||
+                            (grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
+                            FAIL("ssm B %lld K %lld D %lld shift %zu kind %d vr %d grads %d: "
+                                 "%.17g vs %.17g\n",
+                                 (long long)B, (long long)K, (long long)D, shift, kind, vr, grads,
+                                 gl[0], cl[0]);
+                    }
 }
 
 template <class T>
 void ism() {
-    const std::int64_t shapes[][2] = {{1, 3}, {4, 64}, {2, 65}, {1, 9001}, {2, 0}, {100, 65}};
+    const std::int64_t shapes[][2] = {{1, 3},  {4, 64},    {2, 65},  {1, 9001},
+                                      {2, 0},  {100, 65},  {3, 4100}, {66, 72}};
     for (auto& s : shapes)
-        for (int grads = 0; grads < 2; ++grads) {
-            const std::int64_t B = s[0], D = s[1];
-            auto score = values<T>(B * D, 13), trace = values<T>(B, 14);
-            std::vector<double> work = guarded_work(cuda::ism_work(B, D));
-            std::vector<double> gl(B), cl(B);
-            std::vector<T> gg(score.size()), cg(score.size()), gt(B);
-            cuda::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, work.data(), gl.data(),
-                              grads ? nullptr : gt.data(), grads ? gg.data() : nullptr, 0,
-                              nullptr);
-            cpu::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, cl.data(),
-                             grads ? cg.data() : nullptr);
-            if (!same(gl, cl) || !same(gg, cg) || (!grads && !same(gt, rounded<T>(cl))) ||
-                !guard_intact(work))
-                FAIL("ism B %lld D %lld grads %d\n", (long long)B, (long long)D, grads);
-        }
+        for (std::size_t shift : {0, 1})
+            for (int grads = 0; grads < 2; ++grads) {
+                const std::int64_t B = s[0], D = s[1];
+                if (shift && D % 4) continue;
+                const auto n = static_cast<std::size_t>(B * D);
+                auto scores = values<T>(n + 1, 13), trace = values<T>(B, 14);
+                const T* score = scores.data() + shift;
+                std::vector<double> work = guarded_work(cuda::ism_work(B, D));
+                std::vector<double> gl(B), cl(B);
+                std::vector<T> ggs(n + 1), cg(n), gt(B);
+                T* gg = ggs.data() + shift;
+                cuda::ism_loss<T>(score, trace.data(), B, D, 0.25, work.data(), gl.data(),
+                                  grads ? nullptr : gt.data(), grads ? gg : nullptr, 0, nullptr);
+                cpu::ism_loss<T>(score, trace.data(), B, D, 0.25, cl.data(),
+                                 grads ? cg.data() : nullptr);
+                if (!same(gl, cl) || !same(std::vector<T>(gg, gg + n), cg) ||
+                    (!grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
+                    FAIL("ism B %lld D %lld shift %zu grads %d\n", (long long)B, (long long)D,
+                         shift, grads);
+            }
 }
 
 template <class T>
