@@ -203,6 +203,13 @@ __device__ SCOREKIT_INLINE void for_batched(unsigned count, unsigned tid, unsign
                                             L&& load, U&& use) {
     for (unsigned first = tid; first < count; first += kBatch * nthreads) {
         Slot slot[kBatch];
+        if (first + (kBatch - 1) * nthreads < count) {  // a whole batch: no checks
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) load(first + b * nthreads, slot[b]);
+#pragma unroll
+            for (int b = 0; b < kBatch; ++b) use(first + b * nthreads, slot[b]);
+            continue;
+        }
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
             const unsigned item = first + b * nthreads;

@@ -168,13 +168,16 @@ def test_dsm_loss(fw, shape, reduction, dtype):
 def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
     """The row reductions with 8 and with 32 threads a chunk (forced: what a call's size
     would choose on a large card is checked under the emulation): dsm_loss (one sum),
-    ssm_loss (two: probes against jvp and score, sphere probes' norms), ism_loss and
-    hutchinson's products, over several blocks (123 chunks: 4 blocks of 32, 16 of 8),
-    the CPU's bits in every case. benchmarks/gpu_session.sh also runs the other
-    reductions' tests with eight threads a chunk."""
+    ssm_loss (two sums: probes against jvp and score, sphere probes' norms; one sum and
+    the score's squares with variance reduction, rows of whole 16-byte words), ism_loss
+    (odd and whole-word rows) and hutchinson's products, over several blocks (123
+    chunks: 4 blocks of 32, 16 of 8), the CPU's bits in every case.
+    benchmarks/gpu_session.sh also runs the other reductions' tests with eight threads
+    a chunk."""
     from scorekit import _gpu
     s, x = batch((41, 3 * 4096 + 5), dtype), batch((41, 3 * 4096 + 5), dtype, 1)
     j = batch((5, 2, 9001), dtype, 2)
+    w = batch((21, 3, 2 * 4096 + 4), dtype, 3)  # D a multiple of 4: 16-byte words
     sig = np.linspace(0.1, 2.0, 41).astype(dtype)
     d = np.linspace(-1.0, 2.0, 9001).astype(dtype)
     dd, like = fw.put(d), fw.put(np.zeros(1, np.float32))
@@ -184,7 +187,10 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
                scorekit.dsm_loss(fw.put(s), 0.5, noise=fw.put(x), reduction="none"),
                scorekit.ssm_loss(fw.put(j[:, 0]), fw.put(j), seed=6, kind="sphere",
                                  variance_reduction=False, reduction="none"),
-               scorekit.ism_loss(fw.put(s), fw.put(sig), reduction="none")]
+               scorekit.ssm_loss(fw.put(w[:, 0]), fw.put(w), seed=7, kind="rademacher",
+                                 reduction="none"),
+               scorekit.ism_loss(fw.put(s), fw.put(sig), reduction="none"),
+               scorekit.ism_loss(fw.put(w[:, 1]), fw.put(sig[:21]), reduction="none")]
         got_tr = scorekit.hutchinson(lambda v: v * dd, (5, 9001), num_probes=3, seed=3,
                                      dtype=dtype, like=like)
     finally:
@@ -193,7 +199,9 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
             scorekit.dsm_loss(s, 0.5, noise=x, reduction="none"),
             scorekit.ssm_loss(j[:, 0], j, seed=6, kind="sphere", variance_reduction=False,
                               reduction="none"),
-            scorekit.ism_loss(s, sig, reduction="none")]
+            scorekit.ssm_loss(w[:, 0], w, seed=7, kind="rademacher", reduction="none"),
+            scorekit.ism_loss(s, sig, reduction="none"),
+            scorekit.ism_loss(w[:, 1], sig[:21], reduction="none")]
     for g, w in zip(got, want, strict=True):
         for a, b in zip(g, w, strict=True):
             np.testing.assert_array_equal(fw.get(a), b)
@@ -259,7 +267,7 @@ def _same_loss(fw, got, want, reduction):
 
 
 @pytest.mark.parametrize("shape,K", [((1, 3), 1), ((5, 7), 2), ((3, 65), 3), ((2, 4097), 2),
-                                     ((2, 3, 5, 7), 1)])
+                                     ((2, 3, 5, 7), 1), ((4, 64), 3), ((3, 4100), 2)])
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian", "sphere"])
 def test_ssm_loss(fw, shape, K, kind, dtype):
     s = batch(shape, dtype)
@@ -275,7 +283,8 @@ def test_ssm_loss(fw, shape, K, kind, dtype):
             np.testing.assert_array_equal(fw.get(got[2]), want[2])
 
 
-@pytest.mark.parametrize("shape", [(1, 3), (4, 64), (3, 65), (2, 9001), (2, 3, 5, 7)])
+@pytest.mark.parametrize("shape", [(1, 3), (4, 64), (3, 65), (2, 9001), (2, 3, 5, 7),
+                                   (3, 4100)])
 @pytest.mark.parametrize("reduction", ["none", "sum"])
 def test_ism_loss(fw, shape, reduction, dtype):
     s, tr = batch(shape, dtype), batch((shape[0],), dtype, 1)
