@@ -105,12 +105,19 @@ __device__ SCOREKIT_INLINE void for_stream_values(const Stream& st, std::uint64_
 // 16, p 16-byte aligned): one vector access instead of K scalar ones. On the
 // device the stores are written out as one st.global.v4 / v2 each (p points
 // into global memory: every caller stores to a device array): a plain store
-// of a float4 came out as four scalar stores in dsm_loss's value loop.
+// of a float4 came out as four scalar stores in dsm_loss's value loop. Under
+// the host emulation (tests/native/cuda_emulation) a misaligned access aborts.
 __device__ SCOREKIT_INLINE void load16(const float* p, float* v) {
+#if defined(SCOREKIT_CUDA_EMULATED)
+    emu::vector_access(p, "load");
+#endif
     const float4 w = *reinterpret_cast<const float4*>(p);
     v[0] = w.x, v[1] = w.y, v[2] = w.z, v[3] = w.w;
 }
 __device__ SCOREKIT_INLINE void load16(const double* p, double* v) {
+#if defined(SCOREKIT_CUDA_EMULATED)
+    emu::vector_access(p, "load");
+#endif
     const double2 w = *reinterpret_cast<const double2*>(p);
     v[0] = w.x, v[1] = w.y;
 }
@@ -120,6 +127,9 @@ __device__ SCOREKIT_INLINE void store16(float* p, const float* v) {
         "f"(v[0]), "f"(v[1]), "f"(v[2]), "f"(v[3])
         : "memory");
 #else
+#if defined(SCOREKIT_CUDA_EMULATED)
+    emu::vector_access(p, "store");
+#endif
     *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
 #endif
 }
@@ -129,6 +139,9 @@ __device__ SCOREKIT_INLINE void store16(double* p, const double* v) {
         "d"(v[1])
         : "memory");
 #else
+#if defined(SCOREKIT_CUDA_EMULATED)
+    emu::vector_access(p, "store");
+#endif
     *reinterpret_cast<double2*>(p) = make_double2(v[0], v[1]);
 #endif
 }

@@ -16,7 +16,8 @@
 // writing vals[s * stride + i] for elements j0 + i of the row (i < n, s < kSums),
 // thread tid of nthreads taking its share (it may write per-element outputs too);
 // n is at most a tile's values (kSegment / kSums, a quarter of that with eight
-// threads a chunk), or kShortRow.
+// threads a chunk), or kShortRow; j0 is a multiple of 8 (row_reduce refuses a
+// chunk that would break that).
 // An Op whose values need per-row work (a parameter read, a row's offset) may
 // do it once per chunk instead of once per tile: it names a type Row, gives
 // __device__ Row row_of(std::int64_t row) const, and takes that Row in place of
@@ -196,6 +197,10 @@ template <class Op, class Fin>
 void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op& op,
                 const Fin& fin, double* partial, cudaStream_t stream, const char* what) {
     if (rows <= 0) return;
+    // Ops' runs start at multiples of 8 within a row (their vector paths rely on it)
+    if (chunk < D && chunk % 8 != 0)
+        throw std::logic_error(std::string(what) + ": reduction chunk " + std::to_string(chunk) +
+                               " is not a multiple of 8");
     if (D <= kShortRow) {
         short_rows_kernel<Op, Fin><<<grid_for(static_cast<std::uint64_t>(rows)), kThreads, 0,
                                      stream>>>(rows, D, op, fin);

@@ -89,7 +89,7 @@ struct ProbeRows {
     }
 };
 
-// Whether a call's probe rows go by whole stream blocks (ProbeRows::blocks) with
+// Whether a call's probe rows go by whole stream blocks (ProbeRows::spans) with
 // 16-byte access to arrays of rows of D elements: D is a multiple of the kind's
 // block size (so every row starts a block) and the arrays (null: absent) are
 // 16-byte aligned.
@@ -176,7 +176,7 @@ struct SsmDotsOp {
 // vec: rows of whole 16-byte words (D a multiple of kWord, arrays aligned),
 // one 16-byte access per array and word. A thread's words (elements without
 // vec) are read four at a time before they are written (for_batched): in a
-// whole tile, all its words.
+// whole float32 tile, all its words (float64: two batches).
 template <class T>
 struct SquaresOp {
     static constexpr int kSums = 1;
@@ -311,7 +311,9 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
         row_reduce(R, D, kReduceChunk, SphereSquaresOp<T>{src}, SphereFactorFin{factor, D},
                    partial, s, "ssm_loss sphere probe kernel launch");
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
-    const bool vec = probe_blocks<T>(kind, D, {score, jvp, grad_jvp});
+    // (the score is read by the probes' pass only without variance reduction)
+    const bool vec =
+        probe_blocks<T>(kind, D, {variance_reduced ? nullptr : score, jvp, grad_jvp});
     if (variance_reduced) {  // d/ds = scale * s: written by the pass over s
         row_reduce(R, D, kReduceChunk,
                    SsmDotsOp<T, 1>{src, score, jvp, K, grad_jvp, jvp_scale, vec},

@@ -202,8 +202,8 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
             scorekit.ssm_loss(w[:, 0], w, seed=7, kind="rademacher", reduction="none"),
             scorekit.ism_loss(s, sig, reduction="none"),
             scorekit.ism_loss(w[:, 1], sig[:21], reduction="none")]
-    for g, w in zip(got, want, strict=True):
-        for a, b in zip(g, w, strict=True):
+    for g, e in zip(got, want, strict=True):
+        for a, b in zip(g, e, strict=True):
             np.testing.assert_array_equal(fw.get(a), b)
     want_tr = scorekit.hutchinson(lambda v: v * d, (5, 9001), num_probes=3, seed=3, dtype=dtype)
     for g, w in zip(got_tr, want_tr, strict=True):
@@ -281,6 +281,42 @@ def test_ssm_loss(fw, shape, K, kind, dtype):
             _same_loss(fw, got[0], want[0], reduction)
             np.testing.assert_array_equal(fw.get(got[1]), want[1])
             np.testing.assert_array_equal(fw.get(got[2]), want[2])
+
+
+def _off_alignment(fw, a):
+    """a on the device one element past the start of its allocation: a view that is
+    not 16-byte aligned."""
+    flat = fw.put(np.concatenate([np.zeros(1, a.dtype), a.ravel()]))
+    return flat[1:].reshape(a.shape)
+
+
+@pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
+def test_losses_over_arrays_off_alignment(fw, kind, dtype):
+    """ssm_loss, ism_loss and dsm_loss over views one element off 16-byte alignment
+    (each input alone and all together), with rows of whole 16-byte words that would
+    take the vector paths if aligned: the kernels go by scalar accesses where an array
+    needs them (a vector access there would fault) and give the CPU's bits."""
+    s, j = batch((3, 2 * 4096 + 8), dtype), batch((3, 2, 2 * 4096 + 8), dtype, 1)
+    tr, x = batch((3,), dtype, 2), batch((3, 2 * 4096 + 8), dtype, 3)
+    sig = np.linspace(0.5, 1.5, 3).astype(dtype)
+    for moved in ("score", "jvp", "both"):
+        sd = _off_alignment(fw, s) if moved != "jvp" else fw.put(s)
+        jd = _off_alignment(fw, j) if moved != "score" else fw.put(j)
+        for vr in (True, False):
+            args = dict(seed=5, kind=kind, variance_reduction=vr, reduction="none")
+            got, want = scorekit.ssm_loss(sd, jd, **args), scorekit.ssm_loss(s, j, **args)
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(fw.get(a), b)
+    got = [scorekit.ism_loss(_off_alignment(fw, s), fw.put(tr), reduction="none"),
+           scorekit.dsm_loss(_off_alignment(fw, s), sig, seed=4, reduction="none"),
+           scorekit.dsm_loss(_off_alignment(fw, s), 0.5, noise=_off_alignment(fw, x),
+                             reduction="none")]
+    want = [scorekit.ism_loss(s, tr, reduction="none"),
+            scorekit.dsm_loss(s, sig, seed=4, reduction="none"),
+            scorekit.dsm_loss(s, 0.5, noise=x, reduction="none")]
+    for g, e in zip(got, want, strict=True):
+        for a, b in zip(g, e, strict=True):
+            np.testing.assert_array_equal(fw.get(a), b)
 
 
 @pytest.mark.parametrize("shape", [(1, 3), (4, 64), (3, 65), (2, 9001), (2, 3, 5, 7),

@@ -182,74 +182,115 @@ void dsm() {
                 }
 }
 
-// Shapes with D a multiple of 4 take the probes' and the squares' vector paths
-// when the arrays are 16-byte aligned (shift 0); shift 1 moves every array off
-// that alignment (the scalar paths).
+// An array of values placed `shift` elements past a 16-byte boundary, between
+// guard elements that must come back untouched (a launcher writing outside its
+// output fails even where the results are right).
+template <class T>
+class Placed {
+  public:
+    static constexpr std::size_t kWord = 16 / sizeof(T);
+    Placed(const std::vector<T>& v, std::size_t shift)
+        : n_(v.size()), lead_(kWord + shift), buf_(lead_ + n_ + kWord, kMark) {
+        std::copy(v.begin(), v.end(), buf_.begin() + static_cast<std::ptrdiff_t>(lead_));
+        if (shift == 0 && reinterpret_cast<std::uintptr_t>(data()) % 16 != 0)
+            FAIL("placed array not 16-byte aligned: the vector paths go untested\n");
+    }
+    T* data() { return buf_.data() + lead_; }
+    std::vector<T> values() const {
+        const auto first = buf_.begin() + static_cast<std::ptrdiff_t>(lead_);
+        return std::vector<T>(first, first + static_cast<std::ptrdiff_t>(n_));
+    }
+    bool intact() const {
+        for (std::size_t i = 0; i < buf_.size(); ++i)
+            if ((i < lead_ || i >= lead_ + n_) && buf_[i] != kMark) return false;
+        return true;
+    }
+
+  private:
+    static constexpr T kMark = T(-7777.25);
+    std::size_t n_, lead_;
+    std::vector<T> buf_;
+};
+
+// Which arrays a case moves one element off 16-byte alignment: none (shapes
+// with D a multiple of 4 take the vector paths), all (the scalar paths), or
+// one at a time (the paths that array's alignment decides).
+struct Shifts {
+    const char* name;
+    std::size_t score, jvp, grad_score, grad_jvp;
+};
+constexpr Shifts kShiftCases[] = {{"none", 0, 0, 0, 0},       {"all", 1, 1, 1, 1},
+                                  {"score", 1, 0, 0, 0},      {"jvp", 0, 1, 0, 0},
+                                  {"grad_score", 0, 0, 1, 0}, {"grad_jvp", 0, 0, 0, 1}};
+
 template <class T>
 void ssm() {
-    const std::int64_t shapes[][3] = {{1, 1, 3},    {3, 2, 7}, {2, 3, 64},    {2, 2, 65},
-                                      {1, 2, 4097}, {2, 1, 0}, {1, 1, 9001},  {40, 3, 65},
-                                      {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}};  // B, K, D
+    const std::int64_t shapes[][3] = {{1, 1, 3},    {3, 2, 7},   {2, 3, 64},  {2, 2, 65},
+                                      {1, 2, 4097}, {2, 1, 0},   {1, 1, 9001}, {40, 3, 65},
+                                      {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}, {2, 2, 66}};
     for (auto& s : shapes)
-        for (std::size_t shift : {0, 1})
+        for (const Shifts& sh : kShiftCases)
             for (int kind = 0; kind < 3; ++kind)
                 for (int vr = 0; vr < 2; ++vr)
                     for (int grads = 0; grads < 2; ++grads) {
                         const std::int64_t B = s[0], K = s[1], D = s[2];
-                        if (shift && D % 4) continue;  // the scalar path already
+                        const bool moved = sh.score || sh.jvp || sh.grad_score || sh.grad_jvp;
+                        if (moved && D % 2) continue;  // the scalar paths already
+                        if ((sh.grad_score || sh.grad_jvp) && !grads) continue;
                         const std::uint64_t fs = kind == 1 ? 5 : 0;
                         const auto nS = static_cast<std::size_t>(B * D), nJ = nS * K;
-                        auto scores = values<T>(nS + 1, 11), jvps = values<T>(nJ + 1, 12);
-                        const T* score = scores.data() + shift;
-                        const T* jvp = jvps.data() + shift;
+                        Placed<T> score(values<T>(nS, 11), sh.score), jvp(values<T>(nJ, 12), sh.jvp);
+                        Placed<T> gs(std::vector<T>(nS), sh.grad_score),
+                            gj(std::vector<T>(nJ), sh.grad_jvp);
                         std::vector<double> work = guarded_work(cuda::ssm_work(B, K, D));
                         std::vector<double> gl(B), cl(B);
-                        std::vector<T> ggss(nS + 1), cgs(nS), ggjs(nJ + 1), cgj(nJ), gt(B);
-                        T* ggs = ggss.data() + shift;
-                        T* ggj = ggjs.data() + shift;
+                        std::vector<T> cgs(nS), cgj(nJ), gt(B);
                         const Stream st{21, 3};
                         const auto pk = static_cast<ProbeKind>(kind);
-                        cuda::ssm_loss<T>(pk, st, fs, score, jvp, B, K, D, vr, 0.5, work.data(),
-                                          gl.data(), grads ? gt.data() : nullptr,
-                                          grads ? ggs : nullptr, grads ? ggj : nullptr, 0,
-                                          nullptr);
-                        cpu::ssm_loss<T>(pk, st, fs, score, jvp, B, K, D, vr, 0.5, cl.data(),
-                                         grads ? cgs.data() : nullptr,
+                        cuda::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
+                                          work.data(), gl.data(), grads ? gt.data() : nullptr,
+                                          grads ? gs.data() : nullptr, grads ? gj.data() : nullptr,
+                                          0, nullptr);
+                        cpu::ssm_loss<T>(pk, st, fs, score.data(), jvp.data(), B, K, D, vr, 0.5,
+                                         cl.data(), grads ? cgs.data() : nullptr,
                                          grads ? cgj.data() : nullptr);
-                        if (!same(gl, cl) || !same(std::vector<T>(ggs, ggs + nS), cgs) ||
-                            !same(std::vector<T>(ggj, ggj + nJ), cgj) ||
-                            (grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
-                            FAIL("ssm B %lld K %lld D %lld shift %zu kind %d vr %d grads %d: "
+                        if (!same(gl, cl) || !same(gs.values(), cgs) || !same(gj.values(), cgj) ||
+                            (grads && !same(gt, rounded<T>(cl))) || !guard_intact(work) ||
+                            !score.intact() || !jvp.intact() || !gs.intact() || !gj.intact())
+                            FAIL("ssm B %lld K %lld D %lld shifted %s kind %d vr %d grads %d: "
                                  "%.17g vs %.17g\n",
-                                 (long long)B, (long long)K, (long long)D, shift, kind, vr, grads,
+                                 (long long)B, (long long)K, (long long)D, sh.name, kind, vr, grads,
                                  gl[0], cl[0]);
                     }
 }
 
 template <class T>
 void ism() {
-    const std::int64_t shapes[][2] = {{1, 3},  {4, 64},    {2, 65},  {1, 9001},
-                                      {2, 0},  {100, 65},  {3, 4100}, {66, 72}};
+    const std::int64_t shapes[][2] = {{1, 3},  {4, 64},   {2, 65},   {1, 9001},
+                                      {2, 0},  {100, 65}, {3, 4100}, {66, 72}, {3, 66}};
     for (auto& s : shapes)
-        for (std::size_t shift : {0, 1})
+        for (const Shifts& sh : kShiftCases)
             for (int grads = 0; grads < 2; ++grads) {
                 const std::int64_t B = s[0], D = s[1];
-                if (shift && D % 4) continue;
+                if (sh.jvp || sh.grad_jvp) continue;  // (no such arrays)
+                if ((sh.score || sh.grad_score) && D % 2) continue;
+                if (sh.grad_score && !grads) continue;
                 const auto n = static_cast<std::size_t>(B * D);
-                auto scores = values<T>(n + 1, 13), trace = values<T>(B, 14);
-                const T* score = scores.data() + shift;
+                Placed<T> score(values<T>(n, 13), sh.score), gg(std::vector<T>(n), sh.grad_score);
+                auto trace = values<T>(B, 14);
                 std::vector<double> work = guarded_work(cuda::ism_work(B, D));
                 std::vector<double> gl(B), cl(B);
-                std::vector<T> ggs(n + 1), cg(n), gt(B);
-                T* gg = ggs.data() + shift;
-                cuda::ism_loss<T>(score, trace.data(), B, D, 0.25, work.data(), gl.data(),
-                                  grads ? nullptr : gt.data(), grads ? gg : nullptr, 0, nullptr);
-                cpu::ism_loss<T>(score, trace.data(), B, D, 0.25, cl.data(),
+                std::vector<T> cg(n), gt(B);
+                cuda::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, work.data(), gl.data(),
+                                  grads ? nullptr : gt.data(), grads ? gg.data() : nullptr, 0,
+                                  nullptr);
+                cpu::ism_loss<T>(score.data(), trace.data(), B, D, 0.25, cl.data(),
                                  grads ? cg.data() : nullptr);
-                if (!same(gl, cl) || !same(std::vector<T>(gg, gg + n), cg) ||
-                    (!grads && !same(gt, rounded<T>(cl))) || !guard_intact(work))
-                    FAIL("ism B %lld D %lld shift %zu grads %d\n", (long long)B, (long long)D,
-                         shift, grads);
+                if (!same(gl, cl) || !same(gg.values(), cg) ||
+                    (!grads && !same(gt, rounded<T>(cl))) || !guard_intact(work) ||
+                    !score.intact() || !gg.intact())
+                    FAIL("ism B %lld D %lld shifted %s grads %d\n", (long long)B, (long long)D,
+                         sh.name, grads);
             }
 }
 

@@ -34,6 +34,7 @@ inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __forceinline__ inline
 #define __grid_constant__
 #define CUDART_VERSION 13000  // the toolkit the package is built with
+#define SCOREKIT_CUDA_EMULATED 1  // (cuda/launch.cuh: vector accesses checked)
 
 struct alignas(16) float4 {
     float x, y, z, w;
@@ -67,6 +68,15 @@ inline cudaError_t cudaGetLastError() {
 // emu::blocks_per_sm blocks of any kernel each.
 namespace emu {
 inline int sms = 2, blocks_per_sm = 2;
+
+// A 16-byte vector access at p: on a GPU a misaligned one faults (and the
+// context is lost); here it aborts, where x86 would let it through.
+inline void vector_access(const void* p, const char* what) {
+    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) {
+        std::fprintf(stderr, "emu: misaligned 16-byte %s at %p\n", what, p);
+        std::abort();
+    }
+}
 }  // namespace emu
 enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
 inline cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr, int) {
