@@ -156,16 +156,22 @@ struct AffineOp {
 };
 
 // dsm_loss: values q_j^2 of the residuals q = sigma s + z (the gradient written
-// on the way), noise stored or regenerated; rows of D elements. vec: every row
-// starts a stream block and the arrays are 16-byte aligned, so a run that
-// starts a block (the reductions' runs start at multiples of 8) goes by whole
-// blocks, one vector access per array.
-template <class T>
+// on the way), rows of D elements, the noise stored (kStored) or regenerated.
+// vec: D is whole stream blocks (16-byte words; so every row starts a stream
+// block) and the arrays are 16-byte aligned, so the runs (they start at
+// multiples of 8) go by whole blocks, one vector access per array. Stored
+// noise: a thread's blocks are read four at a time before any gradient is
+// written (for_batched). Regenerated: each block's score is read before its
+// noise is made. (Its scalar path, elements outside whole blocks, reads each
+// score as it goes: reading them first, as ProbeRows::spans does, took 8 more
+// registers in the whole-block path's kernel too, a block fewer a
+// multiprocessor.)
+template <class T, bool kStored>
 struct DsmOp {
     static constexpr int kSums = 1;
-    static constexpr int K = NormalBlock<T>::kPerBlock;
+    static constexpr int K = NormalBlock<T>::kPerBlock;  // a 16-byte word (4 floats, 2 doubles)
     const T* score;
-    const T* noise;  // stored noise, or null: regenerate
+    const T* noise;  // kStored: the noise
     std::int64_t D;
     DsmRows<T> row;  // row(b): sample b's DsmRow
     Stream st;
@@ -180,57 +186,89 @@ struct DsmOp {
     };
     __device__ SCOREKIT_INLINE Row row_of(std::int64_t b) const { return {row(b), b * D}; }
 
+    template <int W>
+    struct Pair {  // W score and noise values
+        T s[W], z[W];
+    };
+
     __device__ SCOREKIT_INLINE void values(const Row& rw, std::int64_t j0, std::int64_t n,
                                            double* vals, std::int64_t, unsigned tid,
                                            unsigned nthreads) const {
         const DsmRow<T>& r = rw.r;
         const std::int64_t base = rw.base + j0;
+        const T* sc = score + base;
+        T* gr = grad ? grad + base : nullptr;
         auto term = [&](std::int64_t i, T s, T z) {  // vals[i]; returns the gradient
             const T q = r.residual(s, z);
             vals[i] = static_cast<double>(q) * static_cast<double>(q);
             return r.grad_scale * q;
         };
-        auto put = [&](std::int64_t i, T z) {
-            const T g = term(i, score[base + i], z);
-            if (grad) grad[base + i] = g;
-        };
-        const std::uint64_t first = stream_first + static_cast<std::uint64_t>(base);
-        std::int64_t done = 0;  // elements [0, done) go by whole blocks
-        if (vec) {  // (n is at most a tile: 32-bit counts)
-            const unsigned units = static_cast<unsigned>(n) / K;
-            done = static_cast<std::int64_t>(units) * K;
-            const std::uint64_t block0 = first / K;
-            for (unsigned u = tid; u < units; u += nthreads) {
-                const unsigned i = u * K;
-                T z[K], sc[K], g[K];
-                load_vec(score + base + i, sc);  // first: its load waits while the noise is made
-                if (noise)
-                    load_vec(noise + base + i, z);
-                else
+        const auto count = static_cast<unsigned>(n);  // (n is at most a tile)
+        if constexpr (kStored) {
+            const T* nz = noise + base;
+            if (vec) {
+                for_batched<4, Pair<K>>(
+                    count / K, tid, nthreads,
+                    [&](unsigned u, Pair<K>& x) {
+                        load_vec(sc + u * K, x.s);
+                        load_vec(nz + u * K, x.z);
+                    },
+                    [&](unsigned u, const Pair<K>& x) {
+                        T g[K];
+#pragma unroll
+                        for (int k = 0; k < K; ++k) g[k] = term(u * K + k, x.s[k], x.z[k]);
+                        if (gr) store_vec(gr + u * K, g);
+                    });
+            } else {
+                for_batched<4, Pair<1>>(
+                    count, tid, nthreads,
+                    [&](unsigned i, Pair<1>& x) { x.s[0] = sc[i], x.z[0] = nz[i]; },
+                    [&](unsigned i, const Pair<1>& x) {
+                        const T g = term(i, x.s[0], x.z[0]);
+                        if (gr) gr[i] = g;
+                    });
+            }
+        } else {
+            const std::uint64_t first = stream_first + static_cast<std::uint64_t>(base);
+            unsigned done = 0;  // elements [0, done) go by whole blocks
+            if (vec) {
+                const unsigned units = count / K;
+                done = units * K;
+                const std::uint64_t block0 = first / K;
+                for (unsigned u = tid; u < units; u += nthreads) {
+                    const unsigned i = u * K;
+                    T z[K], x[K], g[K];
+                    load_vec(sc + i, x);  // first: its load waits while the noise is made
                     make_block<NormalBlock<T>>(st, block0 + u, z);
 #pragma unroll
-                for (int k = 0; k < K; ++k) g[k] = term(i + k, sc[k], z[k]);
-                if (grad) store_vec(grad + base + i, g);
+                    for (int k = 0; k < K; ++k) g[k] = term(i + k, x[k], z[k]);
+                    if (gr) store_vec(gr + i, g);
+                }
             }
-        }
-        if (noise) {
-            for (std::int64_t i = done + tid; i < n; i += nthreads) put(i, noise[base + i]);
-        } else {
-            for_stream_values<NormalBlock<T>, T>(
-                st, first + static_cast<std::uint64_t>(done), n - done, tid, nthreads,
-                [&](std::int64_t i, T z) { put(done + i, z); });
+            for_stream_values<NormalBlock<T>, T>(st, first + done, n - done, tid, nthreads,
+                                                 [&](std::int64_t i, T z) {
+                                                     const T g = term(done + i, sc[done + i], z);
+                                                     if (gr) gr[done + i] = g;
+                                                 });
         }
     }
 };
 
-template <class T>
+template <class T, bool kStored>
 struct DsmFin {
-    DsmOp<T> op;
+    DsmOp<T, kStored> op;
     LossRows<T> out;
     __device__ SCOREKIT_INLINE void operator()(std::int64_t b, const double* sums) const {
         out.store(b, 0.5 * op.row(b).loss_scale * sums[0]);
     }
 };
+
+template <class T, bool kStored>
+void reduce_dsm(const DsmOp<T, kStored>& op, std::int64_t B, double* partial, double* row_loss,
+                T* row_loss_out, void* stream) {
+    row_reduce(B, op.D, kReduceChunk, op, DsmFin<T, kStored>{op, {row_loss, row_loss_out}},
+               partial, as_stream(stream), "dsm_loss kernel launch");
+}
 
 }  // namespace
 
@@ -366,14 +404,19 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
               T* grad, int device, void* stream) {
     if (B <= 0) return;
     const OnDevice on(device);
-    constexpr int K = DsmOp<T>::K;
+    constexpr int K = NormalBlock<T>::kPerBlock;
     const std::uint64_t stream_first = first_sample * static_cast<std::uint64_t>(D);
-    const bool vec = stream_first % K == 0 && D % K == 0 && aligned16(score) &&
-                     aligned16(noise) && aligned16(grad);
-    const DsmOp<T> op{score, noise, D, DsmRows<T>{sigma, weight_is_sigma2, weight, batch_scale},
-                      st, stream_first, grad, vec};
-    row_reduce(B, D, kReduceChunk, op, DsmFin<T>{op, {row_loss, row_loss_out}}, partial,
-               as_stream(stream), "dsm_loss kernel launch");
+    const DsmRows<T> rows{sigma, weight_is_sigma2, weight, batch_scale};
+    // (D whole blocks: every row starts a stream block)
+    const bool vec = D % K == 0 && aligned16(score) && aligned16(grad);
+    if (noise)
+        reduce_dsm(DsmOp<T, true>{score, noise, D, rows, st, stream_first, grad,
+                                  vec && aligned16(noise)},
+                   B, partial, row_loss, row_loss_out, stream);
+    else
+        reduce_dsm(DsmOp<T, false>{score, nullptr, D, rows, st, stream_first, grad,
+                                   vec},
+                   B, partial, row_loss, row_loss_out, stream);
 }
 
 // The reduction of per-sample losses, as the CPU's: lane_sum(rows, B), divided by B

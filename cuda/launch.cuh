@@ -200,6 +200,31 @@ __device__ SCOREKIT_INLINE void store_span(T* p, const Span& at, const T (&v)[Sp
     }
 }
 
+// The stream values of elements [first, first + n) a block at a time (n below
+// 2^32: a reduction's run), thread `tid` of `nthreads` taking blocks tid,
+// tid + nthreads, ...: for each, in = load(at), then the block's K values v (a
+// T[K]) are made, then f(at, v, in), with `at` the block's BlockSpan<K, kWhole>
+// (value k is element at.i0 + k of the run). The operands are read before the
+// values are made, so their loads wait while the values are worked out (read
+// after them, next to f's stores, each block would wait for its loads in
+// turn). kWhole: first starts a block, n is a multiple of K and the arrays f
+// and load reach through `at` are 16-byte aligned.
+template <class Block, bool kWhole, class T, class S, class L, class F>
+__device__ SCOREKIT_INLINE void for_stream_spans(const S& st, std::uint64_t first,
+                                                 std::int64_t n, unsigned tid, unsigned nthreads,
+                                                 L&& load, F&& f) {
+    constexpr int K = Block::kPerBlock;
+    const auto bu = BlockUnits<K>::of(first, static_cast<std::uint64_t>(n));
+    const auto units = static_cast<unsigned>(bu.units());
+    for (unsigned u = tid; u < units; u += nthreads) {
+        const BlockSpan<K, kWhole> at{static_cast<std::int64_t>(bu.element(u, 0)), n};
+        const auto in = load(at);
+        T v[K];
+        make_block<Block>(st, bu.block(u), v);
+        f(at, v, in);
+    }
+}
+
 // K values of T held together (a slot of for_batched).
 template <class T, int K>
 struct Vals {

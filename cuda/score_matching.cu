@@ -46,13 +46,11 @@ struct ProbeRows {
         }
     }
 
-    // The scaled values of elements j0 + i (i < n) of row r a stream block at a
-    // time, thread `tid` of `nthreads` taking blocks tid, tid + nthreads, ...: for
-    // each, in = load(at), then the block's K values v (a T[K]; K the kind's block
-    // size) are made, then f(at, v, in), with `at` the block's BlockSpan<K, kWhole>.
-    // The operands are read before the values are made, so their loads wait while
-    // the block's values are worked out. kWhole: row r's element j0 starts a block,
-    // n is a multiple of K (at most a tile) and the arrays are 16-byte aligned.
+    // The scaled values of elements j0 + i (i < n) of row r, for_stream_spans
+    // (launch.cuh) over the kind's blocks: in = load(at), the block's K values v
+    // made (a T[K]; K the kind's block size), then f(at, v, in). kWhole: row r's
+    // element j0 starts a block, n is a multiple of K (at most a tile) and the
+    // arrays are 16-byte aligned.
     template <bool kWhole, class L, class F>
     __device__ SCOREKIT_INLINE void spans(std::int64_t r, std::int64_t j0, std::int64_t n,
                                           unsigned tid, unsigned nthreads, L&& load,
@@ -60,32 +58,20 @@ struct ProbeRows {
         const std::uint64_t first =
             (first_row + static_cast<std::uint64_t>(r)) * static_cast<std::uint64_t>(D) +
             static_cast<std::uint64_t>(j0);
-        if (kind == ProbeKind::Rademacher)
-            span_blocks<RademacherBlock<T>, false, kWhole>(first, n, tid, nthreads, 1.0, load, f);
-        else if (kind == ProbeKind::Sphere)
-            span_blocks<NormalBlock<T>, true, kWhole>(first, n, tid, nthreads, factor[r], load, f);
-        else
-            span_blocks<NormalBlock<T>, false, kWhole>(first, n, tid, nthreads, 1.0, load, f);
-    }
-
-  private:
-    template <class Block, bool kScaled, bool kWhole, class L, class F>
-    __device__ SCOREKIT_INLINE void span_blocks(std::uint64_t first, std::int64_t n, unsigned tid,
-                                                unsigned nthreads, double c, L& load,
-                                                F& f) const {
-        constexpr int K = Block::kPerBlock;
-        const auto bu = BlockUnits<K>::of(first, static_cast<std::uint64_t>(n));
-        const auto units = static_cast<unsigned>(bu.units());  // (n is at most a tile)
-        for (unsigned u = tid; u < units; u += nthreads) {
-            const BlockSpan<K, kWhole> at{static_cast<std::int64_t>(bu.element(u, 0)), n};
-            const auto in = load(at);
-            T v[K];
-            make_block<Block>(st, bu.block(u), v);
-            if (kScaled)
+        const auto scaled = [&](double c) {
+            return [&, c](const auto& at, auto& v, const auto& in) {
 #pragma unroll
-                for (int k = 0; k < K; ++k) v[k] = static_cast<T>(static_cast<double>(v[k]) * c);
-            f(at, v, in);
-        }
+                for (auto& x : v) x = static_cast<T>(static_cast<double>(x) * c);
+                f(at, v, in);
+            };
+        };
+        if (kind == ProbeKind::Rademacher)
+            for_stream_spans<RademacherBlock<T>, kWhole, T>(st, first, n, tid, nthreads, load, f);
+        else if (kind == ProbeKind::Sphere)
+            for_stream_spans<NormalBlock<T>, kWhole, T>(st, first, n, tid, nthreads, load,
+                                                        scaled(factor[r]));
+        else
+            for_stream_spans<NormalBlock<T>, kWhole, T>(st, first, n, tid, nthreads, load, f);
     }
 };
 

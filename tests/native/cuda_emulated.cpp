@@ -151,37 +151,6 @@ void elementwise() {
             }
 }
 
-template <class T>
-void dsm() {
-    const std::int64_t shapes[][2] = {{1, 3},    {5, 7},    {3, 64},  {3, 65},
-                                      {2, 1000}, {2, 4096}, {2, 4097}, {1, 9001},
-                                      {2, 8200}, {3, 0},    {33, 4097}};  // (66 chunks)
-    for (auto& s : shapes)
-        for (std::uint64_t fs : {0ull, 3ull})
-            for (int weight = 0; weight < 3; ++weight)
-                for (int stored = 0; stored < 2; ++stored) {
-                    const std::int64_t B = s[0], D = s[1], n = B * D;
-                    auto score = values<T>(n, 5), z = values<T>(n, 6);
-                    auto sig = values<T>(B, 7, 0.1, 2), w = values<T>(B, 8, 0, 3);
-                    const RowParam<T> ps{sig.data(), T(0)};
-                    const RowParam<T> pw = weight == 2 ? RowParam<T>{w.data(), T(0)}
-                                                       : RowParam<T>{nullptr, T(1)};
-                    const Stream st{4, 2};
-                    std::vector<double> partial = guarded_work(cuda::dsm_work(B, D)), gl(B), cl(B);
-                    std::vector<T> gg(static_cast<std::size_t>(n)), cg(gg.size()), gt(B);
-                    const T* zp = stored ? z.data() : nullptr;
-                    cuda::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
-                                      stored ? 0 : fs, partial.data(), gl.data(),
-                                      weight == 1 ? nullptr : gt.data(), gg.data(), 0, nullptr);
-                    cpu::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
-                                     stored ? 0 : fs, cl.data(), cg.data());
-                    if (!same(gg, cg) || !same(gl, cl) ||
-                        (weight != 1 && !same(gt, rounded<T>(cl))) || !guard_intact(partial))
-                        FAIL("dsm B %lld D %lld weight %d stored %d: loss %.17g vs %.17g\n",
-                             (long long)B, (long long)D, weight, stored, gl[0], cl[0]);
-                }
-}
-
 // An array of values placed `shift` elements past a 16-byte boundary, between
 // guard elements that must come back untouched (a launcher writing outside its
 // output fails even where the results are right).
@@ -292,6 +261,50 @@ void ism() {
                     FAIL("ism B %lld D %lld shifted %s grads %d\n", (long long)B, (long long)D,
                          sh.name, grads);
             }
+}
+
+template <class T>
+void dsm() {
+    const std::int64_t shapes[][2] = {{1, 3},    {5, 7},    {3, 64},  {3, 65},
+                                      {2, 1000}, {2, 4096}, {2, 4097}, {1, 9001},
+                                      {2, 8200}, {3, 0},    {33, 4097}, {3, 66}};  // (66 chunks)
+    for (auto& s : shapes)
+        for (const Shifts& sh : kShiftCases)
+            for (std::uint64_t fs : {0ull, 3ull})
+                for (int weight = 0; weight < 3; ++weight)
+                    for (int stored = 0; stored < 2; ++stored) {
+                        const std::int64_t B = s[0], D = s[1], n = B * D;
+                        // moved (score, the noise in jvp's place, the gradient): D even
+                        // (the vector paths when aligned), one offset and weight
+                        const bool moved = sh.score || sh.jvp || sh.grad_score;
+                        if (sh.grad_jvp || (moved && (D % 2 || fs || weight))) continue;
+                        if (sh.jvp && !stored) continue;
+                        const auto N = static_cast<std::size_t>(n);
+                        Placed<T> score(values<T>(N, 5), sh.score), z(values<T>(N, 6), sh.jvp);
+                        Placed<T> gg(std::vector<T>(N), sh.grad_score);
+                        auto sig = values<T>(B, 7, 0.1, 2), w = values<T>(B, 8, 0, 3);
+                        const RowParam<T> ps{sig.data(), T(0)};
+                        const RowParam<T> pw = weight == 2 ? RowParam<T>{w.data(), T(0)}
+                                                           : RowParam<T>{nullptr, T(1)};
+                        const Stream st{4, 2};
+                        std::vector<double> partial = guarded_work(cuda::dsm_work(B, D)), gl(B),
+                                            cl(B);
+                        std::vector<T> cg(N), gt(B);
+                        const T* zp = stored ? z.data() : nullptr;
+                        cuda::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
+                                          stored ? 0 : fs, partial.data(), gl.data(),
+                                          weight == 1 ? nullptr : gt.data(), gg.data(), 0,
+                                          nullptr);
+                        cpu::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
+                                         stored ? 0 : fs, cl.data(), cg.data());
+                        if (!same(gg.values(), cg) || !same(gl, cl) ||
+                            (weight != 1 && !same(gt, rounded<T>(cl))) || !guard_intact(partial) ||
+                            !score.intact() || !z.intact() || !gg.intact())
+                            FAIL("dsm B %lld D %lld shifted %s weight %d stored %d: loss %.17g vs "
+                                 "%.17g\n",
+                                 (long long)B, (long long)D, sh.name, weight, stored, gl[0],
+                                 cl[0]);
+                    }
 }
 
 template <class T>
