@@ -36,8 +36,10 @@ threads a chunk (the first row takes what the size chooses, or what
 Targets of the CUDA issue: fused kernels >= 80% of the copy bandwidth, >= 3x
 PyTorch eager and no slower than torch.compile.
 
-``--more`` adds scorekit-only rows (no PyTorch baseline) for the other GPU
-kernels, with the (B, D) arrays each must read and write: noisy_affine_step
+``--more`` adds scorekit-only rows (no PyTorch baseline, but for one) for the other GPU
+kernels, with the (B, D) arrays each must read and write: dsm_loss with a
+stored noise (score, noise -> gradient: 3; against the same PyTorch baseline
+as above, which reads its noise too), noisy_affine_step
 (x, score -> out: 3), corrector_step (x, score -> x, mean: 4, plus its norm
 pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
 gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
@@ -247,6 +249,8 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         q = sigma[:, None] * score + z
         return 0.5 * (q * q).sum() / B, q * (sigma[:, None] / B)
 
+    t_dsm_compiled = compiled(t_dsm)
+
     cases = {
         "copy": (2 * n * size, {"torch copy_": lambda: out.copy_(x)}),
         "normal": (n * size, {
@@ -269,7 +273,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             # the same with 8 and with 32 threads a chunk, whichever the size chooses
             **{f"scorekit, CUDA sigma unchecked, {g} threads a chunk":
                with_chunk_threads(unchecked_dsm(scorekit, score, sigma), g, dev) for g in (8, 32)},
-            "torch eager": t_dsm, "torch.compile": compiled(t_dsm)}),
+            "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
     }
     if more:
         import numpy as np
@@ -298,6 +302,10 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "corrector_step": (4 * n * size, {
                 "scorekit": lambda: scorekit.corrector_step(x, score, snr=0.16, seed=1,
                                                             counter=2)}),
+            "dsm_loss + grad, stored noise": (3 * n * size, {
+                "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, noise=z,
+                                                      reduction="none"),
+                "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
             "ssm_loss + grads": (4 * n * size, {
                 "scorekit": lambda: scorekit.ssm_loss(score, z, seed=1, counter=2,
                                                       reduction="none")}),
