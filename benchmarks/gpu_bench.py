@@ -70,7 +70,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     parser.add_argument("--more", action="store_true",
-                        help="also time the other GPU kernels (scorekit only)")
+                        help="also time the other GPU kernels (scorekit only, but for one)")
     parser.add_argument("--only", default=None,
                         help="comma-separated kernels to time (as named in the table); "
                              "the copy is always timed")
@@ -124,10 +124,13 @@ def event_time(torch, fn, calls: int) -> float:
     return start.elapsed_time(stop) / 1e3 / calls
 
 
-def unchecked_dsm(scorekit, score, sigma):
-    """dsm_loss with a CUDA sigma within device_value_checks(False) (not read back)."""
+def unchecked_dsm(scorekit, score, sigma, noise=None):
+    """dsm_loss with a CUDA sigma within device_value_checks(False) (not read back); the
+    noise regenerated, or the stored ``noise``."""
     def call():
         with scorekit.device_value_checks(False):
+            if noise is not None:
+                return scorekit.dsm_loss(score, sigma, noise=noise, reduction="none")
             return scorekit.dsm_loss(score, sigma, seed=1, counter=2, reduction="none")
     return call
 
@@ -302,9 +305,10 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "corrector_step": (4 * n * size, {
                 "scorekit": lambda: scorekit.corrector_step(x, score, snr=0.16, seed=1,
                                                             counter=2)}),
-            "dsm_loss + grad, stored noise": (3 * n * size, {
+            "dsm_loss + grad (stored noise)": (3 * n * size, {
                 "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, noise=z,
                                                       reduction="none"),
+                "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma, z),
                 "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
             "ssm_loss + grads": (4 * n * size, {
                 "scorekit": lambda: scorekit.ssm_loss(score, z, seed=1, counter=2,
@@ -314,7 +318,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "mala_accept": (6 * n * size, {
                 "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
                                                          seed=1, counter=2)}),
-            "hutchinson, 8 probes": (5 * probes * n * size, {
+            "hutchinson (8 probes)": (5 * probes * n * size, {
                 "scorekit": lambda: scorekit.hutchinson(lambda v: v * d_mv, (B, D),
                                                         num_probes=probes, block=1, seed=1,
                                                         dtype=np_dtype, **like),

@@ -291,14 +291,12 @@ def _off_alignment(fw, a):
 
 
 @pytest.mark.parametrize("kind", ["rademacher", "gaussian"])
-def test_losses_over_arrays_off_alignment(fw, kind, dtype):
-    """ssm_loss, ism_loss and dsm_loss over views one element off 16-byte alignment
-    (each input alone and all together), with rows of whole 16-byte words that would
-    take the vector paths if aligned: the kernels go by scalar accesses where an array
-    needs them (a vector access there would fault) and give the CPU's bits."""
+def test_ssm_loss_over_arrays_off_alignment(fw, kind, dtype):
+    """ssm_loss over views one element off 16-byte alignment (score alone, jvp alone,
+    both), rows of whole 16-byte words that would take the vector paths if aligned:
+    scalar accesses where an array needs them (a vector access there would fault), the
+    CPU's bits."""
     s, j = batch((3, 2 * 4096 + 8), dtype), batch((3, 2, 2 * 4096 + 8), dtype, 1)
-    tr, x = batch((3,), dtype, 2), batch((3, 2 * 4096 + 8), dtype, 3)
-    sig = np.linspace(0.5, 1.5, 3).astype(dtype)
     for moved in ("score", "jvp", "both"):
         sd = _off_alignment(fw, s) if moved != "jvp" else fw.put(s)
         jd = _off_alignment(fw, j) if moved != "score" else fw.put(j)
@@ -307,13 +305,24 @@ def test_losses_over_arrays_off_alignment(fw, kind, dtype):
             got, want = scorekit.ssm_loss(sd, jd, **args), scorekit.ssm_loss(s, j, **args)
             for a, b in zip(got, want, strict=True):
                 np.testing.assert_array_equal(fw.get(a), b)
-    got = [scorekit.ism_loss(_off_alignment(fw, s), fw.put(tr), reduction="none"),
-           scorekit.dsm_loss(_off_alignment(fw, s), sig, seed=4, reduction="none"),
-           scorekit.dsm_loss(_off_alignment(fw, s), 0.5, noise=_off_alignment(fw, x),
-                             reduction="none")]
+
+
+def test_ism_and_dsm_loss_over_arrays_off_alignment(fw, dtype):
+    """ism_loss and dsm_loss (regenerated and stored noise) over views one element off
+    16-byte alignment (dsm: score alone, stored noise alone, both), as above."""
+    s, x = batch((3, 2 * 4096 + 8), dtype), batch((3, 2 * 4096 + 8), dtype, 3)
+    tr = batch((3,), dtype, 2)
+    sig = np.linspace(0.5, 1.5, 3).astype(dtype)
+    off_s, off_x, on_s, on_x = (_off_alignment(fw, s), _off_alignment(fw, x), fw.put(s),
+                                fw.put(x))
+    got = [scorekit.ism_loss(off_s, fw.put(tr), reduction="none"),
+           scorekit.dsm_loss(off_s, sig, seed=4, reduction="none"),
+           scorekit.dsm_loss(off_s, 0.5, noise=on_x, reduction="none"),
+           scorekit.dsm_loss(on_s, 0.5, noise=off_x, reduction="none"),
+           scorekit.dsm_loss(off_s, 0.5, noise=off_x, reduction="none")]
     want = [scorekit.ism_loss(s, tr, reduction="none"),
             scorekit.dsm_loss(s, sig, seed=4, reduction="none"),
-            scorekit.dsm_loss(s, 0.5, noise=x, reduction="none")]
+            *[scorekit.dsm_loss(s, 0.5, noise=x, reduction="none")] * 3]
     for g, e in zip(got, want, strict=True):
         for a, b in zip(g, e, strict=True):
             np.testing.assert_array_equal(fw.get(a), b)

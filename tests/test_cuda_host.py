@@ -655,4 +655,4 @@ def test_gpu_benchmark_script_runs_its_cases_on_the_cpu(dtype):
                           "--more", "--no-compile", "--dtype", dtype], check=False,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert f"dry run: 20 rows on the CPU, {dtype}" in res.stdout  # (--no-compile: no compiled rows)
+    assert f"dry run: 21 rows on the CPU, {dtype}" in res.stdout  # (--no-compile: no compiled rows)

@@ -192,20 +192,30 @@ constexpr Shifts kShiftCases[] = {{"none", 0, 0, 0, 0},       {"all", 1, 1, 1, 1
                                   {"score", 1, 0, 0, 0},      {"jvp", 0, 1, 0, 0},
                                   {"grad_score", 0, 0, 1, 0}, {"grad_jvp", 0, 0, 0, 1}};
 
+// A case's shifts for a call that has the arrays marked (score always): false
+// where the case moves only arrays the call lacks (a repeat of "none").
+bool shifts_for(const Shifts& sh, bool jvp, bool grad_score, bool grad_jvp, Shifts& out) {
+    out = {sh.name, sh.score, jvp ? sh.jvp : 0, grad_score ? sh.grad_score : 0,
+           grad_jvp ? sh.grad_jvp : 0};
+    const bool moved = sh.score || sh.jvp || sh.grad_score || sh.grad_jvp;
+    return !moved || out.score || out.jvp || out.grad_score || out.grad_jvp;
+}
+
 template <class T>
 void ssm() {
     const std::int64_t shapes[][3] = {{1, 1, 3},    {3, 2, 7},   {2, 3, 64},  {2, 2, 65},
                                       {1, 2, 4097}, {2, 1, 0},   {1, 1, 9001}, {40, 3, 65},
                                       {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}, {2, 2, 66}};
     for (auto& s : shapes)
-        for (const Shifts& sh : kShiftCases)
+        for (const Shifts& c : kShiftCases)
             for (int kind = 0; kind < 3; ++kind)
                 for (int vr = 0; vr < 2; ++vr)
                     for (int grads = 0; grads < 2; ++grads) {
                         const std::int64_t B = s[0], K = s[1], D = s[2];
-                        const bool moved = sh.score || sh.jvp || sh.grad_score || sh.grad_jvp;
-                        if (moved && D % 2) continue;  // the scalar paths already
-                        if ((sh.grad_score || sh.grad_jvp) && !grads) continue;
+                        Shifts sh;
+                        if (!shifts_for(c, true, grads, grads, sh)) continue;
+                        if (c.score + c.jvp + c.grad_score + c.grad_jvp && D % 2)
+                            continue;  // the scalar paths already
                         const std::uint64_t fs = kind == 1 ? 5 : 0;
                         const auto nS = static_cast<std::size_t>(B * D), nJ = nS * K;
                         Placed<T> score(values<T>(nS, 11), sh.score), jvp(values<T>(nJ, 12), sh.jvp);
@@ -238,12 +248,12 @@ void ism() {
     const std::int64_t shapes[][2] = {{1, 3},  {4, 64},   {2, 65},   {1, 9001},
                                       {2, 0},  {100, 65}, {3, 4100}, {66, 72}, {3, 66}};
     for (auto& s : shapes)
-        for (const Shifts& sh : kShiftCases)
+        for (const Shifts& c : kShiftCases)
             for (int grads = 0; grads < 2; ++grads) {
                 const std::int64_t B = s[0], D = s[1];
-                if (sh.jvp || sh.grad_jvp) continue;  // (no such arrays)
+                Shifts sh;
+                if (!shifts_for(c, false, grads, false, sh)) continue;
                 if ((sh.score || sh.grad_score) && D % 2) continue;
-                if (sh.grad_score && !grads) continue;
                 const auto n = static_cast<std::size_t>(B * D);
                 Placed<T> score(values<T>(n, 13), sh.score), gg(std::vector<T>(n), sh.grad_score);
                 auto trace = values<T>(B, 14);
@@ -269,16 +279,20 @@ void dsm() {
                                       {2, 1000}, {2, 4096}, {2, 4097}, {1, 9001},
                                       {2, 8200}, {3, 0},    {33, 4097}, {3, 66}};  // (66 chunks)
     for (auto& s : shapes)
-        for (const Shifts& sh : kShiftCases)
+        for (const Shifts& c : kShiftCases)
             for (std::uint64_t fs : {0ull, 3ull})
                 for (int weight = 0; weight < 3; ++weight)
-                    for (int stored = 0; stored < 2; ++stored) {
+                    for (int stored = 0; stored < 2; ++stored)
+                        for (int grads = 0; grads < 2; ++grads) {
                         const std::int64_t B = s[0], D = s[1], n = B * D;
-                        // moved (score, the noise in jvp's place, the gradient): D even
-                        // (the vector paths when aligned), one offset and weight
+                        if (stored && fs) continue;  // (stored noise: no stream offset)
+                        if (!grads && weight) continue;
+                        // the noise in jvp's place; moved: D even (the vector paths when
+                        // aligned), one offset and weight
+                        Shifts sh;
+                        if (!shifts_for(c, stored, grads, false, sh)) continue;
                         const bool moved = sh.score || sh.jvp || sh.grad_score;
-                        if (sh.grad_jvp || (moved && (D % 2 || fs || weight))) continue;
-                        if (sh.jvp && !stored) continue;
+                        if (moved && (D % 2 || fs || weight)) continue;
                         const auto N = static_cast<std::size_t>(n);
                         Placed<T> score(values<T>(N, 5), sh.score), z(values<T>(N, 6), sh.jvp);
                         Placed<T> gg(std::vector<T>(N), sh.grad_score);
@@ -292,19 +306,19 @@ void dsm() {
                         std::vector<T> cg(N), gt(B);
                         const T* zp = stored ? z.data() : nullptr;
                         cuda::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
-                                          stored ? 0 : fs, partial.data(), gl.data(),
-                                          weight == 1 ? nullptr : gt.data(), gg.data(), 0,
-                                          nullptr);
+                                          fs, partial.data(), gl.data(),
+                                          weight == 1 ? nullptr : gt.data(),
+                                          grads ? gg.data() : nullptr, 0, nullptr);
                         cpu::dsm_loss<T>(score.data(), zp, B, D, ps, weight == 0, pw, 1.0 / B, st,
-                                         stored ? 0 : fs, cl.data(), cg.data());
+                                         fs, cl.data(), grads ? cg.data() : nullptr);
                         if (!same(gg.values(), cg) || !same(gl, cl) ||
                             (weight != 1 && !same(gt, rounded<T>(cl))) || !guard_intact(partial) ||
                             !score.intact() || !z.intact() || !gg.intact())
-                            FAIL("dsm B %lld D %lld shifted %s weight %d stored %d: loss %.17g vs "
-                                 "%.17g\n",
-                                 (long long)B, (long long)D, sh.name, weight, stored, gl[0],
-                                 cl[0]);
-                    }
+                            FAIL("dsm B %lld D %lld shifted %s weight %d stored %d grads %d: loss "
+                                 "%.17g vs %.17g\n",
+                                 (long long)B, (long long)D, sh.name, weight, stored, grads,
+                                 gl[0], cl[0]);
+                        }
 }
 
 template <class T>
