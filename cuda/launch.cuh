@@ -235,11 +235,12 @@ struct Vals {
 // load(item, slot) for each item of a batch, then use(item, slot) for each.
 // The compiler may not move a load past a store that could alias it, so a
 // loop that loads, then stores, then loads again waits for each load in turn;
-// here a batch's loads are all in flight at once.
-template <int kBatch, class Slot, class L, class U>
-__device__ SCOREKIT_INLINE void for_batched(unsigned count, unsigned tid, unsigned nthreads,
-                                            L&& load, U&& use) {
-    for (unsigned first = tid; first < count; first += kBatch * nthreads) {
+// here a batch's loads are all in flight at once. I: unsigned for a tile's
+// items, std::uint64_t for a grid-stride loop (tid first_unit(), nthreads
+// unit_stride()).
+template <int kBatch, class Slot, class I, class L, class U>
+__device__ SCOREKIT_INLINE void for_batched(I count, I tid, I nthreads, L&& load, U&& use) {
+    for (I first = tid; first < count; first += kBatch * nthreads) {
         Slot slot[kBatch];
         if (first + (kBatch - 1) * nthreads < count) {  // a whole batch: no checks
 #pragma unroll

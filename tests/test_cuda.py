@@ -377,6 +377,20 @@ def test_mala_bits(fw, shape, dtype):
         np.testing.assert_array_equal(fw.get(g), w)
 
 
+def test_mala_accept_over_arrays_off_alignment(fw, dtype):
+    """mala_accept with the current state and the proposal's score as views one element
+    off 16-byte alignment (rows of whole 16-byte words): the CPU's decisions and state."""
+    x, p = batch((8, 5000), dtype), batch((8, 5000), dtype, 1) * 0.05
+    p = (x + p).astype(dtype)
+    h = np.geomspace(0.01, 2.0, 8).astype(dtype)
+    lx, lp = (-0.5 * np.sum(v.astype(np.float64) ** 2, 1) for v in (x, p))
+    want = scorekit.mala_accept(x, -x, lx, p, -p, lp, h, seed=3, counter=7)
+    got = scorekit.mala_accept(_off_alignment(fw, x), fw.put(-x), lx, fw.put(p),
+                               _off_alignment(fw, -p), fw.put(lp), h, seed=3, counter=7)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(fw.get(g), w)
+
+
 def test_predictor_step_bits(fw, dtype):
     sde = scorekit.VPSDE(N=100)
     x, s = batch((6, 9), dtype), batch((6, 9), dtype, 1)

@@ -352,33 +352,46 @@ void corrector() {
 
 long long mala_taken = 0, mala_rejected = 0;
 
+// mala_accept's six arrays (x, score_x, x_prop, score_prop, x_out, score_out):
+// aligned, all one element off, or one of them off alone (bit k: array k).
 template <class T>
 void mala() {
-    const std::int64_t shapes[][2] = {{1, 1}, {9, 7}, {6, 64}, {6, 65}, {3, 5000}, {2, 0}};
+    const std::int64_t shapes[][2] = {{1, 1}, {9, 7}, {6, 64}, {6, 65}, {3, 5000}, {2, 0},
+                                      {5, 8}, {3, 66}, {700, 12}};
     for (auto& s : shapes)
-        for (int per_row = 0; per_row < 2; ++per_row) {
-            const std::int64_t B = s[0], D = s[1];
-            auto x = values<T>(B * D, 18), sx = values<T>(B * D, 19), sp = values<T>(B * D, 20);
-            auto p = values<T>(B * D, 21, -0.05, 0.05), hv = values<T>(B, 22, 0.01, 0.1);
-            for (std::size_t i = 0; i < p.size(); ++i) p[i] = x[i] + p[i];
-            auto lx = values<double>(B, 23, -1, 1), lp = values<double>(B, 24, -1, 1);
-            const RowParam<T> h = per_row ? RowParam<T>{hv.data(), T(0)}
-                                          : RowParam<T>{nullptr, T(0.05)};
-            std::vector<double> work(static_cast<std::size_t>(
-                std::max<std::int64_t>(1, cuda::mala_work(B, D))));
-            std::vector<T> gx(x.size()), cx(x.size()), gs(x.size()), cs(x.size());
-            std::vector<double> gl(B), cl(B);
-            std::vector<std::uint8_t> ga(B), ca(B);
-            const Stream st{9, 4};
-            cuda::mala_accept<T>(x.data(), sx.data(), lx.data(), p.data(), sp.data(), lp.data(), B,
-                                 D, h, st, 3, gx.data(), gs.data(), gl.data(), ga.data(),
-                                 work.data(), 0, nullptr);
-            cpu::mala_accept<T>(x.data(), sx.data(), lx.data(), p.data(), sp.data(), lp.data(), B,
-                                D, h, st, 3, cx.data(), cs.data(), cl.data(), ca.data());
-            if (!same(gx, cx) || !same(gs, cs) || !same(gl, cl) || !same(ga, ca))
-                FAIL("mala B %lld D %lld\n", (long long)B, (long long)D);
-            for (auto a : ga) (a ? mala_taken : mala_rejected) += 1;
-        }
+        for (unsigned moved : {0u, 63u, 1u, 2u, 4u, 8u, 16u, 32u})
+            for (int per_row = 0; per_row < 2; ++per_row) {
+                const std::int64_t B = s[0], D = s[1];
+                if (moved && D % 2) continue;  // the scalar path already
+                const auto n = static_cast<std::size_t>(B * D);
+                auto at = [&](int k) { return static_cast<std::size_t>((moved >> k) & 1); };
+                auto p = values<T>(n, 21, -0.05, 0.05), xv = values<T>(n, 18);
+                for (std::size_t i = 0; i < n; ++i) p[i] = xv[i] + p[i];
+                Placed<T> x(xv, at(0)), sx(values<T>(n, 19), at(1)), xp(p, at(2)),
+                    sp(values<T>(n, 20), at(3)), gx(std::vector<T>(n), at(4)),
+                    gs(std::vector<T>(n), at(5));
+                auto hv = values<T>(B, 22, 0.01, 0.1);
+                auto lx = values<double>(B, 23, -1, 1), lp = values<double>(B, 24, -1, 1);
+                const RowParam<T> h = per_row ? RowParam<T>{hv.data(), T(0)}
+                                              : RowParam<T>{nullptr, T(0.05)};
+                std::vector<double> work(static_cast<std::size_t>(
+                    std::max<std::int64_t>(1, cuda::mala_work(B, D))));
+                std::vector<T> cx(n), cs(n);
+                std::vector<double> gl(B), cl(B);
+                std::vector<std::uint8_t> ga(B), ca(B);
+                const Stream st{9, 4};
+                cuda::mala_accept<T>(x.data(), sx.data(), lx.data(), xp.data(), sp.data(),
+                                     lp.data(), B, D, h, st, 3, gx.data(), gs.data(), gl.data(),
+                                     ga.data(), work.data(), 0, nullptr);
+                cpu::mala_accept<T>(x.data(), sx.data(), lx.data(), xp.data(), sp.data(),
+                                    lp.data(), B, D, h, st, 3, cx.data(), cs.data(), cl.data(),
+                                    ca.data());
+                if (!same(gx.values(), cx) || !same(gs.values(), cs) || !same(gl, cl) ||
+                    !same(ga, ca) || !x.intact() || !sx.intact() || !xp.intact() ||
+                    !sp.intact() || !gx.intact() || !gs.intact())
+                    FAIL("mala B %lld D %lld moved %u\n", (long long)B, (long long)D, moved);
+                for (auto a : ga) (a ? mala_taken : mala_rejected) += 1;
+            }
 }
 
 template <class T>
