@@ -47,13 +47,23 @@ __global__ void sphere_rows_kernel(T* v, std::int64_t rows, std::int64_t D) {
     }
 }
 
+// v[e] *= factor[row of e], in place: four elements a thread read before any is
+// written (one at a time, each load would wait for the store before it).
 template <class T>
 __global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const double* factor) {
-    for (std::uint64_t i = first_unit(); i < static_cast<std::uint64_t>(rows * of_row.D);
-         i += unit_stride()) {
-        const auto e = static_cast<std::int64_t>(i);
-        v[e] = static_cast<T>(static_cast<double>(v[e]) * factor[of_row(e)]);
-    }
+    struct Slot {
+        T x;
+        double f;
+    };
+    for_batched<4, Slot>(
+        static_cast<std::uint64_t>(rows * of_row.D), first_unit(), unit_stride(),
+        [&](std::uint64_t i, Slot& e) {
+            e.x = v[i];
+            e.f = factor[of_row(static_cast<std::int64_t>(i))];
+        },
+        [&](std::uint64_t i, const Slot& e) {
+            v[i] = static_cast<T>(static_cast<double>(e.x) * e.f);
+        });
 }
 
 // Elementwise kernels with normal noise over rows of D elements. An Op reads
