@@ -251,12 +251,12 @@ __device__ SCOREKIT_INLINE void for_batched(I count, I tid, I nthreads, L&& load
         }
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const unsigned item = first + b * nthreads;
+            const I item = first + b * nthreads;
             if (item < count) load(item, slot[b]);
         }
 #pragma unroll
         for (int b = 0; b < kBatch; ++b) {
-            const unsigned item = first + b * nthreads;
+            const I item = first + b * nthreads;
             if (item < count) use(item, slot[b]);
         }
     }

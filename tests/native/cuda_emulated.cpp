@@ -574,6 +574,36 @@ void inline_copy_fallback() {
         FAIL("a refused small copy must raise\n");
 }
 
+// for_batched over a grid-stride loop of more than 2^32 items (no emulated
+// launch reaches that many): each sampled thread visits exactly its items
+// tid, tid + nthreads, ... below count, each once, and loads each before use.
+void batched_64_bit_items() {
+    const std::uint64_t count = (1ull << 32) + 1000, nthreads = 1ull << 21;
+    for (const std::uint64_t tid : {std::uint64_t{0}, std::uint64_t{5}, std::uint64_t{999},
+                                    std::uint64_t{1000}, nthreads - 1}) {
+        std::uint64_t next_load = tid, next_use = tid, loads = 0, uses = 0;
+        bool ok = true;
+        cuda::for_batched<4, std::uint64_t>(
+            count, tid, nthreads,
+            [&](std::uint64_t item, std::uint64_t& slot) {
+                ok = ok && item == next_load && item < count;
+                next_load = item + nthreads;
+                slot = item;
+                ++loads;
+            },
+            [&](std::uint64_t item, std::uint64_t slot) {
+                ok = ok && item == next_use && slot == item && next_load > item;
+                next_use = item + nthreads;
+                ++uses;
+            });
+        const std::uint64_t want = (count - tid + nthreads - 1) / nthreads;
+        if (!ok || loads != want || uses != want)
+            FAIL("for_batched, 64-bit items: thread %llu took %llu / %llu items of %llu\n",
+                 (unsigned long long)tid, (unsigned long long)loads, (unsigned long long)uses,
+                 (unsigned long long)want);
+    }
+}
+
 // Which kernel a row reduction takes (grid.hpp's chunk_threads): by size on
 // the emulated device (2 x 2 blocks held at once: eight threads a chunk from 65
 // chunks, 3 blocks of 32 chunks), or as set; any other setting is refused.
@@ -652,6 +682,7 @@ void all() {
 int main() {
     if (cuda::chunk_threads_setting() != 0) FAIL("the chunk threads must be chosen by default\n");
     chunk_threads_choice();
+    batched_64_bit_items();
     all();                      // the launchers' own grids, chunk threads by size
     emu::grid_override = 1;     // one block: every grid-stride loop wraps
     emu::reverse = true;        // and the threads of a block in reverse order
