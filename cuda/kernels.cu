@@ -55,7 +55,7 @@ __global__ void scale_rows_kernel(T* v, std::int64_t rows, RowOf of_row, const d
         T x;
         double f;
     };
-    for_batched<4, Slot>(
+    for_batched<Slot>(
         static_cast<std::uint64_t>(rows * of_row.D), first_unit(), unit_stride(),
         [&](std::uint64_t i, Slot& e) {
             e.x = v[i];
@@ -217,7 +217,7 @@ struct DsmOp {
         if constexpr (kStored) {
             const T* nz = noise + base;
             if (vec) {
-                for_batched<4, Pair<K>>(
+                for_batched<Pair<K>>(
                     count / K, tid, nthreads,
                     [&](unsigned u, Pair<K>& x) {
                         load_vec(sc + u * K, x.s);
@@ -230,7 +230,7 @@ struct DsmOp {
                         if (gr) store_vec(gr + u * K, g);
                     });
             } else {
-                for_batched<4, Pair<1>>(
+                for_batched<Pair<1>>(
                     count, tid, nthreads,
                     [&](unsigned i, Pair<1>& x) { x.s[0] = sc[i], x.z[0] = nz[i]; },
                     [&](unsigned i, const Pair<1>& x) {
@@ -422,15 +422,13 @@ void dsm_loss(const T* score, const T* noise, std::int64_t B, std::int64_t D, Ro
     const std::uint64_t stream_first = first_sample * static_cast<std::uint64_t>(D);
     const DsmRows<T> rows{sigma, weight_is_sigma2, weight, batch_scale};
     // (D whole blocks: every row starts a stream block)
-    const bool vec = D % K == 0 && aligned16(score) && aligned16(grad);
+    const bool vec = whole_words(D, K, {score, noise, grad});
     if (noise)
-        reduce_dsm(DsmOp<T, true>{score, noise, D, rows, st, stream_first, grad,
-                                  vec && aligned16(noise)},
-                   B, partial, row_loss, row_loss_out, stream);
+        reduce_dsm(DsmOp<T, true>{score, noise, D, rows, st, stream_first, grad, vec}, B,
+                   partial, row_loss, row_loss_out, stream);
     else
-        reduce_dsm(DsmOp<T, false>{score, nullptr, D, rows, st, stream_first, grad,
-                                   vec},
-                   B, partial, row_loss, row_loss_out, stream);
+        reduce_dsm(DsmOp<T, false>{score, nullptr, D, rows, st, stream_first, grad, vec}, B,
+                   partial, row_loss, row_loss_out, stream);
 }
 
 // The reduction of per-sample losses, as the CPU's: lane_sum(rows, B), divided by B

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -231,15 +232,16 @@ struct Vals {
     T v[K];
 };
 
-// Items tid, tid + nthreads, ... (< count) of one thread, kBatch at a time:
+// Items tid, tid + nthreads, ... (< count) of one thread, four at a time:
 // load(item, slot) for each item of a batch, then use(item, slot) for each.
 // The compiler may not move a load past a store that could alias it, so a
 // loop that loads, then stores, then loads again waits for each load in turn;
 // here a batch's loads are all in flight at once. I: unsigned for a tile's
 // items, std::uint64_t for a grid-stride loop (tid first_unit(), nthreads
 // unit_stride()).
-template <int kBatch, class Slot, class I, class L, class U>
+template <class Slot, class I, class L, class U>
 __device__ SCOREKIT_INLINE void for_batched(I count, I tid, I nthreads, L&& load, U&& use) {
+    constexpr int kBatch = 4;
     for (I first = tid; first < count; first += kBatch * nthreads) {
         Slot slot[kBatch];
         if (first + (kBatch - 1) * nthreads < count) {  // a whole batch: no checks
@@ -264,6 +266,15 @@ __device__ SCOREKIT_INLINE void for_batched(I count, I tid, I nthreads, L&& load
 
 // Whether p is 16-byte aligned (null counts as aligned: an absent output).
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+// Whether arrays of rows of D elements go by whole words of K values with
+// 16-byte access: D a multiple of K (every row starts a word) and every array
+// 16-byte aligned (null: absent).
+inline bool whole_words(std::int64_t D, std::int64_t K, std::initializer_list<const void*> arrays) {
+    bool ok = D % K == 0;
+    for (const void* p : arrays) ok = ok && aligned16(p);
+    return ok;
+}
 
 }  // namespace
 }  // namespace cuda

@@ -76,16 +76,13 @@ struct ProbeRows {
 };
 
 // Whether a call's probe rows go by whole stream blocks (ProbeRows::spans) with
-// 16-byte access to arrays of rows of D elements: D is a multiple of the kind's
-// block size (so every row starts a block) and the arrays (null: absent) are
-// 16-byte aligned.
+// 16-byte access to `arrays` (whole_words over the kind's block size).
 template <class T>
 bool probe_blocks(ProbeKind kind, std::int64_t D, std::initializer_list<const void*> arrays) {
-    const std::int64_t K = kind == ProbeKind::Rademacher ? RademacherBlock<T>::kPerBlock
-                                                         : NormalBlock<T>::kPerBlock;
-    bool ok = D % K == 0;
-    for (const void* p : arrays) ok = ok && aligned16(p);
-    return ok;
+    return whole_words(D,
+                       kind == ProbeKind::Rademacher ? RademacherBlock<T>::kPerBlock
+                                                     : NormalBlock<T>::kPerBlock,
+                       arrays);
 }
 
 // Sphere rows: sum of squares of the Gaussian row, then its factor.
@@ -167,7 +164,6 @@ template <class T>
 struct SquaresOp {
     static constexpr int kSums = 1;
     static constexpr int kWord = 16 / static_cast<int>(sizeof(T));
-    static constexpr int kBatch = 4;
     const T* a;
     std::int64_t D;
     T* scaled;  // or null
@@ -184,7 +180,7 @@ struct SquaresOp {
         };
         const auto count = static_cast<unsigned>(n);  // (n is at most a tile)
         if (vec) {  // (then n, a tile or a row's last run, is whole words too)
-            for_batched<kBatch, Vals<T, kWord>>(
+            for_batched<Vals<T, kWord>>(
                 count / kWord, tid, nthreads,
                 [&](unsigned w, Vals<T, kWord>& x) { load_vec(ra + w * kWord, x.v); },
                 [&](unsigned w, const Vals<T, kWord>& x) {
@@ -194,7 +190,7 @@ struct SquaresOp {
                     if (out) store_vec(out + w * kWord, y);
                 });
         } else {
-            for_batched<kBatch, T>(
+            for_batched<T>(
                 count, tid, nthreads, [&](unsigned i, T& x) { x = ra[i]; },
                 [&](unsigned i, T x) {
                     const T y = put(i, x);
@@ -207,8 +203,7 @@ struct SquaresOp {
 // SquaresOp over rows of D elements of a, scaled written to `scaled` (or null).
 template <class T>
 SquaresOp<T> squares_op(const T* a, std::int64_t D, T* scaled, double scale) {
-    const bool vec = D % SquaresOp<T>::kWord == 0 && aligned16(a) && aligned16(scaled);
-    return {a, D, scaled, static_cast<T>(scale), vec};
+    return {a, D, scaled, static_cast<T>(scale), whole_words(D, SquaresOp<T>::kWord, {a, scaled})};
 }
 
 template <int N>

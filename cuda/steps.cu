@@ -111,7 +111,7 @@ __global__ void mala_select_kernel(const T* x, const T* score_x, const T* x_prop
         T a[W], s[W];
     };
     // a word lies in one row (W divides D); four words a thread read before any is written
-    for_batched<4, Slot>(
+    for_batched<Slot>(
         static_cast<std::uint64_t>(n) / W, first_unit(), unit_stride(),
         [&](std::uint64_t u, Slot& v) {
             const auto i = static_cast<std::int64_t>(u * W);
@@ -181,8 +181,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
     if (D > 0) {
         constexpr int W = 16 / static_cast<int>(sizeof(T));
         const auto n = static_cast<std::uint64_t>(B * D);
-        const bool vec = D % W == 0 && aligned16(x) && aligned16(score_x) && aligned16(x_prop) &&
-                         aligned16(score_prop) && aligned16(x_out) && aligned16(score_out);
+        const bool vec = whole_words(D, W, {x, score_x, x_prop, score_prop, x_out, score_out});
         if (vec)
             mala_select_kernel<T, W><<<grid_for(n / W), kThreads, 0, s>>>(
                 x, score_x, x_prop, score_prop, accepted, B * D, RowOf::of(D), x_out, score_out);

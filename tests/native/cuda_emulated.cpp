@@ -583,7 +583,7 @@ void batched_64_bit_items() {
                                     std::uint64_t{1000}, nthreads - 1}) {
         std::uint64_t next_load = tid, next_use = tid, loads = 0, uses = 0;
         bool ok = true;
-        cuda::for_batched<4, std::uint64_t>(
+        cuda::for_batched<std::uint64_t>(
             count, tid, nthreads,
             [&](std::uint64_t item, std::uint64_t& slot) {
                 ok = ok && item == next_load && item < count;
