@@ -86,6 +86,7 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
               T* grad_jvp, int device, void* stream);
 
 inline std::int64_t ssm_work(std::int64_t B, std::int64_t K, std::int64_t D) {
+    K = ssm_probes_needed(K, D);
     return reduce_scratch(B * K, D, kReduceChunk, 2) + 4 * B * K + B;
 }
 

@@ -279,6 +279,7 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
               double batch_scale, double* work, double* row_loss, T* row_loss_out, T* grad_score,
               T* grad_jvp, int device, void* stream) {
     if (B <= 0) return;
+    K = ssm_probes_needed(K, D);
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
     const std::int64_t R = B * K;

@@ -244,3 +244,118 @@ def test_sigma_that_rounds_to_zero_is_rejected():
 def test_sequences_of_parameters(value, exc, pattern):
     with pytest.raises(exc, match=pattern):
         scorekit.perturb(X, value, seed=0)
+
+
+@pytest.mark.parametrize("dtype,value", [(np.float32, 2e38), (np.float32, [0.1, 2e38, 0.1, 0.1]),
+                                         (np.float64, 1e308)])
+@pytest.mark.parametrize("kernel", ["langevin_step", "mala_propose"])
+def test_step_sizes_whose_double_overflows_are_refused(kernel, dtype, value):
+    """The noise scale is sqrt(2 h): an h whose double overflows the dtype is refused by
+    name (the kernel would return inf where the reference is finite); the largest
+    accepted one gives finite results."""
+    x = X.astype(dtype)
+    step = getattr(scorekit, kernel)
+    with pytest.raises(ValueError, match=r"step_size must be at most .* \(twice it must be "
+                                         r"finite\), got"):
+        step(x, x, value, seed=1)
+    half = float(np.finfo(dtype).max) / 2
+    assert np.all(np.isfinite(step(np.zeros_like(x), np.zeros_like(x), half, seed=1)))
+
+
+def test_annealed_langevin_steps_too_large_for_the_dtype_are_refused():
+    with pytest.raises(ValueError, match=r"step_lr \* \(sigmas\[0\] / sigmas\[-1\]\)\*\*2 = 1e\+39"
+                                         r".* too large for float32"):
+        scorekit.annealed_langevin(lambda x, s: -x, X, [1e20, 1.0], n_steps_each=1, step_lr=0.1,
+                                   seed=0)
+
+
+@pytest.mark.parametrize("snr", [np.array([0.1, 0.2]), [0.1], True, "0.1"])
+def test_snr_must_be_one_real_number(snr):
+    with pytest.raises(TypeError, match="snr must be a real number"):
+        scorekit.corrector_step(X, X, snr=snr, seed=0)
+
+
+def _mala_args():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6))
+    p = x + 0.1 * rng.standard_normal((4, 6))
+    return dict(x=x, score=-x, logp=-0.5 * (x**2).sum(1), proposal=p, score_proposal=-p,
+                logp_proposal=-0.5 * (p**2).sum(1), step_size=0.1)
+
+
+@pytest.mark.parametrize("arg", ["logp", "logp_proposal"])
+@pytest.mark.parametrize("value", [np.ones(4, bool), np.ones(4, complex), np.array(["1"] * 4),
+                                   [None] * 4])
+def test_mala_log_densities_must_be_real(arg, value):
+    """A bool mask, complex, string or object log-density would decide the test
+    silently: refused by name."""
+    kw = _mala_args()
+    kw[arg] = value
+    with pytest.raises(TypeError, match=f"{arg} must hold real numbers"):
+        scorekit.mala_accept(**kw, seed=1)
+
+
+def test_mala_log_densities_shape_and_integers():
+    kw = _mala_args()
+    with pytest.raises(ValueError, match=r"logp must have shape \(B,\) = \(4,\), got shape \(\)"):
+        scorekit.mala_accept(**{**kw, "logp": 0.0}, seed=1)
+    ints = scorekit.mala_accept(**{**kw, "logp": np.zeros(4, np.int64)}, seed=1)
+    floats = scorekit.mala_accept(**{**kw, "logp": np.zeros(4)}, seed=1)
+    np.testing.assert_array_equal(ints.accepted, floats.accepted)
+
+
+@pytest.mark.parametrize("arg,value,pattern", [
+    ("proposal", np.ones((4, 6), np.float16), "proposal must be a float32 or float64 array"),
+    ("proposal", np.float64(1.0), r"proposal must have shape \(B, \.\.\.\)"),
+    ("score_proposal", np.ones((4, 3)), r"score_proposal must have shape \(4, 6\)"),
+    ("score_proposal", np.ones((4, 6), np.float32), "score_proposal has dtype float32"),
+])
+def test_mala_accept_names_the_proposal_arrays(arg, value, pattern):
+    kw = _mala_args()
+    kw[arg] = value
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        scorekit.mala_accept(**kw, seed=1)
+
+
+def test_mala_driver_log_densities_must_be_real():
+    with pytest.raises(TypeError, match="log_prob_fn must return real numbers"):
+        scorekit.mala(lambda x: np.ones(x.shape[0], bool), lambda x: -x, X, 0.1, n_steps=1,
+                      seed=0)
+
+
+@pytest.mark.parametrize("arg,value,exc", [("rtol", -1.0, ValueError), ("rtol", 0.0, ValueError),
+                                           ("rtol", float("nan"), ValueError),
+                                           ("atol", float("inf"), ValueError),
+                                           ("atol", True, TypeError), ("atol", "1e-5", TypeError)])
+@pytest.mark.parametrize("driver", ["ode_sample", "log_likelihood"])
+def test_ode_tolerances_are_checked(driver, arg, value, exc):
+    sde = scorekit.VESDE(sigma_min=0.01, sigma_max=1.0)
+    score = lambda x, t: -x / (1.0 + sde.marginal_std(t)[:, None] ** 2)  # noqa: E731
+    with pytest.raises(exc, match=f"{arg} must be"):
+        if driver == "ode_sample":
+            scorekit.ode_sample(score, sde, (2, 3), seed=0, **{arg: value})
+        else:
+            scorekit.log_likelihood(score, sde, np.zeros((2, 3)), seed=0, **{arg: value})
+
+
+def test_ode_non_finite_function_values_name_the_function():
+    sde = scorekit.VESDE(sigma_min=0.01, sigma_max=1.0)
+    bad = lambda x, t: np.where(np.arange(x.shape[0])[:, None] == 1, np.nan, -x)  # noqa: E731
+    good = lambda x, t: -x  # noqa: E731
+    with pytest.raises(ValueError, match=r"score_fn returned non-finite values \(sample 1\)"):
+        scorekit.ode_sample(bad, sde, (3, 2), seed=0)
+    with pytest.raises(ValueError, match=r"score_fn returned non-finite values \(sample 1\)"):
+        scorekit.log_likelihood(bad, sde, np.zeros((3, 2)), seed=0)
+    with pytest.raises(ValueError, match=r"divergence_fn returned non-finite values \(sample 2\)"):
+        scorekit.log_likelihood(good, sde, np.zeros((3, 2)),
+                                divergence_fn=lambda x, t: np.array([0.0, 0.0, np.inf]))
+    with pytest.raises(TypeError, match="divergence_fn must return real numbers"):
+        scorekit.log_likelihood(good, sde, np.zeros((3, 2)),
+                                divergence_fn=lambda x, t: np.zeros(3, complex))
+
+
+def test_karras_sigmas_rho_out_of_range_is_named():
+    with pytest.raises(ValueError, match="rho = 0.001 is too small"):
+        scorekit.karras_sigmas(5, rho=1e-3)
+    with pytest.raises(ValueError, match="rho = 0.01 is too small"):  # sigma_min**100 -> 0
+        scorekit.karras_sigmas(5, sigma_min=1e-5, sigma_max=2.0, rho=1e-2)

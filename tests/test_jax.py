@@ -166,6 +166,15 @@ def test_errors_name_the_argument():
     with pytest.raises(TypeError, match="float64 needs jax_enable_x64"):
         with jax.enable_x64(False):
             sj.normal((2, 3), seed=1, dtype=np.float64)
+    with jax.enable_x64(False):  # float64 data would be computed in float32: refused by name
+        x64 = np.ones((2, 3))
+        with pytest.raises(TypeError, match="x is float64, which needs jax_enable_x64"):
+            sj.perturb(x64, 0.5, seed=1)
+        with pytest.raises(TypeError, match="score is float64, which needs jax_enable_x64"):
+            sj.dsm_loss(x64, 0.5, seed=1)
+        assert sj.perturb(x64.astype(np.float32), np.array([0.5, 1.0]), seed=1).dtype == np.float32
+    with pytest.raises(TypeError, match="x must be a JAX or NumPy array, got Tensor"):
+        sj.perturb(pytest.importorskip("torch").ones(2, 3), 0.5, seed=1)
     with pytest.raises(ValueError, match="does not differentiate with respect to sigma"):
         jax.grad(lambda s: sj.dsm_loss(x, s, seed=1))(jnp.float32(0.5))
     with pytest.raises(ValueError, match="does not differentiate with respect to step_size"):

@@ -147,6 +147,19 @@ def test_ssm_bit_identical_across_threads(threads, dtype):
         np.testing.assert_array_equal(got[2], want[2])
 
 
+@pytest.mark.parametrize("vr", [True, False])
+def test_ssm_rows_of_no_elements_with_many_probes(vr):
+    """Rows of no elements: every probe adds 0 terms, so 2**40 probes (jvp holds no data)
+    give at once the losses of one probe, as the reference gives them for three."""
+    score = np.zeros((3, 0), np.float32)
+    got = scorekit.ssm_loss(score, np.zeros((3, 2**40, 0), np.float32), seed=4,
+                            variance_reduction=vr, reduction="none")
+    want = ref.ssm_loss(score, np.zeros((3, 3, 0), np.float32), seed=4, variance_reduction=vr,
+                        reduction="none")
+    np.testing.assert_array_equal(got[0], np.asarray(want[0], np.float32))
+    assert got[1].shape == (3, 0) and got[2].shape == (3, 2**40, 0)
+
+
 @pytest.mark.parametrize("call,exc,pattern", [
     (lambda s, j: scorekit.ssm_loss(s, j[:, :3], seed=0), ValueError, "jvp must have score's shape"),
     (lambda s, j: scorekit.ssm_loss(s, j[None], seed=0), ValueError, "jvp must have score's shape"),

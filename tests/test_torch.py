@@ -272,6 +272,11 @@ def test_errors_name_the_argument():
         st.langevin_step_(x.clone().requires_grad_(), x, 0.1, seed=1)
     with pytest.raises(ValueError, match="x must be contiguous"):
         st.perturb_(torch.ones(4, 6)[:, ::2], 0.5, seed=1)
+    lazy = torch.complex(torch.zeros(1, 1), torch.ones(1, 1)).conj().imag  # contiguous, neg bit
+    for inplace in (lambda: st.perturb_(lazy, 0.5, seed=1),
+                    lambda: st.langevin_step_(lazy, torch.zeros(1, 1), 0.1, seed=1)):
+        with pytest.raises(ValueError, match="x carries PyTorch's lazy negation"):
+            inplace()
     with pytest.raises(TypeError, match="dtype must be torch.float32 or torch.float64"):
         st.normal((2, 3), seed=1, dtype=torch.int64)
     with pytest.raises(ValueError, match="kind must be one of"):

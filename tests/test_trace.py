@@ -181,6 +181,23 @@ def test_hutchpp_matches_reference(kind, m):
     np.testing.assert_array_equal(got.num_matvecs, [m] * 3)
 
 
+@pytest.mark.parametrize("D,m", [(2, 9), (3, 12), (1, 6), (4, 12)])
+def test_hutchpp_counts_the_products_it_makes(D, m):
+    """With s = m // 3 sketch probes above D, Q has D rows: num_matvecs counts
+    s + min(s, D) + g products, as many as matvec was asked for; the estimate stays exact."""
+    A = random_matrices(2, D, seed=15)
+    calls = [0]
+
+    def matvec(v):  # one product per sample and call
+        calls[0] += 1
+        return matvec_of(A)(v)
+
+    got = scorekit.hutchpp(matvec, (2, D), num_matvecs=m, seed=3)
+    np.testing.assert_array_equal(got.num_matvecs, [calls[0]] * 2)
+    assert calls[0] == m - max(m // 3 - D, 0)
+    np.testing.assert_allclose(got.estimate, np.trace(A, axis1=1, axis2=2), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("m", [4, 11, 24])
 def test_xtrace_matches_reference(kind, m):

@@ -15,6 +15,7 @@ void ssm_loss(ProbeKind kind, Stream st, std::uint64_t first_sample, const T* sc
               const T* jvp, std::int64_t B, std::int64_t K, std::int64_t D,
               bool variance_reduced, double batch_scale, double* row_loss, T* grad_score,
               T* grad_jvp) {
+    K = ssm_probes_needed(K, D);
     const T jvp_scale = static_cast<T>(batch_scale / static_cast<double>(K));
     const std::int64_t rows = std::max<std::int64_t>(1, kTile / std::max<std::int64_t>(D, 1));
     for_each_tile(B, rows, [&](std::int64_t b0, std::int64_t nb) {

@@ -659,7 +659,7 @@ def perturb(x, sigma, *, seed, counter, scale, offset, out):
 def langevin_step(x, score, step_size, *, seed, counter, offset, out):
     xa, sa = _pair(x, score)
     B, D = _rows(xa)
-    step = param(step_size, "step_size", xa, B, nonnegative=True)
+    step = param(step_size, "step_size", xa, B, nonnegative=True, doubled=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     res = output(out, xa, xa.shape, xa.dtype, [("x", xa), ("score", sa)])
@@ -1023,7 +1023,7 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
         h, g = dev.obj, dev.fw.sqrt(h64 + h64)
     else:
         h = per_sample(host_parameter(step_size, "step_size", xa), "step_size", B, xa.dtype,
-                       positive=True)
+                       positive=True, doubled=True)
         g = np.sqrt(2.0 * h.astype(np.float64))
     return noisy_affine_step(x, score, 1.0, h, g, seed=seed, counter=counter, offset=offset,
                              out=None)[0]
@@ -1095,6 +1095,10 @@ class DriverArrays:
 
     def __init__(self, ref: DeviceArray):
         self.ref = ref
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.ref.dtype
 
     @classmethod
     def of(cls, x, name: str = "x") -> DriverArrays:

@@ -25,7 +25,7 @@ def dlpack_device(value, name: str = "array") -> int | None:
         return None
     try:
         return int(query(value)[0])
-    except (ValueError, RuntimeError, BufferError, TypeError) as exc:
+    except (ValueError, RuntimeError, BufferError, TypeError, IndexError) as exc:
         raise TypeError(f"{name} is on a device that DLPack cannot describe ({exc}): scorekit "
                         "takes CPU arrays, and CUDA arrays where a function has a GPU path"
                         ) from None
@@ -55,3 +55,16 @@ def host_view(value, name: str):
         return np.from_dlpack(value)
     except (BufferError, TypeError, RuntimeError):
         return value
+
+
+def as_numpy(value, name: str) -> np.ndarray:
+    """``numpy.asarray`` of ``host_view(value, name)``; an array NumPy cannot take (a
+    bfloat16 or sparse tensor, one that requires grad, a ragged sequence) is refused
+    with the cause and ``name``."""
+    value = host_view(value, name)
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} cannot be read as an array: {exc}") from None
+    except (TypeError, RuntimeError, BufferError) as exc:
+        raise TypeError(f"{name} cannot be read as a NumPy array: {exc}") from None

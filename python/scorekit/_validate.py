@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from ._interop import host_view
+from ._interop import as_numpy, host_view
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _ACCEPTED = "float32 or float64"
@@ -23,6 +23,7 @@ _FINITE_MAX = {dt: float(np.finfo(dt).max) for dt in FLOAT_DTYPES}
 # just above half the smallest subnormal: v > _ROUNDS_TO_ZERO[dt] <=> dt(v) > 0.
 _ROUNDS_TO_ZERO = {np.dtype(np.float32): 2.0**-150, np.dtype(np.float64): 0.0}
 _TINY = {dt: float(np.finfo(dt).tiny) for dt in FLOAT_DTYPES}
+_HALF_MAX = {dt: v / 2 for dt, v in _FINITE_MAX.items()}
 _F32, _F64 = FLOAT_DTYPES
 
 
@@ -48,7 +49,7 @@ def float_array(value, name: str) -> np.ndarray:
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
                         "(e.g. .filled(...))")
-    arr = np.asarray(value if isinstance(value, np.ndarray) else host_view(value, name))
+    arr = value if isinstance(value, np.ndarray) else as_numpy(value, name)
     if arr.dtype.kind == "f" and not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.type)
     if arr.dtype not in FLOAT_DTYPES:
@@ -83,7 +84,12 @@ def same_shape(shape: tuple, **arrays: np.ndarray) -> None:
 
 
 def integer(value, name: str, accepted: str) -> int:
-    """``value`` as a Python int; TypeError for bools and non-integers."""
+    """``value`` as a Python int; TypeError for bools and non-integers. A 0-d array of
+    another framework counts as its value (a PyTorch uint64 tensor included)."""
+    if type(value) is not int and not isinstance(value, np.ndarray):
+        value = host_view(value, name)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be {accepted}, got bool")
     try:
@@ -155,18 +161,39 @@ def shape_arg(shape, name: str = "shape") -> tuple:
 
 
 def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool = False,
-               nonnegative: bool = False) -> np.ndarray:
+               nonnegative: bool = False, doubled: bool = False) -> np.ndarray:
     """A scalar or a length-``batch`` parameter, cast to ``dtype``.
 
     A scalar (Python or NumPy number, or 0-d array) and a sequence take the
     call's dtype; a (B,) ndarray must already have it. Returns a 0-d array (one
     value for every sample) or a contiguous (B,) array. Values must be finite
-    after the cast, and > 0 (before and after it) or >= 0 when asked.
+    after the cast, and > 0 (before and after it) or >= 0 when asked; with
+    ``doubled``, twice each value must be finite too (a step size h whose
+    noise scale is sqrt(2 h)).
     """
     if type(value) is float or type(value) is int:  # the common case, checked cheaply
-        return _scalar(value, name, dtype, positive, nonnegative)
+        return _doubled(_scalar(value, name, dtype, positive, nonnegative), name, doubled)
     if type(value) is np.ndarray and value.ndim:  # the common array case, in few checks
-        return _sample_array(value, name, batch, dtype, positive, nonnegative)
+        return _doubled(_sample_array(value, name, batch, dtype, positive, nonnegative), name,
+                        doubled)
+    return _doubled(_per_sample(value, name, batch, dtype, positive, nonnegative), name,
+                    doubled)
+
+
+def _doubled(arr: np.ndarray, name: str, doubled: bool) -> np.ndarray:
+    """``arr``, checked that twice each value is finite in its dtype when asked."""
+    if not doubled:
+        return arr
+    half = _HALF_MAX[arr.dtype]  # exact: 2 * v is finite exactly when |v| <= half
+    if not (abs(float(arr)) <= half if arr.ndim == 0
+            else arr.size == 0 or np.maximum.reduce(np.abs(arr)) <= half):
+        raise ValueError(f"{name} must be at most {half:g} in {arr.dtype} (twice it must "
+                         f"be finite), got {_worst(arr, ~(np.abs(arr) <= half))}")
+    return arr
+
+
+def _per_sample(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
+    """per_sample of anything but a Python number or an ndarray with axes."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a length-B array, got bool")
     if isinstance(value, np.ma.MaskedArray):
@@ -174,6 +201,8 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
                         "(e.g. .filled(...))")
     if not isinstance(value, (np.ndarray, numbers.Real)):
         value = host_view(value, name)  # another framework's array becomes a NumPy view
+        if not isinstance(value, (np.ndarray, numbers.Real, list, tuple)):
+            value = as_numpy(value, name)  # one NumPy cannot view: refused by name
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
@@ -371,7 +400,10 @@ def probe_count(score_shape: tuple, jvp_shape: tuple) -> int:
 
 
 def coefficient(value, name: str, B: int, dtype, *, nonnegative: bool = False):
-    """A per-sample coefficient computed in float64 (number or (B,) array), cast to dtype."""
+    """A per-sample coefficient computed in float64 (number or (B,) array), cast to dtype
+    (the same from every framework: another's array is viewed as NumPy first)."""
+    if not isinstance(value, (np.ndarray, numbers.Real)):
+        value = host_view(value, name)
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
         if value.shape != (B,):
             raise ValueError(f"{name} must be a scalar or have shape (B,) = ({B},), got "
@@ -383,15 +415,37 @@ def coefficient(value, name: str, B: int, dtype, *, nonnegative: bool = False):
     return arr
 
 
-def log_densities(value, name: str, B: int) -> np.ndarray:
-    """A (B,) float64 array of log-densities."""
-    arr = np.ascontiguousarray(np.asarray(value, dtype=np.float64))
-    if arr.shape != (B,):
-        raise ValueError(f"{name} must have shape (B,) = ({B},), got {arr.shape}")
+def real_values(value, name: str, *, returned: bool = False) -> np.ndarray:
+    """``value`` as a NumPy array of real numbers (float or integer dtype, any framework);
+    TypeError for bool, complex, string and object values. ``returned``: ``name`` is a
+    function whose result this is."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} {'returned' if returned else 'is'} a masked array")
+    arr = value if isinstance(value, np.ndarray) else as_numpy(value, name)
+    if arr.dtype.kind not in "fiu":
+        what = "return" if returned else "hold"
+        raise TypeError(f"{name} must {what} real numbers (a float or integer dtype), got "
+                        f"dtype {arr.dtype}")
     return arr
 
 
+def log_densities(value, name: str, B: int) -> np.ndarray:
+    """A (B,) float64 array of log-densities (NaN allowed: the kernels reject it)."""
+    arr = real_values(value, name)
+    if arr.shape != (B,):
+        raise ValueError(f"{name} must have shape (B,) = ({B},), got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
 def snr_arg(snr) -> float:
+    """The corrector's signal-to-noise ratio: one real number, finite and >= 0."""
+    if not isinstance(snr, (numbers.Real, np.ndarray)):
+        snr = host_view(snr, "snr")  # a 0-d tensor of another framework
+    if isinstance(snr, np.ndarray) and snr.ndim == 0:
+        snr = snr[()]
+    if isinstance(snr, (bool, np.bool_)) or not isinstance(snr, numbers.Real):
+        raise TypeError(f"snr must be a real number (one for the whole batch), got "
+                        f"{type(snr).__name__}")
     v = float(snr)
     if not (np.isfinite(v) and v >= 0):
         raise ValueError(f"snr must be finite and >= 0, got {snr!r}")

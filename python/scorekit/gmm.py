@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core, _gpu
+from ._interop import host_view
 from ._validate import batch_array, count, dtype_arg, per_sample, stream
 from .noise import normal, uniform
 
@@ -142,6 +145,8 @@ class GaussianMixture:
         B = x.shape[0]
         if on_gpu:
             sigma = _gpu.host_parameter(sigma, "sigma", x)
+        if not on_gpu and not isinstance(sigma, (np.ndarray, numbers.Real)):
+            sigma = host_view(sigma, "sigma")  # as NumPy's: the same from every framework
         if isinstance(sigma, np.ndarray) and sigma.ndim == 1 and sigma.dtype.kind == "f":
             sigma = sigma.astype(np.float64)  # any float (B,) array: parameters are float64
         sig = per_sample(sigma, "sigma", B, np.dtype(np.float64), nonnegative=True)

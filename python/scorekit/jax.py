@@ -54,12 +54,22 @@ class AffineStep(NamedTuple):
 
 # ---------------------------------------------------------------- arguments
 
-def _array(value, name: str) -> jax.Array:
-    """A float32/float64 JAX array (or tracer); TypeError naming ``name`` otherwise."""
+def _array(value, name: str, *, data: bool = True) -> jax.Array:
+    """A float32/float64 JAX array (or tracer); TypeError naming ``name`` otherwise.
+    ``data``: float64 needs jax_enable_x64 (without it JAX would compute in float32, a
+    different noise stream); a coefficient is cast to the call's dtype anyway."""
     if isinstance(value, (bool, np.bool_)) or not hasattr(value, "dtype"):
         raise TypeError(f"{name} must be a JAX array, got {type(value).__name__}")
-    if np.dtype(value.dtype) not in _FLOATS:
+    try:
+        dt = np.dtype(value.dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be a JAX or NumPy array, got {type(value).__name__} "
+                        f"of dtype {value.dtype}") from None
+    if dt not in _FLOATS:
         raise TypeError(f"{name} must be float32 or float64, got {value.dtype}")
+    if data and dt == np.float64 and not jax.config.jax_enable_x64:
+        raise TypeError(f"{name} is float64, which needs jax_enable_x64 (jax.config.update("
+                        "'jax_enable_x64', True)); without it JAX would compute in float32")
     return jnp.asarray(value)
 
 
@@ -67,7 +77,7 @@ def _coeff(value, name: str):
     """A per-sample coefficient: a Python number (fixed at trace time) or a (B,) / 0-d array."""
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         return float(value)
-    return _array(value, name)
+    return _array(value, name, data=False)
 
 
 def _stream(seed, counter, offset):

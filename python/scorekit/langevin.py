@@ -47,7 +47,7 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0, out=None):
     score = batch_array(score, "score")
     same_dtype(dt, score=score)
     same_shape(x.shape, score=score)
-    step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True)
+    step = per_sample(step_size, "step_size", x.shape[0], dt, nonnegative=True, doubled=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, x.shape[0], x.size // x.shape[0] if x.shape[0] else 0)
     out, (x, score), (step,) = output_unaliased(out, x.shape, dt, (x, score), (step,))

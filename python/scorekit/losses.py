@@ -23,7 +23,9 @@ def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
     ``noise`` array. One pass over ``score``: noise, residual, gradient and the
     per-sample sums are fused. The kernel forms ``q = sigma_b * score + z`` and
     computes ``L_b = 0.5 * (w_b / sigma_b**2) * sum q**2`` (the same loss), so a
-    tiny or huge sigma does not overflow ``z / sigma`` or ``sigma**2``. Sums accumulate
+    tiny sigma does not overflow ``z / sigma``, nor (with the default weight) a huge
+    one ``sigma**2``; with another weight ``sigma * score`` must stay finite (see the
+    README's "Arrays, precision and errors"). Sums accumulate
     in float64 in a fixed order, so results are identical for any number of threads.
 
     Parameters

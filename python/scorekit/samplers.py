@@ -16,14 +16,15 @@ terminal).
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _core, _gpu
-from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, sample_offset,
-                        shape_arg, stream, uint64)
+from ._validate import (batch_array, count, dtype_arg, flag, nonnegative_float, real_values,
+                        sample_offset, shape_arg, stream, uint64)
 from .divergence import divergence
 from .noise import normal
 from .sde import SDE
@@ -67,6 +68,10 @@ class _HostArrays:
     def __init__(self, x: np.ndarray):
         self.x = x
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.x.dtype
+
     @classmethod
     def of(cls, x, name: str = "x") -> _HostArrays:
         return cls(batch_array(x, name))
@@ -92,10 +97,10 @@ class _HostArrays:
         return np.ascontiguousarray(s, dtype=self.x.dtype)
 
     def logp(self, lp, name: str = "log_prob_fn"):
-        lp = np.asarray(lp, dtype=np.float64)
+        lp = real_values(lp, name, returned=True)
         if lp.shape != (self.x.shape[0],):
             raise ValueError(f"{name} returned shape {lp.shape}, expected ({self.x.shape[0]},)")
-        return lp
+        return np.ascontiguousarray(lp, dtype=np.float64)
 
     @staticmethod
     def live(x):
@@ -173,6 +178,12 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
     lr = nonnegative_float(step_lr, "step_lr")
     if lr == 0:
         raise ValueError("step_lr must be > 0")
+    ratio = float(sigmas[0]) / float(sigmas[-1])
+    first = lr * ratio * ratio  # the largest step (inf where it overflows): 2 * it finite
+    if not 2 * first <= float(np.finfo(arrays.dtype).max):
+        raise ValueError(f"step_lr * (sigmas[0] / sigmas[-1])**2 = {first:g}, the first level's "
+                         f"step, is too large for {arrays.dtype} (twice it must be finite): use "
+                         "a smaller step_lr or a narrower range of sigmas")
     seed, _ = stream(seed, 0)
     B = x.shape[0]
     offset = sample_offset(offset, B, _row_size(x))
@@ -335,11 +346,31 @@ def mala(log_prob_fn, score_fn, x, step_size, *, n_steps, seed, offset=0, callba
     return MalaResult(x, arrays.divide(accepted, n) if n else arrays.vector(np.nan))
 
 
+def _finite_result(values: np.ndarray, name: str) -> np.ndarray:
+    """A user function's result inside an ODE solve, which must be finite (a NaN would
+    otherwise make the solver's next time NaN, and the error would blame the time)."""
+    if not np.isfinite(values).all():
+        bad = np.argwhere(~np.isfinite(values.reshape(values.shape[0], -1)))[0, 0]
+        raise ValueError(f"{name} returned non-finite values (sample {bad}) during the ODE "
+                         "solve")
+    return values
+
+
+def _tolerance(value, name: str) -> float:
+    """A solver tolerance: a real number, finite and > 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number > 0, got {type(value).__name__}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {v}")
+    return v
+
+
 def _ode_drift(sde, score_fn, x, t):
     """Probability-flow drift f(x, t) - g(t)**2 s(x, t) / 2 at one time t."""
     B = x.shape[0]
     vec_t = np.full(B, t)
-    s = _score(score_fn, x, vec_t)
+    s = _finite_result(_score(score_fn, x, vec_t), "score_fn")
     f = sde.drift_coeff(t)
     g2 = sde.diffusion(t) ** 2
     return f * x - 0.5 * g2 * s
@@ -361,6 +392,7 @@ def ode_sample(score_fn, sde, shape, *, seed, offset=0, eps=None, rtol=1e-5, ato
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be a scorekit SDE, got {type(sde).__name__}")
     eps = _eps(sde, eps)
+    rtol, atol = _tolerance(rtol, "rtol"), _tolerance(atol, "atol")
     x0, _ = _prior(sde, shape, seed, offset, dtype)
     nfe = [0]
 
@@ -406,6 +438,7 @@ def log_likelihood(score_fn, sde, x, *, seed=None, counter=0, offset=0, divergen
     x = batch_array(x, "x")
     B, D = x.shape[0], math.prod(x.shape[1:])
     eps = _eps(sde, eps)
+    rtol, atol = _tolerance(rtol, "rtol"), _tolerance(atol, "atol")
     if divergence_fn is None:
         if seed is None:
             raise ValueError("pass seed= for the Hutchinson divergence, or divergence_fn=")
@@ -419,9 +452,10 @@ def log_likelihood(score_fn, sde, x, *, seed=None, counter=0, offset=0, divergen
     def div_v(xt, t):
         vec_t = np.full(B, t)
         if divergence_fn is not None:
-            ds = np.asarray(divergence_fn(xt, vec_t), dtype=np.float64)
+            ds = real_values(divergence_fn(xt, vec_t), "divergence_fn", returned=True)
             if ds.shape != (B,):
                 raise ValueError(f"divergence_fn returned shape {ds.shape}, expected ({B},)")
+            ds = _finite_result(ds.astype(np.float64), "divergence_fn")
         else:
             ds = divergence(lambda y: _score(score_fn, y, vec_t), xt, num_probes=num_probes,
                             kind=kind, seed=seed, counter=counter, offset=offset)

@@ -217,5 +217,12 @@ def karras_sigmas(n, sigma_min=0.002, sigma_max=80.0, rho=7.0):
                    _positive(rho, "rho"))
     if lo >= hi:
         raise ValueError("sigma_max must be > sigma_min")
+    try:
+        top, bottom = hi ** (1 / rho), lo ** (1 / rho)
+    except OverflowError:
+        top = bottom = math.inf
+    if not (0 < bottom and top < math.inf):
+        raise ValueError(f"rho = {rho} is too small for sigma_min = {lo} and sigma_max = {hi}: "
+                         "their 1/rho-th powers leave the float64 range")
     ramp = np.linspace(0.0, 1.0, n)
-    return (hi ** (1 / rho) + ramp * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    return (top + ramp * (bottom - top)) ** rho

@@ -26,11 +26,11 @@ class StepResult(NamedTuple):
     x_mean: np.ndarray  # the same step without its noise (what "denoise" returns)
 
 
-def _pair(x, score):
-    x = batch_array(x, "x")
-    score = batch_array(score, "score")
-    same_dtype(x.dtype, score=score)
-    same_shape(x.shape, score=score)
+def _pair(x, score, names=("x", "score")):
+    x = batch_array(x, names[0])
+    score = batch_array(score, names[1])
+    same_dtype(x.dtype, **{names[1]: score})
+    same_shape(x.shape, **{names[1]: score})
     return x, score
 
 
@@ -165,7 +165,7 @@ def mala_propose(x, score, step_size, *, seed, counter=0, offset=0):
     if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
         return _gpu.mala_propose(x, score, step_size, seed=seed, counter=counter, offset=offset)
     x, score = _pair(x, score)
-    h = per_sample(step_size, "step_size", x.shape[0], x.dtype, positive=True)
+    h = per_sample(step_size, "step_size", x.shape[0], x.dtype, positive=True, doubled=True)
     return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
                              counter=counter, offset=offset).x
 
@@ -193,7 +193,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
                                            logp_proposal, step_size, seed=seed, counter=counter,
                                            offset=offset))
     x, score = _pair(x, score)
-    proposal, score_proposal = _pair(proposal, score_proposal)
+    proposal, score_proposal = _pair(proposal, score_proposal, ("proposal", "score_proposal"))
     same_dtype(x.dtype, proposal=proposal)
     same_shape(x.shape, proposal=proposal)
     B = x.shape[0]

@@ -367,6 +367,10 @@ def _inplace_target(x) -> torch.Tensor:
     x = _tensor(x, "x")
     if not x.is_contiguous():
         raise ValueError("x must be contiguous for an in-place update")
+    if x.is_neg() or x.is_conj():
+        raise ValueError("x carries PyTorch's lazy negation or conjugation (a view such as "
+                         "z.conj().imag), which an in-place update cannot write through: "
+                         "update x.resolve_neg() and use the result")
     if _need_grad(x):
         raise ValueError("in-place scorekit ops are not differentiable: x requires grad (run "
                          "them under torch.no_grad() on a tensor that does not require grad)")

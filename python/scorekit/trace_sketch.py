@@ -31,7 +31,8 @@ def hutchpp(matvec, shape, *, num_matvecs, kind="rademacher", seed, counter=0, b
     -------
     TraceEstimate
         ``stderr`` is the standard error of the residual Hutchinson term
-        (nan when ``g == 1``); ``num_matvecs`` is ``m``.
+        (nan when ``g == 1``); ``num_matvecs`` counts the products made: ``m``,
+        or ``m - (s - D)`` when ``s > D`` (``Q`` then has only ``D`` rows).
     """
     B, D, rest, dt, kind, seed, counter = _setup(shape, kind, seed, counter, dtype)
     m = count(num_matvecs, "num_matvecs", 3)
@@ -51,7 +52,7 @@ def hutchpp(matvec, shape, *, num_matvecs, kind="rademacher", seed, counter=0, b
     if not np.all(np.isfinite(t)) or not np.all(np.isfinite(head)):
         raise ValueError("matvec returned non-finite values")
     return TraceEstimate(head + moments[:, 1], standard_error(moments[:, 2], g),
-                         np.full(B, m, dtype=np.int64))
+                         np.full(B, s + Q.shape[1] + g, dtype=np.int64))
 
 
 def xtrace(matvec, shape, *, num_matvecs, kind="sphere", seed, counter=0, batched=False,

@@ -205,7 +205,8 @@ template <class T>
 void ssm() {
     const std::int64_t shapes[][3] = {{1, 1, 3},    {3, 2, 7},   {2, 3, 64},  {2, 2, 65},
                                       {1, 2, 4097}, {2, 1, 0},   {1, 1, 9001}, {40, 3, 65},
-                                      {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}, {2, 2, 66}};
+                                      {2, 2, 4100}, {3, 1, 200}, {33, 2, 68}, {2, 2, 66},
+                                      {2, 5, 0}};
     for (auto& s : shapes)
         for (const Shifts& c : kShiftCases)
             for (int kind = 0; kind < 3; ++kind)

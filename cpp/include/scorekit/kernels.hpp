@@ -61,8 +61,9 @@ SCOREKIT_HD SCOREKIT_INLINE double lane_sum(const T* v, std::int64_t n) {
 }
 
 // Denoising score matching, one sample b with noise scale sigma and weight w.
-// The residual is formed multiplied by sigma, so it stays finite for every
-// sigma whose loss is finite (a tiny sigma does not overflow z / sigma):
+// The residual is formed multiplied by sigma, so a tiny sigma does not overflow
+// z / sigma (with w = sigma^2 a huge one is safe too; with another weight,
+// sigma * score must stay finite in T and sum q^2 in double):
 //   q_j    = sigma * score_j + z_j                 (in T; = sigma (score_j + z_j / sigma))
 //   L_b    = 0.5 * loss_scale * sum_j q_j^2        (sum in double, LaneSum8 per chunk)
 //   grad_j = grad_scale * q_j                      (in T)

@@ -99,6 +99,12 @@ SCOREKIT_HD SCOREKIT_INLINE double ssm_term(double a, double c, double ss, bool 
     return variance_reduced ? a + 0.5 * ss : a + 0.5 * c * c;
 }
 
+// The probes an SSM call must draw: K, or one for rows of no elements (each of K
+// probes would add the same 0 terms; the loss, their mean, is the same bits).
+SCOREKIT_HD SCOREKIT_INLINE std::int64_t ssm_probes_needed(std::int64_t K, std::int64_t D) {
+    return D == 0 && K > 1 ? 1 : K;
+}
+
 // Implicit score matching for one sample: L = |s|^2 / 2 + tr(J).
 SCOREKIT_HD SCOREKIT_INLINE double ism_term(double ss, double trace) { return 0.5 * ss + trace; }
 
