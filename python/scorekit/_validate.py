@@ -185,8 +185,8 @@ def _doubled(arr: np.ndarray, name: str, doubled: bool) -> np.ndarray:
     if not doubled:
         return arr
     half = _HALF_MAX[arr.dtype]  # exact: 2 * v is finite exactly when |v| <= half
-    if not (abs(float(arr)) <= half if arr.ndim == 0
-            else arr.size == 0 or np.maximum.reduce(np.abs(arr)) <= half):
+    if not (abs(float(arr)) <= half if arr.ndim == 0 else arr.size == 0 or (
+            np.maximum.reduce(arr) <= half and np.minimum.reduce(arr) >= -half)):
         raise ValueError(f"{name} must be at most {half:g} in {arr.dtype} (twice it must "
                          f"be finite), got {_worst(arr, ~(np.abs(arr) <= half))}")
     return arr
