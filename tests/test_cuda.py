@@ -283,6 +283,18 @@ def test_ssm_loss(fw, shape, K, kind, dtype):
             np.testing.assert_array_equal(fw.get(got[2]), want[2])
 
 
+def test_ssm_loss_rows_of_no_elements_with_many_probes(fw, dtype):
+    """Rows of no elements and 2**40 probes (jvp holds no data): one probe's work and
+    workspace, the CPU's losses."""
+    s, j = np.zeros((3, 0), dtype), np.zeros((3, 2**40, 0), dtype)
+    for vr in (True, False):
+        args = dict(seed=6, variance_reduction=vr, reduction="none")
+        got = scorekit.ssm_loss(fw.put(s), fw.put(j), **args)
+        want = scorekit.ssm_loss(s, j, **args)
+        np.testing.assert_array_equal(fw.get(got[0]), want[0])
+        assert tuple(got[2].shape) == j.shape
+
+
 def _off_alignment(fw, a):
     """a on the device one element past the start of its allocation: a view that is
     not 16-byte aligned."""
