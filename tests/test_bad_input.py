@@ -359,3 +359,8 @@ def test_karras_sigmas_rho_out_of_range_is_named():
         scorekit.karras_sigmas(5, rho=1e-3)
     with pytest.raises(ValueError, match="rho = 0.01 is too small"):  # sigma_min**100 -> 0
         scorekit.karras_sigmas(5, sigma_min=1e-5, sigma_max=2.0, rho=1e-2)
+
+
+def test_mala_accept_step_size_whose_double_overflows_is_refused():
+    with pytest.raises(ValueError, match=r"step_size must be at most .* \(twice it must be"):
+        scorekit.mala_accept(**{**_mala_args(), "step_size": 1e308}, seed=1)

@@ -1040,7 +1040,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     B, D = _rows(xa)
     lx = _log_densities(logp, "logp", xa, B)
     lp = _log_densities(logp_proposal, "logp_proposal", xa, B)
-    (h,) = device_params([param(step_size, "step_size", xa, B, positive=True)], xa)
+    (h,) = device_params([param(step_size, "step_size", xa, B, positive=True, doubled=True)], xa)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     x_out = output(None, xa, xa.shape, xa.dtype)

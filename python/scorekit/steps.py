@@ -199,7 +199,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     B = x.shape[0]
     logp = log_densities(logp, "logp", B)
     logp_proposal = log_densities(logp_proposal, "logp_proposal", B)
-    h = per_sample(step_size, "step_size", B, x.dtype, positive=True)
+    h = per_sample(step_size, "step_size", B, x.dtype, positive=True, doubled=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, x[0].size if B else 0)
     x_out, s_out, l_out = np.empty_like(x), np.empty_like(score), np.empty(B)
