@@ -246,13 +246,15 @@ def test_sequences_of_parameters(value, exc, pattern):
         scorekit.perturb(X, value, seed=0)
 
 
-@pytest.mark.parametrize("dtype,value", [(np.float32, 2e38), (np.float32, [0.1, 2e38, 0.1, 0.1]),
-                                         (np.float64, 1e308)])
-@pytest.mark.parametrize("kernel", ["langevin_step", "mala_propose"])
+@pytest.mark.parametrize("kernel,dtype,value", [
+    ("langevin_step", np.float32, 2e38), ("langevin_step", np.float32, [0.1, 2e38, 0.1, 0.1]),
+    ("langevin_step", np.float64, 1e308), ("mala_propose", np.float64, 1e308),
+    ("mala_propose", np.float64, [0.1, 0.1, 1e308, 0.1])])
 def test_step_sizes_whose_double_overflows_are_refused(kernel, dtype, value):
-    """The noise scale is sqrt(2 h): an h whose double overflows the dtype is refused by
-    name (the kernel would return inf where the reference is finite); the largest
-    accepted one gives finite results."""
+    """The noise scale is sqrt(2 h), taken in the dtype by langevin_step and in float64
+    by mala_propose: an h whose double overflows there is refused by name (the result
+    would be inf where the reference is finite); the largest accepted one gives finite
+    results."""
     x = X.astype(dtype)
     step = getattr(scorekit, kernel)
     with pytest.raises(ValueError, match=r"step_size must be at most .* \(twice it must be "
@@ -262,6 +264,15 @@ def test_step_sizes_whose_double_overflows_are_refused(kernel, dtype, value):
     assert np.all(np.isfinite(step(np.zeros_like(x), np.zeros_like(x), half, seed=1)))
 
 
+def test_float32_step_sizes_to_the_largest_where_the_noise_scale_is_float64():
+    """mala_propose and mala_accept work in float64: any finite float32 step is taken."""
+    x, big = np.zeros((4, 3), np.float32), float(np.finfo(np.float32).max)
+    assert np.all(np.isfinite(scorekit.mala_propose(x, x, big, seed=1)))
+    kw = {k: (v.astype(np.float32) if k in ("x", "score", "proposal", "score_proposal") else v)
+          for k, v in _mala_args().items()}
+    scorekit.mala_accept(**{**kw, "step_size": big}, seed=1)
+
+
 def test_annealed_langevin_steps_too_large_for_the_dtype_are_refused():
     with pytest.raises(ValueError, match=r"step_lr \* \(sigmas\[0\] / sigmas\[-1\]\)\*\*2 = 1e\+39"
                                          r".* too large for float32"):
@@ -269,10 +280,50 @@ def test_annealed_langevin_steps_too_large_for_the_dtype_are_refused():
                                    seed=0)
 
 
-@pytest.mark.parametrize("snr", [np.array([0.1, 0.2]), [0.1], True, "0.1"])
+@pytest.mark.parametrize("snr", [np.array([0.1, 0.2]), [0.1], True, "0.1", np.array(True),
+                                 1j, np.array(0.1 + 0j), None])
 def test_snr_must_be_one_real_number(snr):
     with pytest.raises(TypeError, match="snr must be a real number"):
         scorekit.corrector_step(X, X, snr=snr, seed=0)
+
+
+class _OnDevice:
+    """A 0-d value on a (pretend) CUDA device: as a 0-d CUDA tensor, it has __index__ and
+    __float__, which the stream integers and snr take as its value."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __index__(self):
+        return int(self.v)
+
+    def __float__(self):
+        return float(self.v)
+
+    def __dlpack_device__(self):
+        return (2, 0)
+
+
+def test_zero_d_device_values_as_stream_integers_and_snr():
+    np.testing.assert_array_equal(scorekit.normal(4, seed=_OnDevice(7), counter=_OnDevice(2)),
+                                  scorekit.normal(4, seed=7, counter=2))
+    want = scorekit.corrector_step(X, X, snr=0.2, seed=0)
+    np.testing.assert_array_equal(scorekit.corrector_step(X, X, snr=_OnDevice(0.2), seed=0)[0],
+                                  want[0])
+
+
+@pytest.mark.parametrize("make", [list, tuple, lambda v: range(1, 5), "deque", "array", "memory"],
+                         ids=["list", "tuple", "range", "deque", "array", "memoryview"])
+def test_sequences_of_any_kind_as_per_sample_parameters(make):
+    """A per-sample parameter may be any sequence: its values take the call's dtype."""
+    import array
+    import collections
+    values = [1.0, 2.0, 3.0, 4.0]
+    seq = {"deque": lambda: collections.deque(values), "array": lambda: array.array("d", values),
+           "memory": lambda: memoryview(array.array("d", values))}
+    given = seq[make]() if isinstance(make, str) else make(values)
+    np.testing.assert_array_equal(scorekit.perturb(X, given, seed=1),
+                                  scorekit.perturb(X, values, seed=1))
 
 
 def _mala_args():
@@ -323,19 +374,34 @@ def test_mala_driver_log_densities_must_be_real():
                       seed=0)
 
 
-@pytest.mark.parametrize("arg,value,exc", [("rtol", -1.0, ValueError), ("rtol", 0.0, ValueError),
+def _ode(driver, **kw):
+    sde = scorekit.VESDE(sigma_min=0.01, sigma_max=1.0)
+    score = lambda x, t: -x / (1.0 + t[:, None] ** 2)  # noqa: E731
+    if driver == "ode_sample":
+        return scorekit.ode_sample(score, sde, (2, 3), seed=0, **kw).x
+    return scorekit.log_likelihood(score, sde, np.full((2, 3), 0.5), seed=0, **kw).log_prob
+
+
+@pytest.mark.parametrize("arg,value,exc", [("rtol", -1.0, ValueError),
                                            ("rtol", float("nan"), ValueError),
                                            ("atol", float("inf"), ValueError),
-                                           ("atol", True, TypeError), ("atol", "1e-5", TypeError)])
+                                           ("atol", np.array([1e-5, np.inf]), ValueError),
+                                           ("atol", True, TypeError), ("atol", "1e-5", TypeError),
+                                           ("rtol", [1j], TypeError)])
 @pytest.mark.parametrize("driver", ["ode_sample", "log_likelihood"])
 def test_ode_tolerances_are_checked(driver, arg, value, exc):
-    sde = scorekit.VESDE(sigma_min=0.01, sigma_max=1.0)
-    score = lambda x, t: -x / (1.0 + sde.marginal_std(t)[:, None] ** 2)  # noqa: E731
-    with pytest.raises(exc, match=f"{arg} must be"):
-        if driver == "ode_sample":
-            scorekit.ode_sample(score, sde, (2, 3), seed=0, **{arg: value})
-        else:
-            scorekit.log_likelihood(score, sde, np.zeros((2, 3)), seed=0, **{arg: value})
+    """An infinite or NaN tolerance would end the solve with any answer: refused by name."""
+    with pytest.raises(exc, match=f"{arg} must"):
+        _ode(driver, **{arg: value})
+
+
+@pytest.mark.parametrize("driver,n", [("ode_sample", 6), ("log_likelihood", 8)])
+def test_ode_tolerances_per_component(driver, n):
+    """Per-component (and 0-d) tolerances go to SciPy as they are: equal ones give the
+    scalar's solve."""
+    want = _ode(driver, atol=1e-6)
+    np.testing.assert_array_equal(_ode(driver, atol=np.full(n, 1e-6)), want)
+    np.testing.assert_array_equal(_ode(driver, atol=np.array(1e-6)), want)
 
 
 def test_ode_non_finite_function_values_name_the_function():
@@ -359,8 +425,3 @@ def test_karras_sigmas_rho_out_of_range_is_named():
         scorekit.karras_sigmas(5, rho=1e-3)
     with pytest.raises(ValueError, match="rho = 0.01 is too small"):  # sigma_min**100 -> 0
         scorekit.karras_sigmas(5, sigma_min=1e-5, sigma_max=2.0, rho=1e-2)
-
-
-def test_mala_accept_step_size_whose_double_overflows_is_refused():
-    with pytest.raises(ValueError, match=r"step_size must be at most .* \(twice it must be"):
-        scorekit.mala_accept(**{**_mala_args(), "step_size": 1e308}, seed=1)

@@ -207,6 +207,20 @@ def test_compiled_sampling_step_matches_eager():
         torch.testing.assert_close(compiled(x, counter), sample(x, counter), rtol=0, atol=0)
 
 
+def test_compiled_in_place_sampling_step_matches_eager():
+    """The in-place ops trace without graph breaks too (their argument checks included)."""
+    def sample(x, score, counter):
+        st.langevin_step_(x, score, 0.01, seed=3, counter=counter)
+        return st.perturb_(x, 0.5, seed=3, counter=counter + 1)
+
+    x, s = torch.randn(4, 3), torch.randn(4, 3)
+    compiled = torch.compile(sample, fullgraph=True)
+    with torch.no_grad():
+        for counter in (0, 5):
+            torch.testing.assert_close(compiled(x.clone(), s, counter),
+                                       sample(x.clone(), s, counter), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- zero copy and in place
 
 def test_inputs_are_viewed_not_copied():

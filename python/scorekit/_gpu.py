@@ -32,7 +32,8 @@ from . import _core
 from ._interop import dlpack_device
 from ._validate import (FLOAT_DTYPES, PROBE_KINDS, batch_scale, choice, coefficient,
                         count, dtype_arg, flag, log_densities, no_stream_with_noise, per_sample,
-                        probe_count, reduction_args, sample_offset, shape_arg, snr_arg, stream)
+                        probe_count, real_values, reduction_args, sample_offset, shape_arg,
+                        snr_arg, stream)
 
 _IMPORT_ERROR = ""
 try:  # built only where nvcc was found (SCOREKIT_CUDA=AUTO / ON)
@@ -394,6 +395,10 @@ def _device_array(value, name: str, fw, out: bool) -> DeviceArray:
                         "of scorekit.torch")
     if fw is _Torch:
         if value.is_neg() or value.is_conj():
+            if out:  # resolving makes a copy: the results would not reach the caller's tensor
+                raise ValueError(f"{name} carries PyTorch's lazy negation or conjugation (a "
+                                 "view such as z.conj().imag), which an output cannot be "
+                                 f"written through: pass {name}.resolve_neg() and use it")
             value = value.resolve_neg().resolve_conj()
         dt = getattr(value, "dtype", None)
         dtype = _torch_floats().get(dt) if dt is not None else None
@@ -1023,7 +1028,7 @@ def mala_propose(x, score, step_size, *, seed, counter, offset):
         h, g = dev.obj, dev.fw.sqrt(h64 + h64)
     else:
         h = per_sample(host_parameter(step_size, "step_size", xa), "step_size", B, xa.dtype,
-                       positive=True, doubled=True)
+                       positive=True, doubled=xa.dtype == np.float64)  # (as on the CPU)
         g = np.sqrt(2.0 * h.astype(np.float64))
     return noisy_affine_step(x, score, 1.0, h, g, seed=seed, counter=counter, offset=offset,
                              out=None)[0]
@@ -1040,7 +1045,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     B, D = _rows(xa)
     lx = _log_densities(logp, "logp", xa, B)
     lp = _log_densities(logp_proposal, "logp_proposal", xa, B)
-    (h,) = device_params([param(step_size, "step_size", xa, B, positive=True, doubled=True)], xa)
+    (h,) = device_params([param(step_size, "step_size", xa, B, positive=True)], xa)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, D)
     x_out = output(None, xa, xa.shape, xa.dtype)
@@ -1124,11 +1129,25 @@ class DriverArrays:
                                "samples").obj
 
     def logp(self, lp, name: str = "log_prob_fn"):
-        """A log-density function's result: (B,) on the device or the host."""
+        """A log-density function's result: (B,) real values on the device or the host
+        (integers are taken as on the CPU)."""
         B = self.ref.shape[0]
+        if not on_cuda(lp, name):
+            lp = real_values(lp, name, returned=True)
         shape = tuple(lp.shape) if hasattr(lp, "shape") else np.shape(lp)
         if shape != (B,):
             raise ValueError(f"{name} returned shape {shape}, expected ({B},)")
+        if isinstance(lp, np.ndarray):
+            return lp
+        try:
+            kind = np.dtype(lp.__cuda_array_interface__["typestr"]).kind
+        except (AttributeError, RuntimeError, TypeError):
+            return lp  # (one that cannot describe itself is refused by name further on)
+        if kind not in "fiu":
+            raise TypeError(f"{name} must return real numbers (a float or integer dtype), got "
+                            f"dtype {lp.dtype}")
+        if kind != "f" and type(lp) is type(self.ref.obj):
+            lp = self.ref.fw.astype(lp, np.float64)
         return lp
 
     @staticmethod

@@ -83,18 +83,31 @@ def same_shape(shape: tuple, **arrays: np.ndarray) -> None:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
 
 
-def integer(value, name: str, accepted: str) -> int:
-    """``value`` as a Python int; TypeError for bools and non-integers. A 0-d array of
-    another framework counts as its value (a PyTorch uint64 tensor included)."""
-    if type(value) is not int and not isinstance(value, np.ndarray):
-        value = host_view(value, name)
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
+def _is_bool(value) -> bool:
+    """A bool, or a bool array or tensor of any framework (whose ``__index__`` works)."""
     if isinstance(value, (bool, np.bool_)):
+        return True
+    dt = getattr(value, "dtype", None)
+    if dt is None:
+        return False
+    if isinstance(dt, np.dtype):  # NumPy, JAX, CuPy
+        return dt.kind == "b"
+    return str(dt) == "torch.bool"
+
+
+def integer(value, name: str, accepted: str) -> int:
+    """``value`` as a Python int; TypeError for bools and non-integers. An integer tensor
+    counts as its value, a PyTorch uint64 one above 2**63 included."""
+    if _is_bool(value):
         raise TypeError(f"{name} must be {accepted}, got bool")
     try:
         return operator.index(value)
     except TypeError:
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}") from None
+    except RuntimeError:  # PyTorch converts through int64 (a uint64 above 2**63)
+        item = value.item() if getattr(value, "ndim", None) == 0 else None
+        if type(item) is int:
+            return item
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}") from None
 
 
@@ -172,27 +185,20 @@ def per_sample(value, name: str, batch: int, dtype: np.dtype, *, positive: bool 
     noise scale is sqrt(2 h)).
     """
     if type(value) is float or type(value) is int:  # the common case, checked cheaply
-        return _doubled(_scalar(value, name, dtype, positive, nonnegative), name, doubled)
+        return _scalar(value, name, dtype, positive, nonnegative, doubled)
     if type(value) is np.ndarray and value.ndim:  # the common array case, in few checks
-        return _doubled(_sample_array(value, name, batch, dtype, positive, nonnegative), name,
-                        doubled)
-    return _doubled(_per_sample(value, name, batch, dtype, positive, nonnegative), name,
-                    doubled)
+        return _sample_array(value, name, batch, dtype, positive, nonnegative, doubled)
+    return _per_sample(value, name, batch, dtype, positive, nonnegative, doubled)
 
 
-def _doubled(arr: np.ndarray, name: str, doubled: bool) -> np.ndarray:
-    """``arr``, checked that twice each value is finite in its dtype when asked."""
-    if not doubled:
-        return arr
+def _too_large(arr: np.ndarray, name: str):
+    """The error for a value whose double overflows ``arr``'s dtype."""
     half = _HALF_MAX[arr.dtype]  # exact: 2 * v is finite exactly when |v| <= half
-    if not (abs(float(arr)) <= half if arr.ndim == 0 else arr.size == 0 or (
-            np.maximum.reduce(arr) <= half and np.minimum.reduce(arr) >= -half)):
-        raise ValueError(f"{name} must be at most {half:g} in {arr.dtype} (twice it must "
-                         f"be finite), got {_worst(arr, ~(np.abs(arr) <= half))}")
-    return arr
+    return ValueError(f"{name} must be at most {half:g} in {arr.dtype} (twice it must be "
+                      f"finite), got {_worst(arr, ~(np.abs(arr) <= half))}")
 
 
-def _per_sample(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
+def _per_sample(value, name, batch, dtype, positive, nonnegative, doubled) -> np.ndarray:
     """per_sample of anything but a Python number or an ndarray with axes."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number or a length-B array, got bool")
@@ -201,14 +207,15 @@ def _per_sample(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
                         "(e.g. .filled(...))")
     if not isinstance(value, (np.ndarray, numbers.Real)):
         value = host_view(value, name)  # another framework's array becomes a NumPy view
-        if not isinstance(value, (np.ndarray, numbers.Real, list, tuple)):
+        if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
             value = as_numpy(value, name)  # one NumPy cannot view: refused by name
+    checks = (positive, nonnegative, doubled)
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real number, got dtype {value.dtype}")
-        return _scalar(value, name, dtype, positive, nonnegative)
+        return _scalar(value, name, dtype, *checks)
     if isinstance(value, np.ndarray):
-        return _sample_array(value, name, batch, dtype, positive, nonnegative)
+        return _sample_array(value, name, batch, dtype, *checks)
     given = np.asarray(value)  # a sequence: its values take the call's dtype
     if given.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real number or a length-B array, "
@@ -216,30 +223,34 @@ def _per_sample(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
     _sign(given, name, positive, nonnegative)  # before rounding can make -1e-50 into -0.0
     with np.errstate(over="ignore", under="ignore"):
         arr = given.astype(dtype)
-    return _checked_samples(arr, name, batch, dtype, positive, nonnegative)
+    return _checked_samples(arr, name, batch, dtype, *checks)
 
 
-def _sample_array(value, name, batch, dtype, positive, nonnegative) -> np.ndarray:
+def _sample_array(value, name, batch, dtype, positive, nonnegative, doubled) -> np.ndarray:
     """per_sample of an ndarray with at least one axis: it must have the call's dtype."""
     arr = float_array(value, name)
     if arr.dtype != dtype:
         same_dtype(dtype, **{name: arr})
-    return _checked_samples(arr, name, batch, dtype, positive, nonnegative)
+    return _checked_samples(arr, name, batch, dtype, positive, nonnegative, doubled)
 
 
-def _checked_samples(arr, name, batch, dtype, positive, nonnegative) -> np.ndarray:
-    """A (B,) array of the call's dtype, its values checked."""
+def _checked_samples(arr, name, batch, dtype, positive, nonnegative, doubled) -> np.ndarray:
+    """A (B,) array of the call's dtype, its values checked (``doubled`` comes with
+    ``positive`` or ``nonnegative``: the largest value bounds the magnitudes)."""
     if arr.shape != (batch,):
         raise ValueError(
             f"{name} must be a scalar or have shape (B,) = ({batch},), got shape {arr.shape}"
         )
     if arr.size:  # the common case in two reductions: NaN fails every comparison below
         lo, hi = np.minimum.reduce(arr), np.maximum.reduce(arr)
-        if hi < np.inf and (lo > 0 if positive else lo >= 0 if nonnegative else lo > -np.inf):
+        if (hi <= _HALF_MAX[dtype] if doubled else hi < np.inf) and (
+                lo > 0 if positive else lo >= 0 if nonnegative else lo > -np.inf):
             return arr
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} must be finite (in {dtype}), got non-finite values")
     _sign(arr, name, positive, nonnegative, dtype)
+    if doubled and not np.all(np.abs(arr) <= _HALF_MAX[dtype]):
+        raise _too_large(arr, name)
     return arr
 
 
@@ -252,7 +263,7 @@ def _sign(arr, name, positive, nonnegative, dtype=None) -> None:
         raise ValueError(f"{name} must be >= 0, got {_worst(arr, ~(arr >= 0))}")
 
 
-def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
+def _scalar(value, name, dtype, positive, nonnegative, doubled=False) -> np.ndarray:
     """One value for every sample, checked with Python floats (the cheap path)."""
     try:
         v = float(value)
@@ -266,6 +277,8 @@ def _scalar(value, name, dtype, positive, nonnegative) -> np.ndarray:
     # below the smallest normal, the cast itself decides (denormals may be flushed to zero)
     if positive and not (v > _ROUNDS_TO_ZERO[dtype] and (v >= _TINY[dtype] or float(arr) > 0)):
         raise ValueError(f"{name} must be > 0 (in {dtype}), got {float(arr) if v > 0 else v}")
+    if doubled and not abs(float(arr)) <= _HALF_MAX[dtype]:
+        raise _too_large(arr, name)
     return arr
 
 
@@ -439,14 +452,14 @@ def log_densities(value, name: str, B: int) -> np.ndarray:
 
 def snr_arg(snr) -> float:
     """The corrector's signal-to-noise ratio: one real number, finite and >= 0."""
-    if not isinstance(snr, (numbers.Real, np.ndarray)):
-        snr = host_view(snr, "snr")  # a 0-d tensor of another framework
-    if isinstance(snr, np.ndarray) and snr.ndim == 0:
-        snr = snr[()]
-    if isinstance(snr, (bool, np.bool_)) or not isinstance(snr, numbers.Real):
+    if isinstance(snr, (str, bytes, list, tuple, complex)) or _is_bool(snr) or getattr(
+            snr, "ndim", 0) != 0 or "complex" in str(getattr(snr, "dtype", "")):
         raise TypeError(f"snr must be a real number (one for the whole batch), got "
                         f"{type(snr).__name__}")
-    v = float(snr)
+    try:
+        v = float(snr)  # a number, or a 0-d array or tensor of any framework or device
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(f"snr must be a real number, got {type(snr).__name__} ({exc})") from None
     if not (np.isfinite(v) and v >= 0):
         raise ValueError(f"snr must be finite and >= 0, got {snr!r}")
     return v

@@ -179,11 +179,12 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
     if lr == 0:
         raise ValueError("step_lr must be > 0")
     ratio = float(sigmas[0]) / float(sigmas[-1])
-    first = lr * ratio * ratio  # the largest step (inf where it overflows): 2 * it finite
-    if not 2 * first <= float(np.finfo(arrays.dtype).max):
+    first = lr * ratio * ratio  # the largest step (inf where it overflows)
+    # the step is cast to x's dtype, its noise scale sqrt(2 a) taken in float64
+    if not (first <= float(np.finfo(arrays.dtype).max) and 2 * first < math.inf):
         raise ValueError(f"step_lr * (sigmas[0] / sigmas[-1])**2 = {first:g}, the first level's "
-                         f"step, is too large for {arrays.dtype} (twice it must be finite): use "
-                         "a smaller step_lr or a narrower range of sigmas")
+                         f"step, is too large for {arrays.dtype}: use a smaller step_lr or a "
+                         "narrower range of sigmas")
     seed, _ = stream(seed, 0)
     B = x.shape[0]
     offset = sample_offset(offset, B, _row_size(x))
@@ -356,14 +357,17 @@ def _finite_result(values: np.ndarray, name: str) -> np.ndarray:
     return values
 
 
-def _tolerance(value, name: str) -> float:
-    """A solver tolerance: a real number, finite and > 0."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number > 0, got {type(value).__name__}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {v}")
-    return v
+def _tolerance(value, name: str):
+    """A solver tolerance as SciPy's solve_ivp takes it (a number, or per component an
+    array), real, finite and >= 0: an infinite or NaN one would end the solve with
+    any answer."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} must be a real number >= 0 (or an array of them), got "
+                        f"{type(value).__name__}")
+    arr = real_values(value, name)
+    if not (np.isfinite(arr).all() and (arr >= 0).all()):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value if isinstance(value, numbers.Real) else arr
 
 
 def _ode_drift(sde, score_fn, x, t):

@@ -165,7 +165,9 @@ def mala_propose(x, score, step_size, *, seed, counter=0, offset=0):
     if type(x) is not np.ndarray and _gpu.on_cuda(x, "x"):
         return _gpu.mala_propose(x, score, step_size, seed=seed, counter=counter, offset=offset)
     x, score = _pair(x, score)
-    h = per_sample(step_size, "step_size", x.shape[0], x.dtype, positive=True, doubled=True)
+    # sqrt(2 h) is taken in float64: 2 h must be finite there
+    h = per_sample(step_size, "step_size", x.shape[0], x.dtype, positive=True,
+                   doubled=x.dtype == np.float64)
     return noisy_affine_step(x, score, 1.0, h, np.sqrt(2.0 * h.astype(np.float64)), seed=seed,
                              counter=counter, offset=offset).x
 
@@ -199,7 +201,7 @@ def mala_accept(x, score, logp, proposal, score_proposal, logp_proposal, step_si
     B = x.shape[0]
     logp = log_densities(logp, "logp", B)
     logp_proposal = log_densities(logp_proposal, "logp_proposal", B)
-    h = per_sample(step_size, "step_size", B, x.dtype, positive=True, doubled=True)
+    h = per_sample(step_size, "step_size", B, x.dtype, positive=True)
     seed, counter = stream(seed, counter)
     offset = sample_offset(offset, B, x[0].size if B else 0)
     x_out, s_out, l_out = np.empty_like(x), np.empty_like(score), np.empty(B)

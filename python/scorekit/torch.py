@@ -367,7 +367,7 @@ def _inplace_target(x) -> torch.Tensor:
     x = _tensor(x, "x")
     if not x.is_contiguous():
         raise ValueError("x must be contiguous for an in-place update")
-    if x.is_neg() or x.is_conj():
+    if not _compiling() and (x.is_neg() or x.is_conj()):  # (traced: a graph break)
         raise ValueError("x carries PyTorch's lazy negation or conjugation (a view such as "
                          "z.conj().imag), which an in-place update cannot write through: "
                          "update x.resolve_neg() and use the result")
