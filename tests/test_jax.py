@@ -147,6 +147,48 @@ def test_grad_of_a_training_step():
     np.testing.assert_allclose(np.asarray(grad), xt.T @ g, rtol=1e-5, atol=1e-6)
 
 
+def _per_counter_losses(w, x, sigma):
+    """One training step's losses at counter c, through every function with a stream
+    (sigma's gradient through perturb regenerates its noise from the stream)."""
+    def loss(w, sig, c):
+        xt = sj.perturb(x, sig, seed=4, counter=c, offset=1)
+        s = xt @ w
+        total = sj.dsm_loss(s, sigma, seed=4, counter=c)
+        total += sj.ssm_loss(s, s * 0.5, seed=5, counter=c, kind="sphere")
+        total += sj.langevin_step(xt, s, 0.1, seed=6, counter=c).sum()
+        return total + sj.noisy_affine_step(xt, s, 0.9, 0.1, 0.2, seed=7, counter=c).x.sum()
+    return loss
+
+
+def test_grad_with_counters_traced_by_loops_and_checkpoint():
+    """Counters traced by lax.fori_loop, lax.scan and jax.checkpoint: the gradient is the
+    sum of the steps' gradients at Python int counters (the custom VJPs take the
+    stream as inputs, not as values closed over)."""
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.standard_normal((4, 3)), dtype=jnp.float32)
+    sigma = jnp.asarray(rng.uniform(0.3, 1.0, 4), dtype=jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 3)), dtype=jnp.float32)
+    loss = _per_counter_losses(w, x, sigma)
+    want = [sum(jax.grad(loss, argnums=k)(w, sigma, c) for c in range(3)) for k in (0, 1)]
+
+    def looped(w, sig):
+        return jax.lax.fori_loop(0, 3, lambda c, acc: acc + loss(w, sig, c), 0.0)
+
+    def scanned(w, sig):
+        return jax.lax.scan(lambda acc, c: (acc + loss(w, sig, c), None), 0.0,
+                            jnp.arange(3))[0]
+
+    remat = jax.checkpoint(loss)
+
+    def checkpointed(w, sig):
+        return sum(remat(w, sig, jnp.int32(c)) for c in range(3))
+
+    for f in (looped, scanned, checkpointed):
+        got = jax.jit(jax.grad(f, argnums=(0, 1)))(w, sigma)
+        for g, e in zip(got, want, strict=True):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-5, atol=1e-5)
+
+
 def test_errors_name_the_argument():
     x = jnp.ones((4, 3), dtype=jnp.float32)
     with pytest.raises(TypeError, match="score must be float32 or float64"):

@@ -141,16 +141,20 @@ def _zero(ct, like):
     return jnp.zeros_like(like) if isinstance(ct, SymbolicZero) else ct
 
 
-def _custom_vjp(named: dict, diff: tuple, primal, bwd, fwd=None):
+def _custom_vjp(named: dict, diff: tuple, primal, bwd, fwd=None, stream=None):
     """``primal(values)`` with a custom VJP over the arrays among ``named``.
 
     ``named`` maps argument names to arrays or to Python floats (constants of
-    the call). ``primal`` gets ``named`` with the arrays as traced values;
+    the call); ``stream`` (seed, counter, offset: Python ints or traced integer
+    scalars) joins them, its traced values as inputs without cotangents (a
+    closure over them would leak tracers out of lax.scan, fori_loop and
+    jax.checkpoint). ``primal`` gets all of them, the arrays as traced values;
     ``fwd(values)`` returns ``(output, residuals)`` (by default the output and
     ``values``); ``bwd(residuals, cts)`` returns a dict of cotangents for the
     names in ``diff``. Asking for the gradient of any other array raises.
     """
-    names = tuple(n for n, v in named.items() if not isinstance(v, float))
+    named = dict(named, **(stream or {}))
+    names = tuple(n for n, v in named.items() if isinstance(v, jax.Array))
 
     def values_of(arrays):
         return dict(named, **dict(zip(names, arrays)))
@@ -228,19 +232,19 @@ def perturb(x, sigma, *, seed, counter=0, scale=None, offset=0) -> jax.Array:
     stream = _stream(seed, counter, offset)
 
     def primal(v):
-        return _callback(lambda **k: _api.perturb(**k), _sds(x.shape, x.dtype), dict(stream, **v))
+        return _callback(lambda **k: _api.perturb(**k), _sds(x.shape, x.dtype), v)
 
     def bwd(v, ct):
         ct = _zero(ct, x)
         grads = {"x": ct * _rows(v["scale"], ct)}
         if not isinstance(v["sigma"], float):
-            z = normal(ct.shape, dtype=ct.dtype, **stream)
+            z = normal(ct.shape, dtype=ct.dtype, **{n: v[n] for n in _STREAM})
             grads["sigma"] = _reduce_to(_row_sums(ct * z), v["sigma"])
         if not isinstance(v["scale"], float):
             grads["scale"] = _reduce_to(_row_sums(ct * v["x"]), v["scale"])
         return grads
 
-    return _custom_vjp(named, ("x", "sigma", "scale"), primal, bwd)
+    return _custom_vjp(named, ("x", "sigma", "scale"), primal, bwd, stream=stream)
 
 
 def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> jax.Array:
@@ -251,14 +255,13 @@ def langevin_step(x, score, step_size, *, seed, counter=0, offset=0) -> jax.Arra
     stream = _stream(seed, counter, offset)
 
     def primal(v):
-        return _callback(lambda **k: _api.langevin_step(**k), _sds(x.shape, x.dtype),
-                         dict(stream, **v))
+        return _callback(lambda **k: _api.langevin_step(**k), _sds(x.shape, x.dtype), v)
 
     def bwd(v, ct):
         ct = _zero(ct, x)
         return {"x": ct, "score": ct * _rows(v["step_size"], ct)}
 
-    return _custom_vjp(named, ("x", "score"), primal, bwd)
+    return _custom_vjp(named, ("x", "score"), primal, bwd, stream=stream)
 
 
 def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> AffineStep:
@@ -270,14 +273,13 @@ def noisy_affine_step(x, score, a, c, g, *, seed, counter=0, offset=0) -> Affine
     shapes = (_sds(x.shape, x.dtype), _sds(x.shape, x.dtype))
 
     def primal(v):
-        return _callback(lambda **k: tuple(_api.noisy_affine_step(**k)), shapes,
-                         dict(stream, **v))
+        return _callback(lambda **k: tuple(_api.noisy_affine_step(**k)), shapes, v)
 
     def bwd(v, cts):
         total = _zero(cts[0], x) + _zero(cts[1], x)
         return {"x": total * _rows(v["a"], total), "score": total * _rows(v["c"], total)}
 
-    return AffineStep(*_custom_vjp(named, ("x", "score"), primal, bwd))
+    return AffineStep(*_custom_vjp(named, ("x", "score"), primal, bwd, stream=stream))
 
 
 # ---------------------------------------------------------------- losses
@@ -306,7 +308,9 @@ def _scaled(ct, grad):
 
 
 def _fused_loss(kernel, named: dict, extra: dict, reduction: str, diff: tuple):
-    """A loss whose kernel returns ``(loss, grad for each name in diff)``."""
+    """A loss whose kernel returns ``(loss, grad for each name in diff)``; ``extra``'s
+    stream values go through the custom VJP's inputs (see ``_custom_vjp``)."""
+    stream = {n: extra.pop(n) for n in _STREAM if n in extra}
     score = named["score"]
     shapes = (_loss_shape(score, reduction),) + tuple(_sds(named[n].shape, named[n].dtype)
                                                       for n in diff)
@@ -326,7 +330,7 @@ def _fused_loss(kernel, named: dict, extra: dict, reduction: str, diff: tuple):
     def bwd(grads, ct):
         return {n: _scaled(ct, g) for n, g in zip(diff, grads)}
 
-    return _custom_vjp(named, diff, primal, bwd, fwd)
+    return _custom_vjp(named, diff, primal, bwd, fwd, stream=stream)
 
 
 def dsm_loss(score, sigma, *, seed=None, counter=0, noise=None, weight="sigma2",
