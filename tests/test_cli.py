@@ -30,6 +30,15 @@ def test_unknown_command_fails():
     assert "invalid choice" in res.stderr
 
 
+@pytest.mark.parametrize("where", ["missing-dir/r.json", "."])
+def test_bench_json_path_is_checked_before_the_run(where, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_bench, "run", lambda *a, **k: pytest.fail("ran with a bad --json"))
+    with pytest.raises(SystemExit) as err:
+        _bench.main(["--quick", "--json", str(tmp_path / where)])
+    assert err.value.code == 2
+    assert "--json" in capsys.readouterr().err
+
+
 def test_bench_runs_and_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
     rc = _bench.main(["--sizes", "2000", "--dtype", "float32", "--kernels", "normal,dsm_loss",

@@ -104,6 +104,22 @@ def test_missing_matplotlib_is_reported_before_sampling(monkeypatch, tmp_path):
     assert 'pip install "scorekit[demo]"' in str(err.value.code)
 
 
+def test_figure_format_is_checked_before_sampling(monkeypatch, tmp_path):
+    monkeypatch.setattr(_demo, "run", lambda args: pytest.fail("sampled before the check"))
+    with pytest.raises(SystemExit, match=r"--figure: matplotlib cannot write '\.txt' files"):
+        _demo.main(["--figure", str(tmp_path / "f.txt")])
+
+
+def test_figure_without_a_suffix_is_a_png_at_the_reported_path(tmp_path, capsys):
+    """matplotlib adds .png to a name without a suffix: the result and the printed
+    path are the file written."""
+    result = _demo.main(["--chains", "200", "--levels", "2", "--steps-each", "5",
+                         "--no-baseline", "--figure", str(tmp_path / "plot")])
+    assert result.figure == tmp_path / "plot.png"
+    assert result.figure.read_bytes()[:8] == PNG_SIGNATURE
+    assert f"figure: {tmp_path / 'plot.png'}" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv", [["--chains", "0"], ["--levels", "1"], ["--step-lr", "-1"],
                                   ["--sigma-min", "30"], ["--seed", "-1"], ["--threads", "0"],
                                   ["--figure", "/nonexistent-dir/f.png"], ["--figure", "."]])

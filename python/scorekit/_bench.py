@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import sys
+from pathlib import Path
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -1342,7 +1343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         Process exit status.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json:  # checked before the run, which takes minutes
+        target = Path(args.json)
+        if target.is_dir():
+            parser.error(f"--json: {args.json!r} is a directory")
+        if not target.parent.is_dir():
+            parser.error(f"--json: no directory {str(target.parent)!r}")
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
     sizes = sorted(set(sizes))
     dtype_opt = args.dtype or ("float32" if args.quick else "both")

@@ -271,6 +271,19 @@ def load_matplotlib():
     return FigureCanvasAgg, Figure
 
 
+def figure_path(path: Path, canvas_cls) -> Path:
+    """The file the figure goes to: ``path``, with ``.png`` added when it has no suffix
+    (as matplotlib would); SystemExit before any sampling when matplotlib cannot write
+    its format."""
+    if not path.suffix:
+        return path.with_name(path.name + ".png")
+    formats = canvas_cls.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise SystemExit(f"{PROG}: --figure: matplotlib cannot write {path.suffix!r} files "
+                         f"(it writes {', '.join(sorted(formats))})")
+    return path
+
+
 def density_grid(gm: GaussianMixture, n: int):
     """Grid axes and the mixture density ``exp(log_prob(x, 0))`` on an ``n x n`` grid."""
     axis = np.linspace(-PLOT_HALF_WIDTH, PLOT_HALF_WIDTH, n)
@@ -432,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> DemoResult:
     """
     args = parse_args([] if argv is None else list(argv))
     if args.figure is not None:
-        load_matplotlib()
+        args.figure = figure_path(args.figure, load_matplotlib()[0])
     before = get_num_threads()
     try:
         if args.threads is not None:
