@@ -15,7 +15,10 @@ Noise is the counter-based stream of :func:`scorekit.normal`: the same
 in :mod:`scorekit.torch`. ``seed``, ``counter`` and ``offset`` are Python
 integers (any value in ``[0, 2**64)``, fixed when the function is traced) or
 JAX integer scalars (traced, so a jitted training step does not retrace when
-the counter changes; below ``2**31`` unless ``jax_enable_x64`` is on).
+the counter changes, inside ``lax.scan``, ``fori_loop`` and ``jax.checkpoint``
+too; below ``2**31`` unless ``jax_enable_x64`` is on). float64 arrays need
+``jax_enable_x64``: without it JAX would compute them in float32 (with the
+float32 noise), so they are refused by name.
 
 Differentiable arguments: ``perturb`` in ``x``, ``sigma`` and ``scale``;
 ``langevin_step`` and ``noisy_affine_step`` in ``x`` and ``score``;
