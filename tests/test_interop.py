@@ -92,6 +92,8 @@ def test_integer_tensors_as_seeds():
         scorekit.normal(5, seed=torch.tensor(True))
     with pytest.raises(TypeError, match="seed must be an integer"):
         scorekit.normal(5, seed=torch.tensor([1, 2]))
+    with pytest.raises(TypeError, match="seed must be an integer"):  # no value to read
+        scorekit.normal(5, seed=torch.empty((), dtype=torch.int64, device="meta"))
 
 
 def test_core_package_imports_no_framework():

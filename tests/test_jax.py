@@ -189,6 +189,19 @@ def test_grad_with_counters_traced_by_loops_and_checkpoint():
             np.testing.assert_allclose(np.asarray(g), np.asarray(e), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("seed", [2**31, 2**40, 2**64 - 1, np.uint64(2**63 + 5), np.int64(2**40)])
+def test_grad_with_large_static_seeds(seed):
+    """A Python or NumPy integer seed is a constant of the call at any size, in the
+    backward pass too: d/dsigma of perturb regenerates the noise of that very seed."""
+    x = jnp.ones((2, 3), jnp.float32)
+    sigma = jnp.asarray([0.5, 1.5], jnp.float32)
+    got = jax.grad(lambda s: sj.perturb(x, s, seed=seed, counter=3).sum())(sigma)
+    z = scorekit.normal((2, 3), seed=int(seed), counter=3)
+    np.testing.assert_allclose(np.asarray(got), z.sum(1), rtol=1e-6)
+    g = jax.grad(lambda x: sj.langevin_step(x, x, 0.1, seed=seed).sum())(x)
+    np.testing.assert_allclose(np.asarray(g), 1.1, rtol=1e-6)
+
+
 def test_errors_name_the_argument():
     x = jnp.ones((4, 3), dtype=jnp.float32)
     with pytest.raises(TypeError, match="score must be float32 or float64"):

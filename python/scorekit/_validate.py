@@ -83,32 +83,43 @@ def same_shape(shape: tuple, **arrays: np.ndarray) -> None:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
 
 
-def _is_bool(value) -> bool:
-    """A bool, or a bool array or tensor of any framework (whose ``__index__`` works)."""
-    if isinstance(value, (bool, np.bool_)):
-        return True
+def _dtype_kind(value) -> str:
+    """The NumPy kind of ``value``'s dtype (NumPy, JAX, CuPy or PyTorch), or "" when it has
+    none (a Python number)."""
     dt = getattr(value, "dtype", None)
     if dt is None:
-        return False
-    if isinstance(dt, np.dtype):  # NumPy, JAX, CuPy
-        return dt.kind == "b"
-    return str(dt) == "torch.bool"
+        return ""
+    if isinstance(dt, np.dtype):
+        return dt.kind
+    name = str(dt)  # a PyTorch dtype (formatting a NumPy one would cost microseconds)
+    return "b" if name == "torch.bool" else "c" if "complex" in name else "f"
+
+
+def _is_bool(value) -> bool:
+    """A bool, or a bool array or tensor of any framework (whose ``__index__`` works)."""
+    return isinstance(value, (bool, np.bool_)) or _dtype_kind(value) == "b"
 
 
 def integer(value, name: str, accepted: str) -> int:
     """``value`` as a Python int; TypeError for bools and non-integers. An integer tensor
     counts as its value, a PyTorch uint64 one above 2**63 included."""
+    if type(value) is int or isinstance(value, np.integer):  # the common cases, quickly
+        return int(value)
     if _is_bool(value):
         raise TypeError(f"{name} must be {accepted}, got bool")
     try:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}") from None
-    except RuntimeError:  # PyTorch converts through int64 (a uint64 above 2**63)
-        item = value.item() if getattr(value, "ndim", None) == 0 else None
+    except RuntimeError as exc:  # PyTorch converts through int64 (a uint64 above 2**63)
+        try:
+            item = value.item() if getattr(value, "ndim", None) == 0 else None
+        except RuntimeError:  # a meta tensor, say: it has no value
+            item = None
         if type(item) is int:
             return item
-        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}") from None
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__} ({exc})"
+                        ) from None
 
 
 def uint64(value, name: str) -> int:
@@ -415,7 +426,9 @@ def probe_count(score_shape: tuple, jvp_shape: tuple) -> int:
 def coefficient(value, name: str, B: int, dtype, *, nonnegative: bool = False):
     """A per-sample coefficient computed in float64 (number or (B,) array), cast to dtype
     (the same from every framework: another's array is viewed as NumPy first)."""
-    if not isinstance(value, (np.ndarray, numbers.Real)):
+    if type(value) is float or type(value) is int:  # the common case, checked cheaply
+        pass
+    elif not isinstance(value, (np.ndarray, numbers.Real)):
         value = host_view(value, name)
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
         if value.shape != (B,):
@@ -444,6 +457,9 @@ def real_values(value, name: str, *, returned: bool = False) -> np.ndarray:
 
 def log_densities(value, name: str, B: int) -> np.ndarray:
     """A (B,) float64 array of log-densities (NaN allowed: the kernels reject it)."""
+    if (type(value) is np.ndarray and value.dtype == _F64 and value.shape == (B,)
+            and value.flags.c_contiguous):  # the common case, in few checks
+        return value
     arr = real_values(value, name)
     if arr.shape != (B,):
         raise ValueError(f"{name} must have shape (B,) = ({B},), got shape {arr.shape}")
@@ -452,8 +468,9 @@ def log_densities(value, name: str, B: int) -> np.ndarray:
 
 def snr_arg(snr) -> float:
     """The corrector's signal-to-noise ratio: one real number, finite and >= 0."""
-    if isinstance(snr, (str, bytes, list, tuple, complex)) or _is_bool(snr) or getattr(
-            snr, "ndim", 0) != 0 or "complex" in str(getattr(snr, "dtype", "")):
+    if type(snr) is not float and (
+            isinstance(snr, (str, bytes, list, tuple, complex, bool)) or getattr(snr, "ndim", 0)
+            or _dtype_kind(snr) not in ("", "f", "i", "u")):
         raise TypeError(f"snr must be a real number (one for the whole batch), got "
                         f"{type(snr).__name__}")
     try:

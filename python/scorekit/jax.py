@@ -153,8 +153,10 @@ def _custom_vjp(named: dict, diff: tuple, primal, bwd, fwd=None, stream=None):
     closure over them would leak tracers out of lax.scan, fori_loop and
     jax.checkpoint). ``primal`` gets all of them, the arrays as traced values;
     ``fwd(values)`` returns ``(output, residuals)`` (by default the output and
-    ``values``); ``bwd(residuals, cts)`` returns a dict of cotangents for the
-    names in ``diff``. Asking for the gradient of any other array raises.
+    ``values``, of which only the traced arrays are kept as residuals: a Python or
+    NumPy integer stays a constant of the call, exact at any size); ``bwd(residuals,
+    cts)`` returns a dict of cotangents for the names in ``diff``. Asking for the
+    gradient of any other array raises.
     """
     named = dict(named, **(stream or {}))
     names = tuple(n for n, v in named.items() if isinstance(v, jax.Array))
@@ -169,11 +171,12 @@ def _custom_vjp(named: dict, diff: tuple, primal, bwd, fwd=None, stream=None):
             if arg.perturbed and name not in diff:
                 raise ValueError(f"scorekit.jax does not differentiate with respect to {name}: "
                                  f"wrap it in jax.lax.stop_gradient")
-        values = values_of([a.value for a in args])
-        return fwd(values) if fwd else (primal(values), values)
+        arrays = [a.value for a in args]
+        values = values_of(arrays)
+        return fwd(values) if fwd else (primal(values), tuple(arrays))
 
     def bwd_all(res, cts):
-        grads = bwd(res, cts)
+        grads = bwd(res if fwd else values_of(res), cts)
         return tuple(grads.get(n) for n in names)
 
     f.defvjp(fwd_checked, bwd_all, symbolic_zeros=True)
