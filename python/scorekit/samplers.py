@@ -178,8 +178,8 @@ def annealed_langevin(score_fn, x, sigmas, *, n_steps_each, step_lr, seed, offse
     lr = nonnegative_float(step_lr, "step_lr")
     if lr == 0:
         raise ValueError("step_lr must be > 0")
-    ratio = float(sigmas[0]) / float(sigmas[-1])
-    first = lr * ratio * ratio  # the largest step (inf where it overflows)
+    with np.errstate(over="ignore"):  # the largest step as the loop forms it (inf if it overflows)
+        first = float(lr * (sigmas[0] / sigmas[-1]) ** 2)
     # the step is cast to x's dtype, its noise scale sqrt(2 a) taken in float64
     if not (first <= float(np.finfo(arrays.dtype).max) and 2 * first < math.inf):
         raise ValueError(f"step_lr * (sigmas[0] / sigmas[-1])**2 = {first:g}, the first level's "
