@@ -654,6 +654,20 @@ def test_jax_arrays_through_dlpack():
         scorekit.perturb(xj, 0.5, seed=1, out=xj)
 
 
+def test_outputs_through_lazy_negation_are_refused():
+    """A CUDA tensor with PyTorch's lazy negation bit cannot be written through (resolving
+    it makes a copy): as out= it is refused by name; as an input its values are taken."""
+    torch = Torch().torch
+    lazy = torch.complex(torch.zeros(2, 3), torch.ones(2, 3)).cuda().conj().imag
+    x = torch.ones(2, 3, device="cuda")
+    with pytest.raises(ValueError, match="out carries PyTorch's lazy negation"):
+        scorekit.perturb(x, 0.5, seed=1, out=lazy)
+    with pytest.raises(ValueError, match="out carries PyTorch's lazy negation"):
+        scorekit.normal((2, 3), seed=1, out=lazy)
+    np.testing.assert_array_equal(scorekit.perturb(lazy, 0.5, seed=1).cpu().numpy(),
+                                  scorekit.perturb(-np.ones((2, 3), np.float32), 0.5, seed=1))
+
+
 def test_outputs_live_on_the_callers_framework_and_device(fw):
     x = fw.put(batch((4, 6), np.float32))
     out = scorekit.perturb(x, 0.5, seed=1)
