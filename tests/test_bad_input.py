@@ -110,7 +110,7 @@ def test_seed_and_counter_out_of_range(kernel, arg, value):
         call(kernel, **{arg: value})
 
 
-@pytest.mark.parametrize("value", [1.5, "3", None, True])
+@pytest.mark.parametrize("value", [1.5, "3", None, True, np.timedelta64(5)])
 def test_seed_of_the_wrong_type(value):
     with pytest.raises(TypeError, match="seed must be an integer"):
         scorekit.normal(3, seed=value)
@@ -302,6 +302,15 @@ class _OnDevice:
 
     def __dlpack_device__(self):
         return (2, 0)
+
+
+def test_snr_of_any_real_scalar_type():
+    """0-d values of every real type are taken, bfloat16 ones included."""
+    want = scorekit.corrector_step(X, X, snr=0.25, seed=0)[0]
+    jnp = pytest.importorskip("jax.numpy")
+    for snr in (np.float32(0.25), np.array(0.25), np.int64(0) + 0.25, jnp.asarray(0.25),
+                jnp.asarray(0.25, jnp.bfloat16)):
+        np.testing.assert_array_equal(scorekit.corrector_step(X, X, snr=snr, seed=0)[0], want)
 
 
 def test_zero_d_device_values_as_stream_integers_and_snr():

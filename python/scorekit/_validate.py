@@ -103,7 +103,8 @@ def _is_bool(value) -> bool:
 def integer(value, name: str, accepted: str) -> int:
     """``value`` as a Python int; TypeError for bools and non-integers. An integer tensor
     counts as its value, a PyTorch uint64 one above 2**63 included."""
-    if type(value) is int or isinstance(value, np.integer):  # the common cases, quickly
+    if type(value) is int or (isinstance(value, np.integer)  # the common cases, quickly
+                              and not isinstance(value, np.timedelta64)):
         return int(value)
     if _is_bool(value):
         raise TypeError(f"{name} must be {accepted}, got bool")
@@ -470,7 +471,7 @@ def snr_arg(snr) -> float:
     """The corrector's signal-to-noise ratio: one real number, finite and >= 0."""
     if type(snr) is not float and (
             isinstance(snr, (str, bytes, list, tuple, complex, bool)) or getattr(snr, "ndim", 0)
-            or _dtype_kind(snr) not in ("", "f", "i", "u")):
+            or _dtype_kind(snr) in ("b", "c", "U", "S")):
         raise TypeError(f"snr must be a real number (one for the whole batch), got "
                         f"{type(snr).__name__}")
     try:
