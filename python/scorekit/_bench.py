@@ -19,12 +19,12 @@ import math
 import os
 import platform
 import sys
-from pathlib import Path
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -217,10 +217,9 @@ def _per_sample(value, name, batch, dtype, positive, nonnegative, doubled) -> np
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{name} is a masked array, which is not supported: pass plain data "
                         "(e.g. .filled(...))")
-    if not isinstance(value, (np.ndarray, numbers.Real)):
-        value = host_view(value, name)  # another framework's array becomes a NumPy view
-        if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
-            value = as_numpy(value, name)  # one NumPy cannot view: refused by name
+    if not isinstance(value, (np.ndarray, numbers.Real)) and hasattr(
+            type(value), "__dlpack_device__"):  # another framework's array: NumPy's view of it
+        value = as_numpy(value, name)            # (one NumPy cannot take is refused by name)
     checks = (positive, nonnegative, doubled)
     if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0):
         if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
@@ -427,9 +426,8 @@ def probe_count(score_shape: tuple, jvp_shape: tuple) -> int:
 def coefficient(value, name: str, B: int, dtype, *, nonnegative: bool = False):
     """A per-sample coefficient computed in float64 (number or (B,) array), cast to dtype
     (the same from every framework: another's array is viewed as NumPy first)."""
-    if type(value) is float or type(value) is int:  # the common case, checked cheaply
-        pass
-    elif not isinstance(value, (np.ndarray, numbers.Real)):
+    if type(value) is not float and type(value) is not int and not isinstance(
+            value, (np.ndarray, numbers.Real)):  # (the common Python numbers checked cheaply)
         value = host_view(value, name)
     if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "fiu":
         if value.shape != (B,):

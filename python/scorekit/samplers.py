@@ -361,10 +361,7 @@ def _tolerance(value, name: str):
     """A solver tolerance as SciPy's solve_ivp takes it (a number, or per component an
     array), real, finite and >= 0: an infinite or NaN one would end the solve with
     any answer."""
-    if isinstance(value, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"{name} must be a real number >= 0 (or an array of them), got "
-                        f"{type(value).__name__}")
-    arr = real_values(value, name)
+    arr = real_values(value, name)  # (bools and strings refused by their dtype)
     if not (np.isfinite(arr).all() and (arr >= 0).all()):
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return value if isinstance(value, numbers.Real) else arr
