@@ -42,7 +42,8 @@ stored noise (score, noise -> gradient: 3; against the same PyTorch baseline
 as above, which reads its noise too), noisy_affine_step
 (x, score -> out: 3), corrector_step (x, score -> x, mean: 4, plus its norm
 pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
-gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
+gradients: 4), ism_loss with its gradient (score -> gradient: 2), both also with
+8 and with 32 threads a chunk, and mala_accept
 (state, score, proposal and its score -> new state and score: 6). It also adds
 ``hutchinson`` with ``like=`` over 8 Rademacher probes, one per round, of the
 diagonal operator ``v * d`` (counted per probe: write it, the product reads it
@@ -290,6 +291,16 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         np_dtype = np.dtype(str(dtype).removeprefix("torch."))
         probes = 8
 
+        def ssm():
+            return scorekit.ssm_loss(score, z, seed=1, counter=2, reduction="none")
+
+        def ism():
+            return scorekit.ism_loss(score, trace, reduction="none")
+
+        def by_chunk_width(fn):  # the same call with 8 and with 32 threads a chunk
+            return {f"scorekit, {g} threads a chunk": with_chunk_threads(fn, g, dev)
+                    for g in (8, 32)}
+
         def t_hutchinson():
             acc = torch.zeros(B, device=dev, dtype=torch.float64)
             v = torch.empty_like(x)
@@ -310,11 +321,8 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
                                                       reduction="none"),
                 "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma, z),
                 "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
-            "ssm_loss + grads": (4 * n * size, {
-                "scorekit": lambda: scorekit.ssm_loss(score, z, seed=1, counter=2,
-                                                      reduction="none")}),
-            "ism_loss + grad": (2 * n * size, {
-                "scorekit": lambda: scorekit.ism_loss(score, trace, reduction="none")}),
+            "ssm_loss + grads": (4 * n * size, {"scorekit": ssm, **by_chunk_width(ssm)}),
+            "ism_loss + grad": (2 * n * size, {"scorekit": ism, **by_chunk_width(ism)}),
             "mala_accept": (6 * n * size, {
                 "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
                                                          seed=1, counter=2)}),
