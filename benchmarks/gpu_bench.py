@@ -42,8 +42,7 @@ stored noise (score, noise -> gradient: 3; against the same PyTorch baseline
 as above, which reads its noise too), noisy_affine_step
 (x, score -> out: 3), corrector_step (x, score -> x, mean: 4, plus its norm
 pass), ssm_loss with one Gaussian probe and its gradients (score, jvp -> two
-gradients: 4), ism_loss with its gradient (score -> gradient: 2), both also with
-8 and with 32 threads a chunk, and mala_accept
+gradients: 4), ism_loss with its gradient (score -> gradient: 2) and mala_accept
 (state, score, proposal and its score -> new state and score: 6). It also adds
 ``hutchinson`` with ``like=`` over 8 Rademacher probes, one per round, of the
 diagonal operator ``v * d`` (counted per probe: write it, the product reads it
@@ -52,7 +51,9 @@ for ``matvec`` and the copy of its result into the round's array add 4 more),
 against the same loop in PyTorch eager
 (probes from ``bernoulli_``, float64 sums, the mean over probes, brought to
 the host); scorekit also keeps the running variance and notes non-finite
-products, and reads both back at the end.
+products, and reads both back at the end. Every scorekit kernel of ``--more``
+whose rows are reduced (all but noisy_affine_step) is also timed with 8 and
+with 32 threads a chunk.
 """
 
 from __future__ import annotations
@@ -297,6 +298,16 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         def ism():
             return scorekit.ism_loss(score, trace, reduction="none")
 
+        def corrector():
+            return scorekit.corrector_step(x, score, snr=0.16, seed=1, counter=2)
+
+        def mala():
+            return scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3, seed=1, counter=2)
+
+        def hutchinson():
+            return scorekit.hutchinson(lambda v: v * d_mv, (B, D), num_probes=probes, block=1,
+                                       seed=1, dtype=np_dtype, **like)
+
         def by_chunk_width(fn):  # the same call with 8 and with 32 threads a chunk
             return {f"scorekit, {g} threads a chunk": with_chunk_threads(fn, g, dev)
                     for g in (8, 32)}
@@ -313,23 +324,19 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
             "noisy_affine_step": (3 * n * size, {
                 "scorekit": lambda: scorekit.noisy_affine_step(x, score, a_h, c_h, g_h, seed=1,
                                                                counter=2, out=out)}),
-            "corrector_step": (4 * n * size, {
-                "scorekit": lambda: scorekit.corrector_step(x, score, snr=0.16, seed=1,
-                                                            counter=2)}),
+            "corrector_step": (4 * n * size, {"scorekit": corrector,
+                                              **by_chunk_width(corrector)}),
             "dsm_loss + grad (stored noise)": (3 * n * size, {
                 "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, noise=z,
                                                       reduction="none"),
                 "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma, z),
+                **by_chunk_width(unchecked_dsm(scorekit, score, sigma, z)),
                 "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
             "ssm_loss + grads": (4 * n * size, {"scorekit": ssm, **by_chunk_width(ssm)}),
             "ism_loss + grad": (2 * n * size, {"scorekit": ism, **by_chunk_width(ism)}),
-            "mala_accept": (6 * n * size, {
-                "scorekit": lambda: scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3,
-                                                         seed=1, counter=2)}),
+            "mala_accept": (6 * n * size, {"scorekit": mala, **by_chunk_width(mala)}),
             "hutchinson (8 probes)": (5 * probes * n * size, {
-                "scorekit": lambda: scorekit.hutchinson(lambda v: v * d_mv, (B, D),
-                                                        num_probes=probes, block=1, seed=1,
-                                                        dtype=np_dtype, **like),
+                "scorekit": hutchinson, **by_chunk_width(hutchinson),
                 "torch eager": t_hutchinson}),
         })
     if only is not None:

@@ -25,7 +25,7 @@ enum class NoiseKind { Normal = 0, Uniform = 1, Rademacher = 2 };
 int device_count(std::string* why = nullptr);
 
 // Threads per chunk of the row reductions (grid.hpp's chunk_threads): 0 chooses
-// by size and device (the default), 8 or 32 always takes that many, in every
+// by kernel, size and device (the default), 8 or 32 always takes that many, in every
 // thread of the process. The environment variable SCOREKIT_CUDA_CHUNK_THREADS,
 // read at first use, gives its first value ("8" or "32"; unset or anything
 // else: 0). The bits are the same for every setting; only the speed differs.

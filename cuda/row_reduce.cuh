@@ -3,8 +3,9 @@
 // CPU's chunked_dot does: LaneSum8 (position p to lane p % 8) over chunks of
 // `chunk` elements, chunk sums added left to right. Rows of at most kShortRow
 // elements take one thread each; longer rows a warp per chunk (a block for a
-// row taken as one long chunk; eight threads a chunk, four chunks a warp, where
-// there are enough chunks: grid.hpp's chunk_threads), the values staged in
+// row taken as one long chunk; eight threads a chunk, four chunks a warp, for
+// an Op bound by its instructions where there are enough chunks: grid.hpp's
+// chunk_threads), the values staged in
 // shared memory tile by tile and lane k added by one thread in position order,
 // then a second kernel adds each row's chunks. No atomics: the sums are the
 // CPU's bits for every grid and every number of threads a chunk.
@@ -23,6 +24,8 @@
 // __device__ Row row_of(std::int64_t row) const, and takes that Row in place of
 // the row index as values' first argument (held in registers across the tiles,
 // where the compiler would read the parameter again after each tile's stores).
+// An Op bound by its instructions may say so (static constexpr bool kGroupsPay =
+// true): only then does a large call take eight threads a chunk by itself.
 // A Fin receives each row's sums: __device__ void operator()(std::int64_t row,
 // const double* sums) const.
 #pragma once
@@ -49,6 +52,14 @@ namespace {
 // own barrier orders its tiles and warps never wait for each other.
 constexpr int kWarp = 32;
 constexpr std::int64_t kSegment = 512;  // values per tile and warp (32 KB for 8 warps)
+
+// Whether eight threads a chunk may pay for an Op (grid.hpp's chunk_threads):
+// its static constexpr bool kGroupsPay, false where it has none.
+template <class Op, class = void>
+struct GroupsPay : std::false_type {};
+template <class Op>
+struct GroupsPay<Op, std::void_t<decltype(Op::kGroupsPay)>>
+    : std::integral_constant<bool, Op::kGroupsPay> {};
 
 // What an Op's values take for a row: its Row (worked out once) or the row index.
 template <class Op, class = void>
@@ -214,7 +225,9 @@ void row_reduce(std::int64_t rows, std::int64_t D, std::int64_t chunk, const Op&
         chunk_sums_kernel<Op, kThreads><<<blocks, kThreads, 0, stream>>>(rc, op, partial);
     } else {
         const int setting = chunk_threads_setting();
-        const int G = chunk_threads(units, setting ? 0 : group_slots<Op>(what), setting);
+        constexpr bool pays = GroupsPay<Op>::value;
+        const int G = chunk_threads(units, setting || !pays ? 0 : group_slots<Op>(what), pays,
+                                    setting);
         const std::uint64_t per_block = static_cast<std::uint64_t>(kThreads / G);
         const auto groups = (units + per_block - 1) / per_block;
         const unsigned blocks = static_cast<unsigned>(groups < kMaxBlocks ? groups : kMaxBlocks);

@@ -310,7 +310,8 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
     subprocess.run([gxx, *flags, *map(str, emulated_cuda_sources(tmp_path)),
                     str(ROOT / "tests/native/cuda_emulated.cpp"), *cpu, "-o", str(exe)],
                    check=True)
-    # the binary checks that the chunk threads are chosen by size unless it sets them
+    # the binary checks that the chunk threads are chosen (by kernel and size) unless it
+    # sets them
     env = {k: v for k, v in os.environ.items() if k != "SCOREKIT_CUDA_CHUNK_THREADS"}
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900,
                          env=env)
@@ -319,7 +320,7 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
 
 def test_chunk_threads_setting_comes_from_the_environment_and_is_checked():
     """SCOREKIT_CUDA_CHUNK_THREADS sets the row reductions' threads per chunk, read
-    at first use ("8" or "32"; anything else: chosen by size); set_chunk_threads takes only
+    at first use ("8" or "32"; anything else: chosen); set_chunk_threads takes only
     0, 8 or 32. Which kernel each setting launches: the emulation test above."""
     if not _gpu.compiled():
         pytest.skip("the CUDA backend is not compiled")

@@ -606,27 +606,34 @@ void batched_64_bit_items() {
 }
 
 // Which kernel a row reduction takes (grid.hpp's chunk_threads): by size on
-// the emulated device (2 x 2 blocks held at once: eight threads a chunk from 65
-// chunks, 3 blocks of 32 chunks), or as set; any other setting is refused.
+// the emulated device (2 x 2 blocks held at once: eight threads a chunk from 225
+// chunks, 8 blocks of 32 chunks, twice what it holds) for dsm_loss with its
+// noise made again, a warp a chunk at every size with stored noise (a pass bound
+// by memory), or as set; any other setting is refused.
 void chunk_threads_choice() {
     const std::int64_t D = cuda::kShortRow + 1;  // a chunk a row
     struct Case {
         std::int64_t B;
+        bool stored;
         int setting;
         unsigned grid;  // of the chunk kernel: B chunks, 32 a block or 8
     };
-    for (const Case& c : {Case{64, 0, 8}, Case{65, 0, 3}, Case{65, 32, 9}, Case{64, 8, 2},
-                          Case{400, 0, 13}}) {
+    for (const Case& c : {Case{64, false, 0, 8}, Case{224, false, 0, 28},
+                          Case{225, false, 0, 8}, Case{400, false, 0, 13},
+                          Case{65, false, 32, 9}, Case{64, false, 8, 2},
+                          Case{400, true, 0, 50}, Case{400, true, 8, 13}}) {
         auto score = values<float>(static_cast<std::size_t>(c.B * D), 5);
+        auto noise = values<float>(static_cast<std::size_t>(c.B * D), 6);
         std::vector<double> partial = guarded_work(cuda::dsm_work(c.B, D)), rows(c.B);
         const RowParam<float> sigma{nullptr, 0.5f}, weight{nullptr, 1.0f};
         cuda::set_chunk_threads(c.setting);
         emu::grids.clear();
-        cuda::dsm_loss<float>(score.data(), nullptr, c.B, D, sigma, false, weight, 1.0, Stream{1, 2},
-                              0, partial.data(), rows.data(), nullptr, nullptr, 0, nullptr);
+        cuda::dsm_loss<float>(score.data(), c.stored ? noise.data() : nullptr, c.B, D, sigma,
+                              false, weight, 1.0, Stream{1, 2}, 0, partial.data(), rows.data(),
+                              nullptr, nullptr, 0, nullptr);
         if (emu::grids.size() != 2 || emu::grids[0] != c.grid)
-            FAIL("chunk threads: B %lld setting %d: %zu launches, grid %u, not %u\n",
-                 (long long)c.B, c.setting, emu::grids.size(),
+            FAIL("chunk threads: B %lld stored %d setting %d: %zu launches, grid %u, not %u\n",
+                 (long long)c.B, (int)c.stored, c.setting, emu::grids.size(),
                  emu::grids.empty() ? 0u : emu::grids[0], c.grid);
     }
     for (int bad : {-1, 1, 16, 64, 256}) {
