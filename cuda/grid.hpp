@@ -79,13 +79,15 @@ constexpr std::int64_t kShortRow = 64;
 // long (cuda/row_reduce.cuh): a warp, or eight (four chunks a warp, so that
 // all 32 threads add, where a warp per chunk leaves 24 of them idle while its
 // eight add). Eight threads a chunk save instructions, so they are taken only
-// for an Op that is bound by its instructions (`groups_pay`: dsm_loss with its
-// noise made again), and only where their blocks fill the device at least
-// twice over (`slots`: its multiprocessors times the blocks of that kernel each
-// holds): with fewer, they run a quarter of the warps, too few to keep it busy.
-// Measured on an H200 (benchmarks/RESULTS.md): dsm_loss 2.4% faster with eight
-// at 3.9 waves of their blocks, 1.7% slower at one wave; the passes bound by
-// memory (ism_loss, ssm_loss) 3-16% slower with eight at every size.
+// for an Op that is bound by its instructions (`groups_pay`: float32 dsm_loss
+// and corrector norms, which make their noise again), and only where their
+// blocks fill the device one and a half times over (`slots`: its
+// multiprocessors times the blocks of that kernel each holds): with fewer, they
+// run a quarter of the warps, too few to keep it busy. Measured on an H200
+// (benchmarks/RESULTS.md): those two 2-4% faster with eight at 3.9 waves of
+// their blocks, 0-3% at 1.9, up to 2% slower at one wave; in float64, and for
+// the passes bound by memory (ism_loss, ssm_loss, hutchinson, dsm_loss with
+// stored noise), eight were 2-20% slower at every size measured.
 // `setting` 8 or 32 takes that many whatever the Op and size (0: choose).
 constexpr int kChunkGroup = 8;
 constexpr int kChunkWarp = 32;
@@ -95,7 +97,7 @@ SCOREKIT_HD SCOREKIT_INLINE int chunk_threads(std::uint64_t units, std::uint64_t
     if (!groups_pay) return kChunkWarp;
     constexpr std::uint64_t per_block = kThreads / kChunkGroup;
     const std::uint64_t blocks = (units + per_block - 1) / per_block;
-    return blocks >= 2 * slots ? kChunkGroup : kChunkWarp;
+    return 2 * blocks >= 3 * slots ? kChunkGroup : kChunkWarp;
 }
 
 // Doubles of scratch a row reduction (cuda/row_reduce.cuh) of `rows` rows of D

@@ -180,8 +180,8 @@ template <class T, bool kStored>
 struct DsmOp {
     static constexpr int kSums = 1;
     static constexpr int K = NormalBlock<T>::kPerBlock;  // a 16-byte word (4 floats, 2 doubles)
-    // the noise made again binds the pass to its instructions (row_reduce.cuh)
-    static constexpr bool kGroupsPay = !kStored;
+    // float32: the noise made again binds the pass to its instructions (row_reduce.cuh)
+    static constexpr bool kGroupsPay = !kStored && sizeof(T) == sizeof(float);
     const T* score;
     const T* noise;  // kStored: the noise
     std::int64_t D;

@@ -25,7 +25,8 @@
 // the row index as values' first argument (held in registers across the tiles,
 // where the compiler would read the parameter again after each tile's stores).
 // An Op bound by its instructions may say so (static constexpr bool kGroupsPay =
-// true): only then does a large call take eight threads a chunk by itself.
+// true): only then does a large call take eight threads a chunk by itself
+// (grid.hpp's chunk_threads).
 // A Fin receives each row's sums: __device__ void operator()(std::int64_t row,
 // const double* sums) const.
 #pragma once

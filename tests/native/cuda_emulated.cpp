@@ -606,35 +606,44 @@ void batched_64_bit_items() {
 }
 
 // Which kernel a row reduction takes (grid.hpp's chunk_threads): by size on
-// the emulated device (2 x 2 blocks held at once: eight threads a chunk from 225
-// chunks, 8 blocks of 32 chunks, twice what it holds) for dsm_loss with its
-// noise made again, a warp a chunk at every size with stored noise (a pass bound
-// by memory), or as set; any other setting is refused.
-void chunk_threads_choice() {
+// the emulated device (2 x 2 blocks held at once: eight threads a chunk from 161
+// chunks, 6 blocks of 32 chunks, one and a half times what it holds) for float32
+// dsm_loss with its noise made again, a warp a chunk at every size with stored
+// noise (a pass bound by memory) and in float64; or as set. Any other setting is
+// refused.
+template <class T>
+unsigned dsm_chunk_grid(std::int64_t B, bool stored, int setting) {
     const std::int64_t D = cuda::kShortRow + 1;  // a chunk a row
+    auto score = values<T>(static_cast<std::size_t>(B * D), 5);
+    auto noise = values<T>(static_cast<std::size_t>(B * D), 6);
+    std::vector<double> partial = guarded_work(cuda::dsm_work(B, D)), rows(B);
+    const RowParam<T> sigma{nullptr, T(0.5)}, weight{nullptr, T(1)};
+    cuda::set_chunk_threads(setting);
+    emu::grids.clear();
+    cuda::dsm_loss<T>(score.data(), stored ? noise.data() : nullptr, B, D, sigma, false, weight,
+                      1.0, Stream{1, 2}, 0, partial.data(), rows.data(), nullptr, nullptr, 0,
+                      nullptr);
+    return emu::grids.size() == 2 ? emu::grids[0] : 0;  // (0: not two launches)
+}
+
+void chunk_threads_choice() {
     struct Case {
         std::int64_t B;
-        bool stored;
+        bool f64, stored;
         int setting;
         unsigned grid;  // of the chunk kernel: B chunks, 32 a block or 8
     };
-    for (const Case& c : {Case{64, false, 0, 8}, Case{224, false, 0, 28},
-                          Case{225, false, 0, 8}, Case{400, false, 0, 13},
-                          Case{65, false, 32, 9}, Case{64, false, 8, 2},
-                          Case{400, true, 0, 50}, Case{400, true, 8, 13}}) {
-        auto score = values<float>(static_cast<std::size_t>(c.B * D), 5);
-        auto noise = values<float>(static_cast<std::size_t>(c.B * D), 6);
-        std::vector<double> partial = guarded_work(cuda::dsm_work(c.B, D)), rows(c.B);
-        const RowParam<float> sigma{nullptr, 0.5f}, weight{nullptr, 1.0f};
-        cuda::set_chunk_threads(c.setting);
-        emu::grids.clear();
-        cuda::dsm_loss<float>(score.data(), c.stored ? noise.data() : nullptr, c.B, D, sigma,
-                              false, weight, 1.0, Stream{1, 2}, 0, partial.data(), rows.data(),
-                              nullptr, nullptr, 0, nullptr);
-        if (emu::grids.size() != 2 || emu::grids[0] != c.grid)
-            FAIL("chunk threads: B %lld stored %d setting %d: %zu launches, grid %u, not %u\n",
-                 (long long)c.B, (int)c.stored, c.setting, emu::grids.size(),
-                 emu::grids.empty() ? 0u : emu::grids[0], c.grid);
+    for (const Case& c : {Case{64, false, false, 0, 8}, Case{160, false, false, 0, 20},
+                          Case{161, false, false, 0, 6}, Case{400, false, false, 0, 13},
+                          Case{65, false, false, 32, 9}, Case{64, false, false, 8, 2},
+                          Case{400, false, true, 0, 50}, Case{400, false, true, 8, 13},
+                          Case{400, true, false, 0, 50}, Case{400, true, false, 8, 13}}) {
+        const unsigned grid = c.f64 ? dsm_chunk_grid<double>(c.B, c.stored, c.setting)
+                                    : dsm_chunk_grid<float>(c.B, c.stored, c.setting);
+        if (grid != c.grid)
+            FAIL("chunk threads: B %lld %s stored %d setting %d: grid %u, not %u\n",
+                 (long long)c.B, c.f64 ? "float64" : "float32", (int)c.stored, c.setting, grid,
+                 c.grid);
     }
     for (int bad : {-1, 1, 16, 64, 256}) {
         bool raised = false;
