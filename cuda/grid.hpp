@@ -79,15 +79,15 @@ constexpr std::int64_t kShortRow = 64;
 // long (cuda/row_reduce.cuh): a warp, or eight (four chunks a warp, so that
 // all 32 threads add, where a warp per chunk leaves 24 of them idle while its
 // eight add). Eight threads a chunk save instructions, so they are taken only
-// for an Op that is bound by its instructions (`groups_pay`: float32 dsm_loss
-// and corrector norms, which make their noise again), and only where their
-// blocks fill the device one and a half times over (`slots`: its
+// for an Op that is bound by its instructions (`groups_pay`: the corrector's
+// norms, and float32 dsm_loss, which make their noise again), and only where
+// their blocks fill the device one and a half times over (`slots`: its
 // multiprocessors times the blocks of that kernel each holds): with fewer, they
 // run a quarter of the warps, too few to keep it busy. Measured on an H200
-// (benchmarks/RESULTS.md): those two 2-4% faster with eight at 3.9 waves of
-// their blocks, 0-3% at 1.9, up to 2% slower at one wave; in float64, and for
-// the passes bound by memory (ism_loss, ssm_loss, hutchinson, dsm_loss with
-// stored noise), eight were 2-20% slower at every size measured.
+// (benchmarks/RESULTS.md): those 2-5% faster with eight at 2^27 and 2^28
+// elements, up to 2% slower at 2^26 and 6-32% at 2^24; float64 dsm_loss and the
+// passes bound by memory (ism_loss, ssm_loss, hutchinson, dsm_loss with stored
+// noise) 2-20% slower with eight at every size measured.
 // `setting` 8 or 32 takes that many whatever the Op and size (0: choose).
 constexpr int kChunkGroup = 8;
 constexpr int kChunkWarp = 32;
