@@ -124,7 +124,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
                  void* stream);
 
 inline std::int64_t mala_work(std::int64_t B, std::int64_t D) {
-    return reduce_scratch(B, D, D > 0 ? D : 1, 2);
+    return reduce_scratch(B, D, kReduceChunk, 2);
 }
 
 // Probe rows for a round of trace estimation: out row b * m + i (D elements) is

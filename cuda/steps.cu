@@ -74,11 +74,9 @@ struct MalaOp {
         const double hb = static_cast<double>(h(b));
         for (std::int64_t i = tid; i < n; i += nthreads) {
             const std::int64_t k = base + i;
-            const double d = static_cast<double>(x_prop[k]) - static_cast<double>(x[k]);
-            const double f = d - hb * static_cast<double>(score_x[k]);
-            const double r = -d - hb * static_cast<double>(score_prop[k]);
-            vals[i] = f * f;
-            vals[stride + i] = r * r;
+            const MalaTerms t = mala_terms(x[k], score_x[k], x_prop[k], score_prop[k], hb);
+            vals[i] = t.fwd;
+            vals[stride + i] = t.bwd;
         }
     }
 };
@@ -176,8 +174,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
     if (B <= 0) return;
     const OnDevice on(device);
     const cudaStream_t s = as_stream(stream);
-    // one LaneSum8 over the whole row, as the CPU: a single chunk of D elements
-    row_reduce(B, D, D > 0 ? D : 1, MalaOp<T>{x, score_x, x_prop, score_prop, D, h},
+    row_reduce(B, D, kReduceChunk, MalaOp<T>{x, score_x, x_prop, score_prop, D, h},
                MalaFin<T>{logp_x, logp_prop, h, st, first_sample, logp_out, accepted}, work, s,
                "mala_accept kernel launch");
     if (D > 0) {

@@ -389,6 +389,18 @@ def test_mala_bits(fw, shape, dtype):
         np.testing.assert_array_equal(fw.get(g), w)
 
 
+def test_mala_accept_sums_each_norm_chunk_by_chunk(fw, dtype):
+    """A MALA test that the order of the sums decides (conftest's mala_order_case): the
+    GPU accepts, as the CPU, where one LaneSum8 over the row would reject."""
+    from conftest import mala_order_case
+    (x, sx, lx, p, sp, lp, h), kw = mala_order_case(dtype)
+    want = scorekit.mala_accept(x, sx, lx, p, sp, lp, h, **kw)
+    got = scorekit.mala_accept(fw.put(x), fw.put(sx), lx, fw.put(p), fw.put(sp), lp, h, **kw)
+    assert want.accepted[0]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(fw.get(g), w)
+
+
 def test_mala_accept_over_arrays_off_alignment(fw, dtype):
     """mala_accept with the current state and the proposal's score as views one element
     off 16-byte alignment (rows of whole 16-byte words): the CPU's decisions and state."""

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import tolerance
+from conftest import mala_order_case, tolerance
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,6 +113,18 @@ def test_mala_accept_matches_reference_and_nan_rejects(dtype):
     np.testing.assert_array_equal(state.x, np.where(state.accepted[:, None], prop, x))
     np.testing.assert_array_equal(state.score, np.where(state.accepted[:, None], sc_p, sc_x))
     np.testing.assert_array_equal(state.logp, np.where(state.accepted, lpp, lpx))
+
+
+def test_mala_accept_sums_each_norm_chunk_by_chunk(dtype):
+    """MALA's squared distances are summed as every row reduction: LaneSum8 over chunks
+    of 4096 elements, then the chunks (a case the order decides; conftest)."""
+    args, kw = mala_order_case(dtype)
+    state = scorekit.mala_accept(*args, **kw)
+    assert state.accepted[0]
+    np.testing.assert_array_equal(state.x, args[3])
+    # the same case one step further from the boundary rejects
+    shifted = args[:5] + (args[5] - 2.0, 1.0)
+    assert not scorekit.mala_accept(*shifted, **kw).accepted[0]
 
 
 @pytest.mark.parametrize("call,exc,pattern", [

@@ -77,18 +77,22 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
         const T* sx = score_x + b * D;
         const T* sp = score_prop + b * D;
         const double hb = static_cast<double>(h(b));
-        LaneSum8 fwd, bwd;
-        for (std::int64_t j = 0; j < D; ++j) {
-            const double d = static_cast<double>(pb[j]) - static_cast<double>(xb[j]);
-            const double f = d - hb * static_cast<double>(sx[j]);
-            const double r = -d - hb * static_cast<double>(sp[j]);
-            fwd.a[j % 8] += f * f;
-            bwd.a[j % 8] += r * r;
+        double fwd = 0.0, bwd = 0.0;  // chunk by chunk, as every row reduction
+        for (std::int64_t c0 = 0; c0 < D; c0 += kReduceChunk) {
+            const std::int64_t m = std::min(kReduceChunk, D - c0);
+            LaneSum8 f8, b8;
+            for (std::int64_t j = 0; j < m; ++j) {
+                const std::int64_t i = c0 + j;
+                const MalaTerms t = mala_terms(xb[i], sx[i], pb[i], sp[i], hb);
+                f8.a[j % 8] += t.fwd;
+                b8.a[j % 8] += t.bwd;
+            }
+            fwd += f8.total();
+            bwd += b8.total();
         }
         double u;
         fill_range<UniformBlock<double>>(st, mala_uniform_element(first_sample, b), 1, &u);
-        const bool take = mala_accepts(
-            mala_log_ratio(logp_x[b], logp_prop[b], fwd.total(), bwd.total(), hb), u);
+        const bool take = mala_accepts(mala_log_ratio(logp_x[b], logp_prop[b], fwd, bwd, hb), u);
         accepted[b] = take ? 1 : 0;
         const T* xs = take ? pb : xb;
         const T* ss = take ? sp : sx;

@@ -8,6 +8,7 @@
 // chunk chosen by size and forced to 8 and to 32 (each with one block of
 // threads in reverse order and with three blocks that loop round).
 // Built and run by tests/test_cuda_host.py. Prints "ok" or the first failures.
+#include <cmath>
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
@@ -21,6 +22,8 @@
 #include "cpu_backend.hpp"
 #include "cuda_backend.hpp"
 #include "inline_copy.cuh"
+#include "scorekit/noise.hpp"
+#include "scorekit/steps.hpp"
 
 using namespace scorekit;
 
@@ -353,12 +356,42 @@ void corrector() {
 
 long long mala_taken = 0, mala_rejected = 0;
 
+// A MALA test that the order of the sums decides: one row of 4104 elements
+// (two chunks), h = 1, x = 0, x' = d, score_x = 0, score_prop = -d, so bwd = 0
+// and fwd = sum d_j^2 with d_0 = 2^27 and every other d_j = 1. In chunks of
+// 4096 (LaneSum8 each) fwd is 2^54 + 3592; as one chunk it would be 2^54 +
+// 3588 (the ones added to 2^54 in lane 0 are lost, in other groups). logp_prop
+// is set so that the log ratio, (logp_prop - 0) + fwd / 4, is c with the
+// chunked sums and c - 1 with one chunk, c the integer with c - 1 <= log u < c:
+// the chunked order accepts, the other would reject, on either backend.
+template <class T>
+void mala_order() {
+    const std::int64_t B = 1, D = 4096 + 8;
+    std::vector<T> x(D, T(0)), sx(D, T(0)), xp(D, T(1)), sp(D, T(-1)), ox(D), os(D);
+    xp[0] = T(134217728.0);  // 2^27
+    sp[0] = -xp[0];
+    const Stream st{31, 5};
+    double u;
+    fill_range<UniformBlock<double>>(st, mala_uniform_element(0, 0), 1, &u);
+    const double c = std::floor(detmath::log(u)) + 1.0;
+    const double lx = 0.0, lp = -(4503599627370496.0 + 898.0) + c;  // -(2^52 + 898) + c
+    const RowParam<T> h{nullptr, T(1)};
+    std::vector<double> work(static_cast<std::size_t>(cuda::mala_work(B, D))), gl(1), cl(1);
+    std::uint8_t ga = 2, ca = 2;
+    cuda::mala_accept<T>(x.data(), sx.data(), &lx, xp.data(), sp.data(), &lp, B, D, h, st, 0,
+                         ox.data(), os.data(), gl.data(), &ga, work.data(), 0, nullptr);
+    cpu::mala_accept<T>(x.data(), sx.data(), &lx, xp.data(), sp.data(), &lp, B, D, h, st, 0,
+                        ox.data(), os.data(), cl.data(), &ca);
+    if (ga != 1 || ca != 1)
+        FAIL("mala: the sums must go chunk by chunk (accepted: CUDA %d, CPU %d)\n", ga, ca);
+}
+
 // mala_accept's six arrays (x, score_x, x_prop, score_prop, x_out, score_out):
 // aligned, all one element off, or one of them off alone (bit k: array k).
 template <class T>
 void mala() {
     const std::int64_t shapes[][2] = {{1, 1}, {9, 7}, {6, 64}, {6, 65}, {3, 5000}, {2, 0},
-                                      {5, 8}, {3, 66}, {700, 12}};
+                                      {5, 8}, {3, 66}, {700, 12}, {2, 2 * 4096 + 9}};
     for (auto& s : shapes)
         for (unsigned moved : {0u, 63u, 1u, 2u, 4u, 8u, 16u, 32u})
             for (int per_row = 0; per_row < 2; ++per_row) {
@@ -393,6 +426,7 @@ void mala() {
                     FAIL("mala B %lld D %lld moved %u\n", (long long)B, (long long)D, moved);
                 for (auto a : ga) (a ? mala_taken : mala_rejected) += 1;
             }
+    mala_order<T>();
 }
 
 template <class T>

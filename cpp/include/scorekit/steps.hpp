@@ -40,6 +40,21 @@ SCOREKIT_HD SCOREKIT_INLINE double mala_log_ratio(double logp_x, double logp_pro
     return (logp_prop - logp_x) - (bwd - fwd) / (4.0 * h);
 }
 
+// One element's terms of fwd and bwd, in double: d = x' - x, then
+// (d - h s(x))^2 and (-d - h s(x'))^2. Each norm is summed over its row in the
+// order of every row reduction (trace.hpp's chunked_dot: LaneSum8 over chunks
+// of kReduceChunk elements, chunk sums added left to right).
+struct MalaTerms {
+    double fwd, bwd;
+};
+SCOREKIT_HD SCOREKIT_INLINE MalaTerms mala_terms(double x, double score_x, double x_prop,
+                                                 double score_prop, double h) {
+    const double d = x_prop - x;
+    const double f = d - h * score_x;
+    const double r = -d - h * score_prop;
+    return {f * f, r * r};
+}
+
 // The uniform of MALA's test for sample b (global index first_sample + b): float64
 // uniform element 2^62 + first_sample + b of the step's stream, far past its normals.
 SCOREKIT_HD SCOREKIT_INLINE std::uint64_t mala_uniform_element(std::uint64_t first_sample,
