@@ -49,7 +49,8 @@ PYBIND11_MODULE(_cuda, m) {
         },
         "Why the runtime sees no device (the CUDA error text), or '' when it sees one.");
     m.def("chunk_threads_setting", &sc::chunk_threads_setting,
-          "Threads per chunk of the row reductions: 0 (chosen by kernel, size and device), 8 or 32.");
+          "Threads per chunk of the row reductions: 0 (chosen by kernel, size and device), 8 "
+          "or 32.");
     m.def("set_chunk_threads", &sc::set_chunk_threads, py::arg("threads"),
           "Sets the threads per chunk of the row reductions (0, 8 or 32; the same bits).");
     m.def(

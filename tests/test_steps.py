@@ -122,8 +122,8 @@ def test_mala_accept_sums_each_norm_chunk_by_chunk(dtype):
     state = scorekit.mala_accept(*args, **kw)
     assert state.accepted[0]
     np.testing.assert_array_equal(state.x, args[3])
-    # the same case one step further from the boundary rejects
-    shifted = args[:5] + (args[5] - 2.0, 1.0)
+    # with the log ratio one lower (what one LaneSum8 over the row would give) it rejects
+    shifted = args[:5] + (args[5] - 1.0, 1.0)
     assert not scorekit.mala_accept(*shifted, **kw).accepted[0]
 
 
