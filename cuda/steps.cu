@@ -1,7 +1,7 @@
 // CUDA sampler steps over the shared functors: the Langevin corrector (noise and
 // score norms reduced in the CPU's order, its step sizes, then the affine step)
-// and the MALA accept / reject (the two squared norms of a row in one LaneSum8,
-// as the CPU), so the results are the CPU backend's bits.
+// and the MALA accept / reject (the two squared norms of a row reduced chunk by
+// chunk in the CPU's order), so the results are the CPU backend's bits.
 #include "cuda_backend.hpp"
 #include "row_reduce.cuh"
 #include "scorekit/steps.hpp"

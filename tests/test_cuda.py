@@ -170,8 +170,9 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
     would choose on a large card is checked under the emulation): dsm_loss (one sum),
     ssm_loss (two sums: probes against jvp and score, sphere probes' norms; one sum and
     the score's squares with variance reduction, rows of whole 16-byte words), ism_loss
-    (odd and whole-word rows) and hutchinson's products, over several blocks (123
-    chunks: 4 blocks of 32, 16 of 8), the CPU's bits in every case.
+    (odd and whole-word rows), mala_accept's squared distances and hutchinson's
+    products, over several blocks (123 chunks: 4 blocks of 32, 16 of 8), the CPU's
+    bits in every case.
     benchmarks/gpu_session.sh also runs the other reductions' tests with eight threads
     a chunk."""
     from scorekit import _gpu
@@ -179,6 +180,8 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
     j = batch((5, 2, 9001), dtype, 2)
     w = batch((21, 3, 2 * 4096 + 4), dtype, 3)  # D a multiple of 4: 16-byte words
     sig = np.linspace(0.1, 2.0, 41).astype(dtype)
+    lx = -0.5 * np.sum(s.astype(np.float64) ** 2, axis=1)  # MALA's log-densities
+    lp = -0.5 * np.sum(x.astype(np.float64) ** 2, axis=1) + np.linspace(-1500.0, 1500.0, 41)
     d = np.linspace(-1.0, 2.0, 9001).astype(dtype)
     dd, like = fw.put(d), fw.put(np.zeros(1, np.float32))
     try:
@@ -190,7 +193,9 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
                scorekit.ssm_loss(fw.put(w[:, 0]), fw.put(w), seed=7, kind="rademacher",
                                  reduction="none"),
                scorekit.ism_loss(fw.put(s), fw.put(sig), reduction="none"),
-               scorekit.ism_loss(fw.put(w[:, 1]), fw.put(sig[:21]), reduction="none")]
+               scorekit.ism_loss(fw.put(w[:, 1]), fw.put(sig[:21]), reduction="none"),
+               scorekit.mala_accept(fw.put(s), fw.put(-s), lx, fw.put(x), fw.put(-x), lp, 0.3,
+                                    seed=5)]
         got_tr = scorekit.hutchinson(lambda v: v * dd, (5, 9001), num_probes=3, seed=3,
                                      dtype=dtype, like=like)
     finally:
@@ -201,7 +206,9 @@ def test_row_reductions_with_each_chunk_width(fw, threads, dtype):
                               reduction="none"),
             scorekit.ssm_loss(w[:, 0], w, seed=7, kind="rademacher", reduction="none"),
             scorekit.ism_loss(s, sig, reduction="none"),
-            scorekit.ism_loss(w[:, 1], sig[:21], reduction="none")]
+            scorekit.ism_loss(w[:, 1], sig[:21], reduction="none"),
+            scorekit.mala_accept(s, -s, lx, x, -x, lp, 0.3, seed=5)]
+    assert 0 < want[-1].accepted.mean() < 1
     for g, e in zip(got, want, strict=True):
         for a, b in zip(g, e, strict=True):
             np.testing.assert_array_equal(fw.get(a), b)
