@@ -84,7 +84,7 @@ constexpr std::int64_t kShortRow = 64;
 // their blocks fill the device one and a half times over (`slots`: its
 // multiprocessors times the blocks of that kernel each holds): with fewer, they
 // run a quarter of the warps, too few to keep it busy. Measured on an H200
-// (benchmarks/RESULTS.md): those 2-5% faster with eight at 2^27 and 2^28
+// (benchmarks/RESULTS.md): those up to 4% faster with eight at 2^27 and 2^28
 // elements, up to 2% slower at 2^26, 6-11% at 2^25 and 30-54% at 2^24; float64
 // dsm_loss and the passes bound by memory (ism_loss, ssm_loss, hutchinson,
 // dsm_loss with stored noise) up to 30% slower with eight, never faster by more
