@@ -155,6 +155,12 @@ def with_chunk_threads(fn, threads, dev):
     return call
 
 
+def by_chunk_width(fn, dev, label: str = "scorekit") -> dict:
+    """Variants of ``label``'s call fn with 8 and with 32 threads a chunk (None where
+    with_chunk_threads cannot set them)."""
+    return {f"{label}, {g} threads a chunk": with_chunk_threads(fn, g, dev) for g in (8, 32)}
+
+
 def only_kernels(args):
     return None if args.only is None else {v.strip() for v in args.only.split(",")}
 
@@ -255,6 +261,7 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         return 0.5 * (q * q).sum() / B, q * (sigma[:, None] / B)
 
     t_dsm_compiled = compiled(t_dsm)
+    dsm_unchecked = unchecked_dsm(scorekit, score, sigma)
 
     cases = {
         "copy": (2 * n * size, {"torch copy_": lambda: out.copy_(x)}),
@@ -274,10 +281,9 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         "dsm_loss + grad": (2 * n * size, {
             "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, seed=1, counter=2,
                                                   reduction="none"),
-            "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma),
+            "scorekit, CUDA sigma unchecked": dsm_unchecked,
             # the same with 8 and with 32 threads a chunk, whichever the size chooses
-            **{f"scorekit, CUDA sigma unchecked, {g} threads a chunk":
-               with_chunk_threads(unchecked_dsm(scorekit, score, sigma), g, dev) for g in (8, 32)},
+            **by_chunk_width(dsm_unchecked, dev, "scorekit, CUDA sigma unchecked"),
             "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
     }
     if more:
@@ -304,13 +310,12 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
         def mala():
             return scorekit.mala_accept(x, score, logp, z, score, logp, 1e-3, seed=1, counter=2)
 
+        stored_unchecked = unchecked_dsm(scorekit, score, sigma, z)
+
         def hutchinson():
             return scorekit.hutchinson(lambda v: v * d_mv, (B, D), num_probes=probes, block=1,
                                        seed=1, dtype=np_dtype, **like)
 
-        def by_chunk_width(fn):  # the same call with 8 and with 32 threads a chunk
-            return {f"scorekit, {g} threads a chunk": with_chunk_threads(fn, g, dev)
-                    for g in (8, 32)}
 
         def t_hutchinson():
             acc = torch.zeros(B, device=dev, dtype=torch.float64)
@@ -325,18 +330,18 @@ def bench_size(k, repeats, timed, compiled, torch, scorekit, dev, more=False,
                 "scorekit": lambda: scorekit.noisy_affine_step(x, score, a_h, c_h, g_h, seed=1,
                                                                counter=2, out=out)}),
             "corrector_step": (4 * n * size, {"scorekit": corrector,
-                                              **by_chunk_width(corrector)}),
+                                              **by_chunk_width(corrector, dev)}),
             "dsm_loss + grad (stored noise)": (3 * n * size, {
                 "scorekit": lambda: scorekit.dsm_loss(score, sigma_h, noise=z,
                                                       reduction="none"),
-                "scorekit, CUDA sigma unchecked": unchecked_dsm(scorekit, score, sigma, z),
-                **by_chunk_width(unchecked_dsm(scorekit, score, sigma, z)),
+                "scorekit, CUDA sigma unchecked": stored_unchecked,
+                **by_chunk_width(stored_unchecked, dev),
                 "torch eager": t_dsm, "torch.compile": t_dsm_compiled}),
-            "ssm_loss + grads": (4 * n * size, {"scorekit": ssm, **by_chunk_width(ssm)}),
-            "ism_loss + grad": (2 * n * size, {"scorekit": ism, **by_chunk_width(ism)}),
-            "mala_accept": (6 * n * size, {"scorekit": mala, **by_chunk_width(mala)}),
+            "ssm_loss + grads": (4 * n * size, {"scorekit": ssm, **by_chunk_width(ssm, dev)}),
+            "ism_loss + grad": (2 * n * size, {"scorekit": ism, **by_chunk_width(ism, dev)}),
+            "mala_accept": (6 * n * size, {"scorekit": mala, **by_chunk_width(mala, dev)}),
             "hutchinson (8 probes)": (5 * probes * n * size, {
-                "scorekit": hutchinson, **by_chunk_width(hutchinson),
+                "scorekit": hutchinson, **by_chunk_width(hutchinson, dev),
                 "torch eager": t_hutchinson}),
         })
     if only is not None:
