@@ -81,7 +81,7 @@ def test_tensors_numpy_cannot_take_are_refused_by_name():
 
 def test_integer_tensors_as_seeds():
     """0-d integer tensors count as their value (a uint64 one above 2**63 included);
-    a bool tensor is refused as a bool is."""
+    a bool tensor is refused as a bool is, and a tensor with an axis whatever its size."""
     torch = pytest.importorskip("torch")
     top = 2**64 - 1
     np.testing.assert_array_equal(scorekit.normal(5, seed=torch.tensor(top, dtype=torch.uint64)),
@@ -92,6 +92,13 @@ def test_integer_tensors_as_seeds():
         scorekit.normal(5, seed=torch.tensor(True))
     with pytest.raises(TypeError, match="seed must be an integer"):
         scorekit.normal(5, seed=torch.tensor([1, 2]))
+    # one element with an axis is refused as NumPy's and JAX's are, though torch can index it
+    with pytest.raises(TypeError, match=r"seed must be an integer .*Tensor of shape \(1,\)"):
+        scorekit.normal(5, seed=torch.tensor([5]))
+    with pytest.raises(TypeError, match=r"counter must be .*Tensor of shape \(1, 1\)"):
+        scorekit.normal(5, seed=1, counter=torch.tensor([[2]]))
+    with pytest.raises(TypeError, match=r"num_probes must be an int >= 1, got Tensor of shape"):
+        scorekit.probes((2, 3), kind="rademacher", seed=1, num_probes=torch.tensor([4]))
     with pytest.raises(TypeError, match="seed must be an integer"):  # no value to read
         scorekit.normal(5, seed=torch.empty((), dtype=torch.int64, device="meta"))
 
