@@ -41,12 +41,11 @@ void langevin_corrector(const T* x, const T* score, std::int64_t B, std::int64_t
     for_each_tile(B, 1, [&](std::int64_t b, std::int64_t) {
         alignas(64) T tile[kReduceChunk];
         double zz = 0.0;
-        for (std::int64_t c0 = 0; c0 < D; c0 += kReduceChunk) {
-            const std::int64_t m = std::min(kReduceChunk, D - c0);
+        for_chunks(D, [&](std::int64_t c0, std::int64_t m) {
             fill_tile<NormalBlock<T>>(st, first + static_cast<std::uint64_t>(b * D + c0),
                                        static_cast<std::uint64_t>(m), tile);
             zz += chunked_dot(tile, tile, m);
-        }
+        });
         znorm[static_cast<std::size_t>(b)] = sqrt_of(zz);
         snorm[static_cast<std::size_t>(b)] = sqrt_of(chunked_dot(score + b * D, score + b * D, D));
     }, B * D);
@@ -78,8 +77,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
         const T* sp = score_prop + b * D;
         const double hb = static_cast<double>(h(b));
         double fwd = 0.0, bwd = 0.0;  // chunk by chunk, as every row reduction
-        for (std::int64_t c0 = 0; c0 < D; c0 += kReduceChunk) {
-            const std::int64_t m = std::min(kReduceChunk, D - c0);
+        for_chunks(D, [&](std::int64_t c0, std::int64_t m) {
             LaneSum8 f8, b8;
             for (std::int64_t j = 0; j < m; ++j) {
                 const std::int64_t i = c0 + j;
@@ -89,7 +87,7 @@ void mala_accept(const T* x, const T* score_x, const double* logp_x, const T* x_
             }
             fwd += f8.total();
             bwd += b8.total();
-        }
+        });
         double u;
         fill_range<UniformBlock<double>>(st, mala_uniform_element(first_sample, b), 1, &u);
         const bool take = mala_accepts(mala_log_ratio(logp_x[b], logp_prop[b], fwd, bwd, hb), u);

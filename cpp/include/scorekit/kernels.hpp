@@ -50,6 +50,14 @@ struct LaneSum8 {
 // sums are then added left to right.
 constexpr std::int64_t kReduceChunk = 4096;
 
+// f(c0, m) for the chunks [c0, c0 + m) of a row of n elements, left to right:
+// the order in which a row's chunk sums are added.
+template <class F>
+SCOREKIT_HD SCOREKIT_INLINE void for_chunks(std::int64_t n, F&& f) {
+    for (std::int64_t c0 = 0; c0 < n; c0 += kReduceChunk)
+        f(c0, n - c0 < kReduceChunk ? n - c0 : kReduceChunk);
+}
+
 template <class T>
 SCOREKIT_HD SCOREKIT_INLINE double lane_sum(const T* v, std::int64_t n) {
     LaneSum8 acc;

@@ -16,8 +16,7 @@ namespace scorekit {
 template <class T>
 SCOREKIT_HD SCOREKIT_INLINE double chunked_dot(const T* a, const T* b, std::int64_t n) {
     double total = 0.0;
-    for (std::int64_t c0 = 0; c0 < n; c0 += kReduceChunk) {
-        const std::int64_t m = n - c0 < kReduceChunk ? n - c0 : kReduceChunk;
+    for_chunks(n, [&](std::int64_t c0, std::int64_t m) {
         LaneSum8 acc;
         std::int64_t p = 0;
         for (; p + 8 <= m; p += 8)
@@ -26,7 +25,7 @@ SCOREKIT_HD SCOREKIT_INLINE double chunked_dot(const T* a, const T* b, std::int6
         for (int k = 0; p < m; ++p, ++k)
             acc.a[k] += static_cast<double>(a[c0 + p]) * static_cast<double>(b[c0 + p]);
         total += acc.total();
-    }
+    });
     return total;
 }
 
