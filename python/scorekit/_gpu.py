@@ -266,8 +266,8 @@ def _backend(name):
                         f"loaded: {_IMPORT_ERROR}")
     if _cuda is None:
         raise TypeError(f"{name} is on a CUDA device, but this scorekit build has no CUDA "
-                        "backend (nvcc was not found when it was built): move it to the CPU, "
-                        "or build with SCOREKIT_CUDA=ON")
+                        "backend (no nvcc 11.8 or later was found when it was built): move it "
+                        "to the CPU, or build with SCOREKIT_CUDA=ON")
     if _cuda.device_count() == 0:
         why = _cuda.runtime_status() if hasattr(_cuda, "runtime_status") else ""
         raise TypeError(f"{name} is on a CUDA device, but scorekit's CUDA runtime sees no device"
