@@ -3,11 +3,13 @@
 - cuda/grid.hpp (the launchers' work layout): tests/native/cuda_grid.cpp checks
   on the host that every element is covered exactly once, with the value index
   the scalar fill gives it, for awkward sizes, offsets and grid sizes.
-- cuda/staging.hpp (page-locked staging of host parameters past about 32 KB):
-  tests/native/cuda_staging.cpp runs it over a stand-in runtime.
-- The kernels of cuda/*.cu and cuda/inline_copy.cuh (host parameters of up to
-  about 32 KB carried in a copy kernel's parameters) run under the emulation
-  of tests/native/cuda_emulation, against the CPU backend.
+- cuda/staging.hpp (page-locked staging of host parameters past about 32 KB,
+  4 KB before CUDA 12.1): tests/native/cuda_staging.cpp runs it over a
+  stand-in runtime.
+- The kernels of cuda/*.cu run under the emulation of tests/native/cuda_emulation,
+  against the CPU backend; cuda/inline_copy.cuh (host parameters carried in a
+  copy kernel's parameters) runs there too, built for CUDA 13 and for 11.8
+  (tests/native/cuda_inline_copy.cpp).
 - The routing of CUDA arrays (scorekit/_gpu.py): refused with an error naming
   the argument when the build or the machine cannot serve them, and checked
   (dtype, layout, device, read-only outputs) before any kernel is launched.
@@ -315,6 +317,26 @@ def test_cuda_kernels_under_emulation_match_the_cpu(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SCOREKIT_CUDA_CHUNK_THREADS"}
     res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=900,
                          env=env)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("cudart", [None, 11080], ids=["cuda13", "cuda11.8"])
+def test_host_copies_in_kernel_parameters_under_emulation(tmp_path, cudart):
+    """cuda/inline_copy.cuh under the emulation, built for the runtime the package is
+    built with and for one older than 12.1 (4 KB of kernel parameters): every
+    payload size and its edges copied, the rest refused, on the launch's grid and
+    on one and three blocks; a driver's refusal of large payloads handled."""
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ not found")
+    emulated_cuda_sources(tmp_path)  # inline_copy.cuh with its launch rewritten
+    exe = tmp_path / "inline_copy"
+    version = [] if cudart is None else [f"-DCUDART_VERSION={cudart}"]
+    subprocess.run([gxx, "-std=c++20", "-O1", "-pthread", *version, f"-I{tmp_path}",
+                    f"-I{ROOT / 'tests/native/cuda_emulation'}", f"-I{ROOT / 'cuda'}",
+                    f"-I{ROOT / 'cpp/include'}", str(ROOT / "tests/native/cuda_inline_copy.cpp"),
+                    "-o", str(exe)], check=True)
+    res = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stdout + res.stderr
 
 

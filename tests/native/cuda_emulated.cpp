@@ -21,7 +21,7 @@
 
 #include "cpu_backend.hpp"
 #include "cuda_backend.hpp"
-#include "inline_copy.cuh"
+#include "launch.cuh"
 #include "scorekit/noise.hpp"
 #include "scorekit/steps.hpp"
 
@@ -536,79 +536,6 @@ void reduce() {
     }
 }
 
-// Words a copy must not touch hold kUntouched.
-constexpr std::uint32_t kUntouched = 0xdeadbeefu;
-
-template <class It>
-bool untouched(It first, It last) {
-    return std::all_of(first, last, [](std::uint32_t w) { return w == kUntouched; });
-}
-
-// Host-to-device copies in a kernel's parameters: every payload size and its
-// edges, one launch each, the words after the copy untouched; nothing enqueued
-// for what they do not take.
-void inline_copies() {
-    const std::size_t max = cuda::kMaxInlineBytes;
-    for (std::size_t nbytes : {std::size_t{4}, std::size_t{8}, std::size_t{2044},
-                               std::size_t{2048}, std::size_t{2052}, std::size_t{8188},
-                               std::size_t{8192}, std::size_t{8196}, max - 4, max}) {
-        const std::size_t n = nbytes / 4;
-        std::vector<std::uint32_t> host(n), dst(n + 9, kUntouched);
-        std::mt19937 g(static_cast<unsigned>(nbytes));
-        for (auto& w : host) w = static_cast<std::uint32_t>(g());
-        const long long before = emu::launches;
-        const bool took = cuda::put_inline(host.data(), nbytes, dst.data() + 1, nullptr);
-        const bool copied = std::memcmp(dst.data() + 1, host.data(), nbytes) == 0;
-        if (!took || emu::launches != before + 1 || !copied || dst[0] != kUntouched ||
-            !untouched(dst.begin() + 1 + static_cast<std::ptrdiff_t>(n), dst.end()))
-            FAIL("put_inline of %zu bytes: took %d, %lld launches, copied %d\n", nbytes, took,
-                 emu::launches - before, copied);
-    }
-    std::vector<std::uint32_t> host(max / 4 + 2, 1u), dst(max / 4 + 4, kUntouched);
-    struct Refused {
-        std::size_t nbytes;
-        void* at;
-    };
-    for (const Refused r : {Refused{6, dst.data()}, Refused{max + 4, dst.data()},
-                            Refused{8, reinterpret_cast<char*>(dst.data()) + 2}}) {
-        const long long before = emu::launches;
-        if (cuda::put_inline(host.data(), r.nbytes, r.at, nullptr) || emu::launches != before ||
-            !untouched(dst.begin(), dst.end()))
-            FAIL("put_inline of %zu bytes must leave the copy to the caller\n", r.nbytes);
-    }
-    const long long before = emu::launches;
-    if (!cuda::put_inline(host.data(), 0, dst.data(), nullptr) || emu::launches != before)
-        FAIL("put_inline of no bytes must take it and launch nothing\n");
-}
-
-// A driver that refuses parameters over 4 KB: the first large copy is left to
-// the caller (nothing written), later ones too without a launch, small ones
-// still go; any other launch error is raised.
-void inline_copy_fallback() {
-    std::vector<std::uint32_t> host(2048, 5u), dst(2048, kUntouched);
-    emu::refuse_next_launch = cudaErrorNotSupported;
-    if (cuda::put_inline(host.data(), 4 * 2048, dst.data(), nullptr) || !untouched(dst.begin(), dst.end()) ||
-        cuda::large_payloads().load())
-        FAIL("a refused large copy must be left to the caller, and large ones after it\n");
-    const long long before = emu::launches;
-    if (cuda::put_inline(host.data(), 4 * 600, dst.data(), nullptr) || emu::launches != before ||
-        !untouched(dst.begin(), dst.end()))
-        FAIL("after a refusal, copies over 2 KB must be left to the caller\n");
-    if (!cuda::put_inline(host.data(), 4 * 512, dst.data(), nullptr) || dst[511] != 5u ||
-        dst[512] != kUntouched)
-        FAIL("after a refusal, copies of up to 2 KB must still go\n");
-    cuda::large_payloads().store(true);
-    bool raised = false;
-    emu::refuse_next_launch = cudaErrorNotSupported;
-    try {
-        cuda::put_inline(host.data(), 4 * 100, dst.data(), nullptr);  // small: no fallback
-    } catch (const std::runtime_error&) {
-        raised = true;
-    }
-    if (!raised || emu::pending != cudaSuccess)
-        FAIL("a refused small copy must raise\n");
-}
-
 // for_batched over a grid-stride loop of more than 2^32 items (no emulated
 // launch reaches that many): each sampled thread visits exactly its items
 // tid, tid + nthreads, ... below count, each once, and loads each before use.
@@ -704,7 +631,6 @@ void reductions() {
 }
 
 void all() {
-    inline_copies();
     noise<float>();
     noise<double>();
     elementwise<float>();
@@ -755,7 +681,6 @@ int main() {
     if (mala_taken == 0 || mala_rejected == 0)
         FAIL("the MALA cases must both accept and reject (%lld / %lld)\n", mala_taken,
              mala_rejected);
-    inline_copy_fallback();
     if (failures == 0) std::printf("ok\n");
     return failures == 0 ? 0 : 1;
 }

@@ -33,7 +33,9 @@ inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 #define __shared__ static
 #define __forceinline__ inline
 #define __grid_constant__
+#ifndef CUDART_VERSION  // (tests/native/cuda_inline_copy.cpp is built with older ones too)
 #define CUDART_VERSION 13000  // the toolkit the package is built with
+#endif
 #define SCOREKIT_CUDA_EMULATED 1  // (cuda/launch.cuh: vector accesses checked)
 
 struct alignas(16) float4 {
