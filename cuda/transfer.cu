@@ -1,8 +1,8 @@
 // Host-to-device copies of small host arrays (per-sample parameters), enqueued
 // on the caller's stream so that the host does not wait for the stream; the
 // host buffer may go as soon as the call returns. Up to about 32 KB (whole
-// 4-byte words) the bytes travel in a copy kernel's parameters
-// (inline_copy.cuh); larger copies go through page-locked staging
+// 4-byte words; 4 KB before CUDA 12.1) the bytes travel in a copy kernel's
+// parameters (inline_copy.cuh); larger copies go through page-locked staging
 // (staging.hpp), and those the staging does not take straight from pageable
 // memory.
 //

@@ -12,7 +12,8 @@ enqueued on that framework's current stream (``torch.cuda.current_stream(device)
 ``cupy.cuda.get_current_stream()``);
 nothing synchronises (a call's per-sample parameters given as host arrays are
 copied on that stream together, in a copy kernel's parameters or, past about
-32 KB, through page-locked staging), except that
+32 KB (4 KB when built with a CUDA before 12.1), through page-locked
+staging), except that
 per-sample parameters given as device arrays are copied to the host to be
 checked (B values; not within ``device_value_checks(False)``), a "mean" or
 "sum" loss is returned as a Python float (which waits for the kernel), the
@@ -225,10 +226,10 @@ def _host_c(arr) -> np.ndarray:
 def _upload(host: np.ndarray, dst: int, device: int, stream: int) -> None:
     """A C-contiguous, native-order host array into device memory at dst, enqueued
     on ``stream`` in a copy kernel's parameters (up to about 32 KB of whole
-    words, cuda/inline_copy.cuh) or through page-locked staging
-    (cuda/staging.hpp): the host does not wait for the stream, and ``host`` may
-    go when this returns. Refused (a RuntimeError) while the stream captures a
-    CUDA graph."""
+    words, 4 KB when built with a CUDA before 12.1: cuda/inline_copy.cuh) or
+    through page-locked staging (cuda/staging.hpp): the host does not wait for
+    the stream, and ``host`` may go when this returns. Refused (a RuntimeError)
+    while the stream captures a CUDA graph."""
     if not (host.flags.c_contiguous and host.dtype.isnative):
         raise ValueError("scorekit: internal error: uploads take C-contiguous native arrays")
     if host.nbytes:

@@ -101,8 +101,9 @@ def _is_bool(value) -> bool:
 
 
 def integer(value, name: str, accepted: str) -> int:
-    """``value`` as a Python int; TypeError for bools and non-integers. An integer tensor
-    counts as its value, a PyTorch uint64 one above 2**63 included."""
+    """``value`` as a Python int; TypeError for bools, non-integers and arrays with an
+    axis. A 0-d integer tensor counts as its value, a PyTorch uint64 one above 2**63
+    included."""
     if type(value) is int or (isinstance(value, np.integer)  # the common cases, quickly
                               and not isinstance(value, np.timedelta64)):
         return int(value)

@@ -47,7 +47,7 @@ def build_info():
         import), ``simd_supported`` (the best this CPU and build offer),
         ``openmp``, ``num_threads``, ``cuda_compiled`` (whether the CUDA
         backend ``scorekit._cuda`` was built: ``SCOREKIT_CUDA=AUTO`` builds it
-        where nvcc is found) and ``gpu_available`` (whether it sees a CUDA
+        where nvcc 11.8 or later is found) and ``gpu_available`` (whether it sees a CUDA
         device, as :func:`gpu_available`), plus ``numpy``.
     """
     info = dict(_core.build_info())
