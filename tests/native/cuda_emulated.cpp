@@ -21,6 +21,7 @@
 
 #include "cpu_backend.hpp"
 #include "cuda_backend.hpp"
+#include "failures.hpp"
 #include "launch.cuh"
 #include "scorekit/noise.hpp"
 #include "scorekit/steps.hpp"
@@ -28,12 +29,6 @@
 using namespace scorekit;
 
 namespace {
-
-int failures = 0;
-#define FAIL(...)                                               \
-    do {                                                        \
-        if (failures++ < 10) std::printf(__VA_ARGS__);          \
-    } while (0)
 
 template <class T>
 std::vector<T> values(std::size_t n, int seed, double lo = -2, double hi = 2) {

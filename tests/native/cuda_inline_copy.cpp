@@ -12,17 +12,12 @@
 
 #include <cuda_runtime.h>  // the emulation (tests/native/cuda_emulation)
 
+#include "failures.hpp"
 #include "inline_copy.cuh"
 
 using namespace scorekit;
 
 namespace {
-
-int failures = 0;
-#define FAIL(...)                                               \
-    do {                                                        \
-        if (failures++ < 10) std::printf(__VA_ARGS__);          \
-    } while (0)
 
 // Words a copy must not touch hold kUntouched.
 constexpr std::uint32_t kUntouched = 0xdeadbeefu;
