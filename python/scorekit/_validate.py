@@ -110,7 +110,7 @@ def integer(value, name: str, accepted: str) -> int:
     if _is_bool(value):
         raise TypeError(f"{name} must be {accepted}, got bool")
     shape = getattr(value, "shape", ())
-    if shape != () and getattr(value, "ndim", 0) != 0:  # a one-element tensor has __index__ too
+    if shape != ():  # (a one-element tensor has __index__ too)
         raise TypeError(f"{name} must be {accepted}, got {type(value).__name__} of shape "
                         f"{tuple(shape)}")
     try:
